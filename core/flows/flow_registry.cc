@@ -1,0 +1,92 @@
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/flows/flow.h"
+
+namespace sampled {
+namespace {
+
+const char* FieldName(FlowField f) {
+  switch (f) {
+    case FlowField::kStepSize: return "step_size";
+    case FlowField::kOptimizer: return "optimizer";
+    case FlowField::kNoise: return "noise";
+    case FlowField::kBandwidth: return "bandwidth";
+    case FlowField::kBatchSize: return "batch_size";
+    case FlowField::kDType: return "dtype";
+  }
+  return "?";
+}
+
+bool IsSet(const FlowConfig& c, FlowField f) {
+  switch (f) {
+    case FlowField::kStepSize: return c.step_size.has_value();
+    case FlowField::kOptimizer: return c.optimizer.has_value();
+    case FlowField::kNoise: return c.noise.has_value();
+    case FlowField::kBandwidth: return c.bandwidth.has_value();
+    case FlowField::kBatchSize: return c.batch_size.has_value();
+    case FlowField::kDType: return c.dtype.has_value();
+  }
+  return false;
+}
+
+}  // namespace
+
+const std::vector<const FlowMethod*>& FlowMethods() {
+  static const std::vector<const FlowMethod*> kMethods = {&SdFlowMethod(), &SvgdFlowMethod(),
+                                                          &LangevinFlowMethod()};
+  return kMethods;
+}
+
+absl::StatusOr<const FlowMethod*> FindFlowMethod(const std::string& name) {
+  std::vector<std::string> names;
+  for (const FlowMethod* m : FlowMethods()) {
+    if (m->name == name) return m;
+    names.push_back(m->name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown flow method '", name, "'; known methods: ", absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<std::unique_ptr<Flow>> CreateFlow(const FlowConfig& config,
+                                                 std::shared_ptr<const Target> target) {
+  absl::StatusOr<const FlowMethod*> method = FindFlowMethod(config.method);
+  if (!method.ok()) return method.status();
+  const FlowMethod& m = **method;
+  if (m.needs_samples && target->samples() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method '", m.name, "' moves particles toward data and needs a sample target; this target is the '",
+        target->family(), "' density: upload samples, or use a density method (svgd, langevin)"));
+  }
+  if (m.needs_density && !target->has_density()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method '", m.name, "' needs the target's score and this target is defined by samples only: "
+        "define an analytic target, or use a sample method (sd)"));
+  }
+  for (FlowField f : {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
+                      FlowField::kBatchSize, FlowField::kDType}) {
+    if (IsSet(config, f) && m.fields.count(f) == 0) {
+      std::vector<std::string> used;
+      for (FlowField g : m.fields) used.push_back(FieldName(g));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "method '", m.name, "' does not use '", FieldName(f), "'; it takes: ",
+          used.empty() ? "no common parameters" : absl::StrJoin(used, ", ")));
+    }
+  }
+  if (config.step_size.has_value() && !(*config.step_size > 0 && std::isfinite(*config.step_size))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step_size must be a finite number > 0, got ", *config.step_size));
+  }
+  if (config.batch_size.has_value() && *config.batch_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_size must be >= 0 (0 means the full batch), got ", *config.batch_size));
+  }
+  if (config.schedule_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule_steps must be >= 0, got ", config.schedule_steps));
+  }
+  return m.create(config, std::move(target));
+}
+
+}  // namespace sampled

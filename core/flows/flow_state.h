@@ -1,0 +1,38 @@
+// Building a flow's initial state, and turning a state into bytes and back (checkpoints).
+#ifndef SAMPLED_CORE_FLOWS_FLOW_STATE_H_
+#define SAMPLED_CORE_FLOWS_FLOW_STATE_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/flows/flow.h"
+
+namespace sampled {
+
+// Where the particles start: `given` particles, or `count` draws from N(mean, std^2 I) (mean: 1 value
+// broadcast or d values; default 0; std default 1).
+struct InitialParticles {
+  int64_t count = 0;
+  std::vector<double> mean;
+  std::optional<double> std;
+  const Points* given = nullptr;
+};
+
+// The state at step 0: particles drawn with Rng(seed) (which the state then keeps), empty optimiser
+// memory. INVALID_ARGUMENT for a bad count, mean length, std, non-finite or wrong-dimension particles.
+absl::StatusOr<FlowState> MakeInitialState(const InitialParticles& init, int64_t dim, uint64_t seed);
+
+// A versioned little-endian binary encoding of the whole state.
+std::string SerializeFlowState(const FlowState& state);
+// INVALID_ARGUMENT when `bytes` is not a state written by SerializeFlowState.
+absl::StatusOr<FlowState> ParseFlowState(std::string_view bytes);
+
+// Displacement statistics of a step (mean and max of the row norms of new - old).
+void DisplacementStats(const Points& displacement, StepStats* stats);
+
+}  // namespace sampled
+
+#endif  // SAMPLED_CORE_FLOWS_FLOW_STATE_H_

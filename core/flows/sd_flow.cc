@@ -1,0 +1,174 @@
+// The "sd" method: kernel score-difference flow (002 Eq. 17-18, Alg. 1).
+#include "core/flows/sd_flow.h"
+
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/flows/flow.h"
+#include "core/flows/flow_state.h"
+#include "core/flows/optimizer.h"
+#include "core/flows/options.h"
+#include "core/flows/schedule.h"
+#include "core/kernels/pairwise_median.h"
+
+namespace sampled {
+namespace {
+
+// The median rule looks at no more than this many particles (a random subset beyond it): its cost grows
+// with the square of the count, and 8192 points give the median of ~33 million pairs.
+constexpr int64_t kMedianMaxPoints = 8192;
+
+struct SdParams {
+  double step_size = 0.1;
+  Optimizer optimizer;
+  KernelSigmas sigmas;
+  int64_t batch = 0;
+  int threads = 0;
+};
+
+template <typename Scalar>
+class SdFlow final : public Flow {
+ public:
+  SdFlow(SdParams p, std::shared_ptr<const Target> target)
+      : p_(std::move(p)), target_(std::move(target)), targets_(*target_->samples()) {}
+
+  absl::Status Step(FlowState& state, StepStats* stats) override {
+    const Points& y = state.particles;
+    const int64_t m = y.rows(), n = targets_.rows(), d = y.cols();
+    Rng rng = state.rng;  // committed only if the step succeeds
+
+    // Work in coordinates centred on the particles' mean: the weighted means are translation-equivariant,
+    // and float32 keeps more digits near the origin.
+    center_ = y.colwise().mean();
+
+    double median_sq = 0;
+    if (p_.sigmas.needs_median()) median_sq = ParticleMedian(y, rng);
+    double bandwidth, noise;
+    p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
+    if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sd step ", state.step + 1, ": the kernel bandwidth is ", bandwidth,
+          " (all particles coincide?); give a fixed bandwidth"));
+    }
+
+    // z = y + sigma eps (002 Eq. 15): the noise-injected proxies.
+    if (noise > 0) {
+      eps_.resize(m, d);
+      rng.FillNormal(eps_.data(), eps_.size());
+      z_ = ((y.rowwise() - center_) + noise * eps_).template cast<Scalar>();
+    } else {
+      z_ = (y.rowwise() - center_).template cast<Scalar>();
+    }
+    Gather(targets_, p_.batch, rng, x_perm_, &x_);
+    Gather(y, p_.batch, rng, y_perm_, &y_);
+
+    SdFlowDirection(z_, x_, y_, bandwidth, ws_, p_.threads, &mean_p_, &direction_);
+    p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
+    next_ = y + displacement_;
+    if (!next_.allFinite()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sd step ", state.step + 1, " made particles non-finite; lower the step size or fix the bandwidth"));
+    }
+    state.particles.swap(next_);
+    state.optimizer_state.swap(memory_);
+    state.rng = rng;
+    ++state.step;
+    stats->step = state.step;
+    stats->bandwidth = bandwidth;
+    stats->noise = noise;
+    DisplacementStats(displacement_, stats);
+    (void)n;
+    return absl::OkStatus();
+  }
+
+ private:
+  // Copies the rows of `src` (all of them, or a random batch of `batch` when 0 < batch < rows) centred
+  // and cast into `dst`.
+  void Gather(const Points& src, int64_t batch, Rng& rng, std::vector<int64_t>& perm, PointsT<Scalar>* dst) {
+    const int64_t rows = src.rows();
+    if (batch <= 0 || batch >= rows) {
+      *dst = (src.rowwise() - center_).template cast<Scalar>();
+      return;
+    }
+    if (static_cast<int64_t>(perm.size()) != rows) {
+      perm.resize(rows);
+      std::iota(perm.begin(), perm.end(), 0);
+    }
+    index_.resize(batch);
+    rng.SampleWithoutReplacement(rows, batch, perm.data(), index_.data());
+    dst->resize(batch, src.cols());
+    for (int64_t i = 0; i < batch; ++i) {
+      dst->row(i) = (src.row(index_[i]) - center_).template cast<Scalar>();
+    }
+  }
+
+  double ParticleMedian(const Points& y, Rng& rng) {
+    const int64_t m = y.rows();
+    if (m <= kMedianMaxPoints) {
+      median_points_ = (y.rowwise() - center_).template cast<Scalar>();
+    } else {
+      Gather(y, kMedianMaxPoints, rng, median_perm_, &median_points_);
+    }
+    return MedianPairwiseSquaredDistance(median_points_, p_.threads, median_ws_);
+  }
+
+  SdParams p_;
+  std::shared_ptr<const Target> target_;
+  const Points& targets_;
+  // Scratch reused by every step.
+  Eigen::RowVectorXd center_;
+  Points eps_, mean_p_, direction_, displacement_, memory_, next_;
+  PointsT<Scalar> z_, x_, y_, median_points_;
+  std::vector<int64_t> x_perm_, y_perm_, median_perm_, index_;
+  KernelWorkspace<Scalar> ws_;
+  PairwiseMedianWorkspace<Scalar> median_ws_;
+};
+
+absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
+  OptionReader options(c.options, "sd");
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
+  SdParams p;
+  p.step_size = c.step_size.value_or(0.1);
+  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
+  SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
+                           KernelSigmas::Resolve(c.bandwidth, c.noise, "median", "bandwidth", c.schedule_steps));
+  p.batch = c.batch_size.value_or(0);
+  p.threads = c.threads;
+  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
+    return std::unique_ptr<Flow>(std::make_unique<SdFlow<float>>(std::move(p), std::move(target)));
+  }
+  return std::unique_ptr<Flow>(std::make_unique<SdFlow<double>>(std::move(p), std::move(target)));
+}
+
+}  // namespace
+
+template <typename Scalar>
+void SdFlowDirection(const PointsT<Scalar>& z, const PointsT<Scalar>& targets, const PointsT<Scalar>& particles,
+                     double sigma, KernelWorkspace<Scalar>& ws, int threads, Points* scratch, Points* out) {
+  GaussianWeightedMeans(z, targets, sigma, ws, threads, scratch);  // E_p[K x] / E_p[K]
+  GaussianWeightedMeans(z, particles, sigma, ws, threads, out);    // E_q[K y] / E_q[K]
+  *out = 0.5 * (*scratch - *out);                                   // Eq. 18 without eta
+}
+
+template void SdFlowDirection<float>(const PointsF&, const PointsF&, const PointsF&, double,
+                                     KernelWorkspace<float>&, int, Points*, Points*);
+template void SdFlowDirection<double>(const Points&, const Points&, const Points&, double,
+                                      KernelWorkspace<double>&, int, Points*, Points*);
+
+const FlowMethod& SdFlowMethod() {
+  static const FlowMethod kMethod{
+      "sd",
+      "kernel score-difference flow, 002 Eq. 17-18 / Alg. 1 (data targets)",
+      /*needs_samples=*/true,
+      /*needs_density=*/false,
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
+       FlowField::kBatchSize, FlowField::kDType},
+      {},
+      CreateSdFlow};
+  return kMethod;
+}
+
+}  // namespace sampled

@@ -1,0 +1,70 @@
+#include "core/kernels/pairwise_median.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/common/rng.h"
+
+namespace sampled {
+namespace {
+
+template <typename Scalar>
+double SortedLowerMedian(const PointsT<Scalar>& p) {
+  std::vector<Scalar> d2;
+  for (int64_t i = 0; i < p.rows(); ++i)
+    for (int64_t j = i + 1; j < p.rows(); ++j) d2.push_back((p.row(i) - p.row(j)).squaredNorm());
+  std::sort(d2.begin(), d2.end());
+  return d2[(d2.size() - 1) / 2];
+}
+
+class PairwiseMedianTest : public ::testing::TestWithParam<std::pair<int64_t, int64_t>> {};
+
+TEST_P(PairwiseMedianTest, EqualsTheSortedLowerMedian) {
+  const auto [n, d] = GetParam();
+  Rng rng(n * 31 + d);
+  Points p(n, d);
+  rng.FillNormal(p.data(), p.size());
+  PairwiseMedianWorkspace<double> ws;
+  // Same distances up to summation order (and, for d > 8, the |a|^2 + |b|^2 - 2ab expansion).
+  const double tol = d > 8 ? 1e-12 : 1e-14;
+  EXPECT_NEAR(MedianPairwiseSquaredDistance(p, 2, ws), SortedLowerMedian(p), tol * SortedLowerMedian(p));
+  const PointsF pf = p.cast<float>();
+  PairwiseMedianWorkspace<float> wsf;
+  EXPECT_NEAR(MedianPairwiseSquaredDistance(pf, 2, wsf), SortedLowerMedian(pf), 1e-5 * SortedLowerMedian(pf));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, PairwiseMedianTest,
+                         ::testing::Values(std::make_pair(2, 1), std::make_pair(3, 2), std::make_pair(100, 2),
+                                           std::make_pair(513, 2), std::make_pair(1500, 3),
+                                           std::make_pair(700, 50)));
+
+TEST(PairwiseMedianTest, HandlesTiesAndCoincidentPoints) {
+  Points p = Points::Zero(200, 2);
+  p.bottomRows(50).setOnes();
+  // 150*149/2 + 50*49/2 = 12400 zero distances of 19900 pairs: the median is 0.
+  EXPECT_EQ(MedianPairwiseSquaredDistance(p), 0.0);
+  p.bottomRows(150).setOnes();
+  // 1225 + 11175 = 12400 zero distances again.
+  EXPECT_EQ(MedianPairwiseSquaredDistance(p), 0.0);
+  p.setZero();
+  p.bottomRows(100).setConstant(3.0);
+  // 2 * 4950 = 9900 zeros, 10000 distances of 18: the lower median (rank 9949) is 18.
+  EXPECT_EQ(MedianPairwiseSquaredDistance(p), 18.0);
+  EXPECT_EQ(MedianPairwiseSquaredDistance(Points::Zero(1, 2)), 0.0);
+}
+
+TEST(PairwiseMedianTest, ReusedWorkspaceGivesTheSameAnswer) {
+  Rng rng(1);
+  Points a(300, 2), b(40, 5);
+  rng.FillNormal(a.data(), a.size());
+  rng.FillNormal(b.data(), b.size());
+  PairwiseMedianWorkspace<double> ws;
+  const double ma = MedianPairwiseSquaredDistance(a, 2, ws);
+  EXPECT_DOUBLE_EQ(MedianPairwiseSquaredDistance(b, 2, ws), SortedLowerMedian(b));
+  EXPECT_DOUBLE_EQ(MedianPairwiseSquaredDistance(a, 1, ws), ma);
+}
+
+}  // namespace
+}  // namespace sampled
