@@ -1,0 +1,48 @@
+// Arrays on the wire: row-major, little-endian float32 or float64 bytes (the layout of the proto's
+// chunked uploads and particle downloads). No protobuf here: bytes in, points out.
+#ifndef SAMPLED_CORE_IO_ARRAY_CODEC_H_
+#define SAMPLED_CORE_IO_ARRAY_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/common/points.h"
+
+namespace sampled {
+
+// Reassembles an array from chunks whose boundaries may fall anywhere (inside a value or a row).
+// Not thread-safe.
+class ArrayAssembler {
+ public:
+  // dim >= 1; max_rows bounds the upload (RESOURCE_EXHAUSTED past it).
+  ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows) : dtype_(dtype), dim_(dim), max_rows_(max_rows) {}
+
+  // Appends bytes. RESOURCE_EXHAUSTED once more than max_rows rows have arrived.
+  absl::Status Append(absl::string_view chunk);
+  // The array. INVALID_ARGUMENT when the bytes do not end on a row boundary (a ragged last row) or no
+  // row arrived; `expected_rows` > 0 also requires exactly that many rows.
+  absl::StatusOr<Points> Finish(int64_t expected_rows = 0);
+
+  int64_t rows_so_far() const { return static_cast<int64_t>(values_.size()) / dim_; }
+
+ private:
+  DType dtype_;
+  int64_t dim_;
+  int64_t max_rows_;
+  std::vector<double> values_;
+  std::string partial_;  // bytes of a value split across chunks
+};
+
+// Decodes a whole buffer (INVALID_ARGUMENT if its size is not a whole number of rows).
+absl::StatusOr<Points> DecodeArray(absl::string_view bytes, DType dtype, int64_t dim);
+
+// Encodes rows [row0, row0 + rows) of `points` as `dtype` bytes.
+std::string EncodeRows(const Points& points, int64_t row0, int64_t rows, DType dtype);
+
+}  // namespace sampled
+
+#endif  // SAMPLED_CORE_IO_ARRAY_CODEC_H_
