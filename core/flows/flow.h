@@ -73,6 +73,8 @@ class Flow {
 
 // Fields of FlowConfig a method may use (besides method, seed, threads and schedule_steps).
 enum class FlowField { kStepSize, kOptimizer, kNoise, kBandwidth, kBatchSize, kDType };
+// "step_size", "optimizer", ... (the names used in messages and by the API).
+const char* FlowFieldName(FlowField f);
 
 struct OptionDoc {
   std::string name;

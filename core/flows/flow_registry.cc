@@ -7,18 +7,6 @@
 namespace sampled {
 namespace {
 
-const char* FieldName(FlowField f) {
-  switch (f) {
-    case FlowField::kStepSize: return "step_size";
-    case FlowField::kOptimizer: return "optimizer";
-    case FlowField::kNoise: return "noise";
-    case FlowField::kBandwidth: return "bandwidth";
-    case FlowField::kBatchSize: return "batch_size";
-    case FlowField::kDType: return "dtype";
-  }
-  return "?";
-}
-
 bool IsSet(const FlowConfig& c, FlowField f) {
   switch (f) {
     case FlowField::kStepSize: return c.step_size.has_value();
@@ -32,6 +20,18 @@ bool IsSet(const FlowConfig& c, FlowField f) {
 }
 
 }  // namespace
+
+const char* FlowFieldName(FlowField f) {
+  switch (f) {
+    case FlowField::kStepSize: return "step_size";
+    case FlowField::kOptimizer: return "optimizer";
+    case FlowField::kNoise: return "noise";
+    case FlowField::kBandwidth: return "bandwidth";
+    case FlowField::kBatchSize: return "batch_size";
+    case FlowField::kDType: return "dtype";
+  }
+  return "?";
+}
 
 const std::vector<const FlowMethod*>& FlowMethods() {
   static const std::vector<const FlowMethod*> kMethods = {&SdFlowMethod(), &SvgdFlowMethod(),
@@ -68,9 +68,9 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateFlow(const FlowConfig& config,
                       FlowField::kBatchSize, FlowField::kDType}) {
     if (IsSet(config, f) && m.fields.count(f) == 0) {
       std::vector<std::string> used;
-      for (FlowField g : m.fields) used.push_back(FieldName(g));
+      for (FlowField g : m.fields) used.push_back(FlowFieldName(g));
       return absl::InvalidArgumentError(absl::StrCat(
-          "method '", m.name, "' does not use '", FieldName(f), "'; it takes: ",
+          "method '", m.name, "' does not use '", FlowFieldName(f), "'; it takes: ",
           used.empty() ? "no common parameters" : absl::StrJoin(used, ", ")));
     }
   }

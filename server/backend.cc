@@ -1,0 +1,256 @@
+#include "server/backend.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/targets/empirical_target.h"
+#include "core/targets/target_family.h"
+#include "server/common/ids.h"
+
+namespace sampled::server {
+
+Backend::Backend(const ServerOptions& options)
+    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers) {
+  metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
+}
+
+Backend::~Backend() {
+  metrics_.SetHeldStateProvider(nullptr);
+  jobs_.Shutdown(absl::ZeroDuration());
+}
+
+HeldState Backend::ComputeHeldState() const {
+  HeldState h;
+  h.sessions = sessions_.session_count();
+  h.targets = sessions_.target_count();
+  const JobManager::Totals t = jobs_.ComputeTotals();
+  h.bytes = sessions_.target_bytes() + t.bytes;
+  h.queued_tasks = t.queued_tasks;
+  for (const auto& [state, count] : t.by_state) h.jobs_by_state[JobStateName(state)] = count;
+  return h;
+}
+
+absl::Status Backend::CheckDim(int64_t dim) const {
+  if (dim < 0 || dim > options_.limits.max_dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimension must be between 1 and the server's limit ", options_.limits.max_dim, ", got ", dim));
+  }
+  return absl::OkStatus();
+}
+
+// Sessions ---------------------------------------------------------------------------------------------
+
+namespace {
+SessionView View(const SessionInfo& info, const JobManager& jobs) {
+  SessionView v;
+  v.info = info;
+  int64_t job_bytes = 0;
+  jobs.SessionUsage(info.id, &v.job_count, &job_bytes);
+  v.bytes_held = info.target_bytes + job_bytes;
+  return v;
+}
+}  // namespace
+
+absl::StatusOr<SessionView> Backend::CreateSession(const std::string& name) {
+  SAMPLED_ASSIGN_OR_RETURN(SessionInfo info, sessions_.CreateSession(name));
+  return View(info, jobs_);
+}
+
+absl::StatusOr<SessionView> Backend::GetSession(const std::string& id) {
+  SAMPLED_ASSIGN_OR_RETURN(SessionInfo info, sessions_.GetSession(id));
+  return View(info, jobs_);
+}
+
+absl::StatusOr<Page<SessionView>> Backend::ListSessions(const PageRequest& page) {
+  SAMPLED_ASSIGN_OR_RETURN(Page<SessionInfo> infos, sessions_.ListSessions(page));
+  Page<SessionView> out;
+  out.next_page_token = infos.next_page_token;
+  for (const SessionInfo& info : infos.items) out.items.push_back(View(info, jobs_));
+  return out;
+}
+
+absl::StatusOr<int> Backend::DeleteSession(const std::string& id) {
+  // Forget the session first, so no new job can find it, then cancel what it ran.
+  SAMPLED_RETURN_IF_ERROR(sessions_.DeleteSession(id));
+  return jobs_.CancelSession(id);
+}
+
+// Targets ----------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const UploadSpec& spec) {
+  SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(spec.session_id, spec.name));
+  if (spec.dim < 1) return absl::InvalidArgumentError(absl::StrCat("upload header: dim must be >= 1, got ", spec.dim));
+  SAMPLED_RETURN_IF_ERROR(CheckDim(spec.dim));
+  if (spec.expected_rows < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("upload header: expected_rows must be >= 0, got ", spec.expected_rows));
+  }
+  if (spec.expected_rows > options_.limits.max_points_per_target) {
+    return absl::ResourceExhaustedError(absl::StrCat("upload of ", spec.expected_rows,
+                                                     " rows exceeds the server's limit of ",
+                                                     options_.limits.max_points_per_target, " points per target"));
+  }
+  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, options_.limits.max_points_per_target);
+}
+
+absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler) {
+  SAMPLED_ASSIGN_OR_RETURN(Points points, assembler.Finish(spec.expected_rows));
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> target, EmpiricalTarget::Create(std::move(points)));
+  return sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(std::move(target)));
+}
+
+absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id, const std::string& name,
+                                                  const std::string& family, int64_t dim, const ParamMap& params) {
+  SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(session_id, name));
+  SAMPLED_RETURN_IF_ERROR(CheckDim(dim));
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Target> target, CreateAnalyticTarget(family, dim, params));
+  return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)));
+}
+
+// Flows ------------------------------------------------------------------------------------------------
+
+absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
+  const Limits& limits = options_.limits;
+  SAMPLED_ASSIGN_OR_RETURN(TargetEntry target, sessions_.GetTarget(args.session_id, args.target_id));
+  const FlowJobSpec& spec = args.spec;
+  if (spec.steps < 0 || spec.steps > limits.max_steps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps must be between 0 and the server's limit ", limits.max_steps, ", got ", spec.steps));
+  }
+  if (spec.eval_every < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("eval_every must be >= 0, got ", spec.eval_every));
+  }
+  InitialParticles init;
+  init.count = args.particle_count;
+  init.mean = args.init_mean;
+  init.std = args.init_std;
+  std::shared_ptr<const Target> init_target;  // keeps the given particles alive while the job is built
+  if (!args.init_target_id.empty()) {
+    SAMPLED_ASSIGN_OR_RETURN(TargetEntry e, sessions_.GetTarget(args.session_id, args.init_target_id));
+    if (e.target->samples() == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("init target '", args.init_target_id,
+                                                     "' is a density; initial particles must be an uploaded array"));
+    }
+    init_target = e.target;
+    init.given = init_target->samples();
+  }
+  const int64_t particles = init.given != nullptr ? init.given->rows() : init.count;
+  if (particles > limits.max_particles) {
+    return absl::ResourceExhaustedError(absl::StrCat(particles, " particles exceed the server's limit of ",
+                                                     limits.max_particles, " per flow"));
+  }
+
+  JobSnapshot identity;
+  identity.id = NewId('j');
+  identity.session_id = args.session_id;
+  identity.kind = "flow";
+  identity.target_id = args.target_id;
+  identity.create_time = absl::Now();
+  identity.total_steps = spec.steps;
+  FlowJobSpec job_spec = spec;
+  if (job_spec.config.schedule_steps == 0) job_spec.config.schedule_steps = spec.steps;
+  SAMPLED_ASSIGN_OR_RETURN(
+      std::shared_ptr<FlowJob> job,
+      FlowJob::Create(std::move(identity), std::move(job_spec), target.target, init,
+                      [this](const std::string& method, int64_t n, double seconds) {
+                        metrics_.RecordFlowStep(method, n, seconds);
+                      }));
+  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
+  if (!sessions_.GetSession(args.session_id).ok()) {  // deleted while the job was being built
+    jobs_.Remove(job->id());
+    return absl::NotFoundError(absl::StrCat("session '", args.session_id, "' not found"));
+  }
+  if (spec.steps == 0) {
+    job->Run(0, false);  // created for interactive stepping: succeeded at step 0
+    return job->Snapshot();
+  }
+  const int64_t steps = spec.steps;
+  absl::Status queued = jobs_.Submit([job, steps] { job->Run(steps, false); });
+  if (!queued.ok()) {
+    jobs_.Remove(job->id());
+    return queued;
+  }
+  return job->Snapshot();
+}
+
+void Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done) {
+  if (steps < 1 || steps > options_.limits.max_steps) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("steps must be between 1 and the server's limit ", options_.limits.max_steps, ", got ", steps)));
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(job_id);
+  if (!job.ok()) return done(job.status());
+  absl::StatusOr<JobState> previous = (*job)->Requeue();
+  if (!previous.ok()) return done(previous.status());
+  auto task = [job = *job, steps, done] {
+    FlowJob::RunResult r = job->Run(steps, /*collect_stats=*/true);
+    if (!r.status.ok()) return done(r.status);
+    done(StepFlowResult{job->Snapshot(), std::move(r.stats)});
+  };
+  if (absl::Status s = jobs_.Submit(std::move(task)); !s.ok()) {
+    (*job)->UndoRequeue(*previous);
+    done(s);
+  }
+}
+
+void Backend::ReadParticles(const std::string& job_id, Done<ParticlesView> done) {
+  absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(job_id);
+  if (!job.ok()) return done(job.status());
+  (*job)->ReadParticles([done](Points p, int64_t step) { done(ParticlesView{std::move(p), step}); });
+}
+
+absl::StatusOr<JobSnapshot> Backend::CancelJob(const std::string& job_id) {
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
+  return job->Cancel();
+}
+
+// Evaluation -------------------------------------------------------------------------------------------
+
+void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
+  absl::StatusOr<TargetEntry> target = sessions_.GetTarget(args.session_id, args.target_id);
+  if (!target.ok()) return done(target.status());
+  std::vector<std::string> names = args.metrics.empty() ? DefaultMetrics(*target->target) : args.metrics;
+  for (const std::string& name : names) {
+    absl::StatusOr<const Metric*> m = FindMetric(name);
+    if (!m.ok()) return done(m.status());
+    if (!(*m)->Supports(*target->target)) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("metric '", name, "' does not apply to target '", args.target_id, "': ", (*m)->description())));
+    }
+  }
+  // Runs the metrics on a worker; `samples` is moved into the task.
+  auto compute = [this, target = target->target, names, options = args.options, done](Points samples) {
+    if (samples.cols() != target->dim()) {
+      return done(absl::InvalidArgumentError(absl::StrCat("samples have dimension ", samples.cols(),
+                                                          " but the target has dimension ", target->dim())));
+    }
+    auto task = [target, names, options, done, samples = std::move(samples)] {
+      absl::StatusOr<std::map<std::string, double>> values = ComputeMetrics(names, samples, *target, options);
+      if (!values.ok()) return done(values.status());
+      done(EvaluateResult{*std::move(values), samples.rows()});
+    };
+    if (absl::Status s = jobs_.Submit(std::move(task)); !s.ok()) done(s);
+  };
+  if (args.samples.has_value()) return compute(*std::move(args.samples));
+  if (!args.samples_target_id.empty()) {
+    absl::StatusOr<TargetEntry> source = sessions_.GetTarget(args.session_id, args.samples_target_id);
+    if (!source.ok()) return done(source.status());
+    if (source->target->samples() == nullptr) {
+      return done(absl::InvalidArgumentError(
+          absl::StrCat("target '", args.samples_target_id, "' is a density, not samples to evaluate")));
+    }
+    return compute(*source->target->samples());
+  }
+  if (!args.job_id.empty()) {
+    absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(args.job_id);
+    if (!job.ok()) return done(job.status());
+    if ((*job)->session_id() != args.session_id) {
+      return done(absl::NotFoundError(absl::StrCat("job '", args.job_id, "' not found in session '", args.session_id, "'")));
+    }
+    return (*job)->ReadParticles([compute](Points p, int64_t) { compute(std::move(p)); });
+  }
+  done(absl::InvalidArgumentError("no samples: give samples, a samples target or a job"));
+}
+
+void Backend::Shutdown() { jobs_.Shutdown(options_.shutdown_grace); }
+
+}  // namespace sampled::server

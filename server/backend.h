@@ -1,0 +1,130 @@
+// The server's operations in core types: every RPC handler converts its request, calls one method here,
+// and converts the result. Owns the session store, the job manager and the metrics.
+//
+// Thread-safe. Methods return quickly; work that computes (flow runs, interactive steps, evaluations)
+// goes to the job manager's workers and reports through a completion callback, called on a worker
+// thread (or on the caller's thread when it fails before being queued).
+#ifndef SAMPLED_SERVER_BACKEND_H_
+#define SAMPLED_SERVER_BACKEND_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/io/array_codec.h"
+#include "core/metrics/metric.h"
+#include "server/jobs/flow_job.h"
+#include "server/jobs/job_manager.h"
+#include "server/metrics/server_metrics.h"
+#include "server/server_options.h"
+#include "server/sessions/session_manager.h"
+
+namespace sampled::server {
+
+struct SessionView {
+  SessionInfo info;
+  int64_t job_count = 0;
+  int64_t bytes_held = 0;
+};
+
+struct UploadSpec {
+  std::string session_id;
+  std::string name;
+  DType dtype = DType::kFloat64;
+  int64_t dim = 0;
+  int64_t expected_rows = 0;
+};
+
+struct StartFlowArgs {
+  std::string session_id;
+  std::string target_id;
+  FlowJobSpec spec;
+  int64_t particle_count = 0;
+  std::vector<double> init_mean;
+  std::optional<double> init_std;
+  std::string init_target_id;
+};
+
+struct StepFlowResult {
+  JobSnapshot job;
+  std::vector<TimedStepStats> stats;
+};
+
+struct ParticlesView {
+  Points particles;
+  int64_t step = 0;
+};
+
+struct EvaluateArgs {
+  std::string session_id;
+  std::string target_id;
+  std::vector<std::string> metrics;  // empty: the target's defaults
+  MetricOptions options;
+  std::optional<Points> samples;      // given inline, or
+  std::string samples_target_id;      // a data target of the session, or
+  std::string job_id;                 // a flow's particles
+};
+
+struct EvaluateResult {
+  std::map<std::string, double> metrics;
+  int64_t sample_count = 0;
+};
+
+template <typename T>
+using Done = std::function<void(absl::StatusOr<T>)>;
+
+class Backend {
+ public:
+  explicit Backend(const ServerOptions& options);
+  ~Backend();
+
+  const Limits& limits() const { return options_.limits; }
+  SessionManager& sessions() { return sessions_; }
+  JobManager& jobs() { return jobs_; }
+  ServerMetrics& metrics() { return metrics_; }
+
+  absl::StatusOr<SessionView> CreateSession(const std::string& name);
+  absl::StatusOr<SessionView> GetSession(const std::string& id);
+  absl::StatusOr<Page<SessionView>> ListSessions(const PageRequest& page);
+  // Cancels the session's jobs, then forgets the session, its targets and its jobs. Returns how many
+  // jobs were cancelled.
+  absl::StatusOr<int> DeleteSession(const std::string& id);
+
+  // Checks an upload's header before its data arrives (session, name, dtype, dim within limits) and
+  // returns the assembler for its chunks (bounded by max_points_per_target).
+  absl::StatusOr<std::unique_ptr<ArrayAssembler>> BeginUpload(const UploadSpec& spec);
+  // Stores the uploaded samples (INVALID_ARGUMENT for NaN/Inf naming the row).
+  absl::StatusOr<TargetEntry> FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler);
+  absl::StatusOr<TargetEntry> DefineTarget(const std::string& session_id, const std::string& name,
+                                           const std::string& family, int64_t dim, const ParamMap& params);
+
+  // Validates and creates a flow job and queues its run (steps > 0). RESOURCE_EXHAUSTED when the queue
+  // is full, with nothing stored.
+  absl::StatusOr<JobSnapshot> StartFlow(const StartFlowArgs& args);
+  // Runs `steps` more steps of a job that is not queued or running.
+  void StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done);
+  void ReadParticles(const std::string& job_id, Done<ParticlesView> done);
+  absl::StatusOr<JobSnapshot> CancelJob(const std::string& job_id);
+
+  void Evaluate(EvaluateArgs args, Done<EvaluateResult> done);
+
+  // Refuses new work, cancels jobs, waits up to the configured grace for workers.
+  void Shutdown();
+
+  HeldState ComputeHeldState() const;
+
+ private:
+  absl::Status CheckDim(int64_t dim) const;
+
+  const ServerOptions options_;
+  ServerMetrics metrics_;
+  SessionManager sessions_;
+  JobManager jobs_;
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_BACKEND_H_

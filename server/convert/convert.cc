@@ -1,0 +1,214 @@
+#include "server/convert/convert.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert/status.h"
+
+namespace sampled::server {
+
+DType FromProto(v1::DType t) { return t == v1::DTYPE_FLOAT32 ? DType::kFloat32 : DType::kFloat64; }
+v1::DType ToProto(DType t) { return t == DType::kFloat32 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64; }
+
+ParamMap FromProto(const google::protobuf::Map<std::string, v1::Values>& params) {
+  ParamMap out;
+  for (const auto& [key, values] : params) out[key] = {values.values().begin(), values.values().end()};
+  return out;
+}
+
+void ToProto(const ParamMap& params, google::protobuf::Map<std::string, v1::Values>* out) {
+  for (const auto& [key, values] : params) {
+    v1::Values& v = (*out)[key];
+    v.mutable_values()->Assign(values.begin(), values.end());
+  }
+}
+
+void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
+  if (t == absl::InfinitePast()) return;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  out->set_seconds(nanos / 1000000000);
+  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+}
+
+namespace {
+
+absl::Status CheckDType(v1::DType t, const char* field) {
+  if (!v1::DType_IsValid(t)) return absl::InvalidArgumentError(absl::StrCat(field, ": unknown dtype ", static_cast<int>(t)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<UploadSpec> FromProto(const v1::UploadTargetHeader& header) {
+  if (header.dtype() == v1::DTYPE_UNSPECIFIED) {
+    return absl::InvalidArgumentError("upload header: dtype must be DTYPE_FLOAT32 or DTYPE_FLOAT64");
+  }
+  if (absl::Status s = CheckDType(header.dtype(), "upload header"); !s.ok()) return s;
+  UploadSpec spec;
+  spec.session_id = header.session_id();
+  spec.name = header.name();
+  spec.dtype = FromProto(header.dtype());
+  spec.dim = header.dim();
+  spec.expected_rows = header.expected_rows();
+  return spec;
+}
+
+absl::StatusOr<StartFlowArgs> FromProto(const v1::StartFlowRequest& request) {
+  const v1::FlowSpec& s = request.spec();
+  if (absl::Status st = CheckDType(s.dtype(), "spec.dtype"); !st.ok()) return st;
+  if (s.method().empty()) return absl::InvalidArgumentError("spec.method is required (e.g. sd, svgd, langevin)");
+  if (s.particle_count() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.particle_count must be >= 0, got ", s.particle_count()));
+  }
+  if (s.particle_count() == 0 && s.init_target_id().empty()) {
+    return absl::InvalidArgumentError("give spec.particle_count (> 0) or spec.init_target_id");
+  }
+  if (s.schedule_steps() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.schedule_steps must be >= 0, got ", s.schedule_steps()));
+  }
+  StartFlowArgs a;
+  a.session_id = request.session_id();
+  a.target_id = request.target_id();
+  a.particle_count = s.particle_count();
+  a.init_mean.assign(s.init_mean().begin(), s.init_mean().end());
+  if (s.has_init_std()) a.init_std = s.init_std();
+  a.init_target_id = s.init_target_id();
+  FlowConfig& c = a.spec.config;
+  c.method = s.method();
+  c.schedule_steps = s.schedule_steps();
+  if (s.has_step_size()) c.step_size = s.step_size();
+  if (s.has_optimizer()) c.optimizer = s.optimizer();
+  if (s.has_noise()) c.noise = s.noise();
+  if (s.has_bandwidth()) c.bandwidth = s.bandwidth();
+  if (s.has_batch_size()) c.batch_size = s.batch_size();
+  if (s.dtype() != v1::DTYPE_UNSPECIFIED) c.dtype = FromProto(s.dtype());
+  c.seed = s.seed();
+  c.options = {s.options().begin(), s.options().end()};
+  a.spec.steps = s.steps();
+  a.spec.eval_every = s.eval_every();
+  a.spec.eval_metrics.assign(s.eval_metrics().begin(), s.eval_metrics().end());
+  return a;
+}
+
+absl::StatusOr<EvaluateArgs> FromProto(const v1::EvaluateHeader& header) {
+  EvaluateArgs a;
+  a.session_id = header.session_id();
+  a.target_id = header.target_id();
+  a.metrics.assign(header.metrics().begin(), header.metrics().end());
+  a.options.seed = header.seed();
+  if (header.has_bandwidth()) {
+    if (!(header.bandwidth() > 0 && std::isfinite(header.bandwidth()))) {
+      return absl::InvalidArgumentError(absl::StrCat("bandwidth must be a finite number > 0, got ", header.bandwidth()));
+    }
+    a.options.bandwidth = header.bandwidth();
+  }
+  if (header.reference_size() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("reference_size must be >= 0, got ", header.reference_size()));
+  }
+  a.options.reference_size = header.reference_size();
+  a.samples_target_id = header.samples_target_id();
+  a.job_id = header.job_id();
+  return a;
+}
+
+void ToProto(const SessionView& s, v1::Session* out) {
+  out->set_id(s.info.id);
+  out->set_name(s.info.name);
+  ToProto(s.info.create_time, out->mutable_create_time());
+  out->set_target_count(static_cast<int32_t>(s.info.target_count));
+  out->set_job_count(static_cast<int32_t>(s.job_count));
+  out->set_bytes_held(s.bytes_held);
+}
+
+void ToProto(const TargetEntry& t, v1::Target* out) {
+  out->set_id(t.id);
+  out->set_session_id(t.session_id);
+  out->set_name(t.name);
+  const Points* samples = t.target->samples();
+  out->set_kind(samples != nullptr ? v1::TARGET_KIND_SAMPLES : v1::TARGET_KIND_DENSITY);
+  out->set_dim(static_cast<int32_t>(t.target->dim()));
+  out->set_point_count(samples != nullptr ? samples->rows() : 0);
+  out->set_family(t.target->family());
+  ToProto(t.target->params(), out->mutable_params());
+  out->set_can_sample(t.target->can_sample());
+  out->set_bytes(t.target->bytes());
+  ToProto(t.create_time, out->mutable_create_time());
+}
+
+v1::JobState ToProto(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return v1::JOB_STATE_QUEUED;
+    case JobState::kRunning: return v1::JOB_STATE_RUNNING;
+    case JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
+    case JobState::kFailed: return v1::JOB_STATE_FAILED;
+    case JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+  }
+  return v1::JOB_STATE_UNSPECIFIED;
+}
+
+void ToProto(const StepStats& s, double seconds, v1::StepStats* out) {
+  out->set_step(s.step);
+  out->set_mean_displacement(s.mean_displacement);
+  out->set_max_displacement(s.max_displacement);
+  if (!std::isnan(s.bandwidth)) out->set_bandwidth(s.bandwidth);
+  if (!std::isnan(s.noise)) out->set_noise(s.noise);
+  if (!std::isnan(s.acceptance_rate)) out->set_acceptance_rate(s.acceptance_rate);
+  out->set_seconds(seconds);
+}
+
+void ToProto(const JobSnapshot& j, v1::Job* out) {
+  out->set_id(j.id);
+  out->set_session_id(j.session_id);
+  out->set_kind(j.kind);
+  out->set_state(ToProto(j.state));
+  out->set_step(j.step);
+  out->set_total_steps(j.total_steps);
+  out->set_steps_per_second(j.steps_per_second);
+  out->set_eta_seconds(j.eta_seconds);
+  if (j.last_stats.has_value()) ToProto(*j.last_stats, j.last_step_seconds, out->mutable_last_stats());
+  for (const auto& [name, value] : j.metrics) (*out->mutable_metrics())[name] = value;
+  out->set_metrics_step(j.metrics_step);
+  if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
+    out->mutable_error()->set_code(static_cast<int32_t>(j.error.code()));
+    out->mutable_error()->set_code_name(GrpcCodeName(static_cast<grpc::StatusCode>(j.error.code())));
+    out->mutable_error()->set_message(std::string(j.error.message()));
+  }
+  ToProto(j.create_time, out->mutable_create_time());
+  ToProto(j.start_time, out->mutable_start_time());
+  ToProto(j.end_time, out->mutable_end_time());
+  out->set_target_id(j.target_id);
+  out->set_method(j.method);
+  out->set_particle_count(j.particle_count);
+  out->set_dim(static_cast<int32_t>(j.dim));
+}
+
+void ToProto(const TargetFamily& f, v1::Family* out) {
+  out->set_name(f.name);
+  out->set_summary(f.summary);
+  out->set_default_dim(static_cast<int32_t>(f.default_dim));
+  for (const ParamDoc& p : f.params) {
+    v1::ParameterDoc* d = out->add_params();
+    d->set_name(p.key);
+    d->set_doc(p.doc);
+  }
+}
+
+void ToProto(const FlowMethod& m, v1::Method* out) {
+  out->set_name(m.name);
+  out->set_summary(m.summary);
+  out->set_needs_samples(m.needs_samples);
+  out->set_needs_density(m.needs_density);
+  for (FlowField f : m.fields) out->add_fields(FlowFieldName(f));
+  for (const OptionDoc& o : m.options) {
+    v1::ParameterDoc* d = out->add_options();
+    d->set_name(o.name);
+    d->set_doc(o.doc);
+  }
+}
+
+void ToProto(const Metric& m, v1::MetricInfo* out) {
+  out->set_name(m.name());
+  out->set_description(m.description());
+}
+
+}  // namespace sampled::server

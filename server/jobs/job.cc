@@ -1,0 +1,155 @@
+#include "server/jobs/job.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace sampled::server {
+namespace {
+constexpr absl::Duration kNotifyInterval = absl::Milliseconds(50);
+}  // namespace
+
+const char* JobStateName(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+Job::Job(JobSnapshot initial) : id_(initial.id), session_id_(initial.session_id), snap_(std::move(initial)) {}
+
+JobSnapshot Job::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return snap_;
+}
+
+JobState Job::state() const {
+  absl::MutexLock lock(&mu_);
+  return snap_.state;
+}
+
+void Job::Subscribe(std::shared_ptr<JobListener> listener) {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_[listener.get()] = listener;
+}
+
+void Job::Unsubscribe(const JobListener* listener) {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_.erase(listener);
+}
+
+void Job::Notify() {
+  std::vector<std::shared_ptr<JobListener>> live;
+  {
+    absl::MutexLock lock(&listeners_mu_);
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+      if (auto l = it->second.lock()) {
+        live.push_back(std::move(l));
+        ++it;
+      } else {
+        it = listeners_.erase(it);
+      }
+    }
+  }
+  for (auto& l : live) l->OnJobChanged();
+}
+
+absl::StatusOr<JobSnapshot> Job::Cancel() {
+  JobSnapshot out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (IsTerminal(snap_.state)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", id_, "' already ", JobStateName(snap_.state), "; only a queued or running job can be cancelled"));
+    }
+    cancel_requested_.store(true);
+    if (snap_.state == JobState::kQueued) {
+      snap_.state = JobState::kCancelled;
+      snap_.end_time = absl::Now();
+      snap_.error = absl::CancelledError("cancelled while queued");
+    }
+    out = snap_;
+  }
+  Notify();
+  return out;
+}
+
+bool Job::MarkRunning(int64_t total_steps) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (snap_.state != JobState::kQueued) return false;
+    snap_.state = JobState::kRunning;
+    snap_.total_steps = total_steps;
+    snap_.start_time = absl::Now();
+    snap_.end_time = absl::InfinitePast();
+    snap_.error = absl::OkStatus();
+  }
+  Notify();
+  return true;
+}
+
+void Job::MarkFinished(const absl::Status& status, const std::function<void()>& under_lock) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) {
+      snap_.state = JobState::kSucceeded;
+    } else if (status.code() == absl::StatusCode::kCancelled) {
+      snap_.state = JobState::kCancelled;
+    } else {
+      snap_.state = JobState::kFailed;
+    }
+    snap_.error = status;
+    snap_.end_time = absl::Now();
+    snap_.eta_seconds = 0;
+    if (under_lock) under_lock();
+  }
+  Notify();
+}
+
+absl::StatusOr<JobState> Job::MarkRequeued() {
+  JobState previous;
+  {
+    absl::MutexLock lock(&mu_);
+    if (snap_.state == JobState::kQueued || snap_.state == JobState::kRunning) {
+      return absl::FailedPreconditionError(absl::StrCat("job '", id_, "' is ", JobStateName(snap_.state),
+                                                        "; wait for it to end or cancel it before stepping"));
+    }
+    if (snap_.state == JobState::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat("job '", id_, "' failed (", snap_.error.message(),
+                                                        "); its flow cannot be stepped"));
+    }
+    cancel_requested_.store(false);
+    previous = snap_.state;
+    snap_.state = JobState::kQueued;
+  }
+  Notify();
+  return previous;
+}
+
+void Job::UndoRequeue(JobState previous) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (snap_.state == JobState::kQueued) snap_.state = previous;
+  }
+  Notify();
+}
+
+void Job::UpdateProgress(const std::function<void(JobSnapshot&)>& update, bool force) {
+  bool notify = false;
+  {
+    absl::MutexLock lock(&mu_);
+    update(snap_);
+    const absl::Time now = absl::Now();
+    if (force || now - last_notify_ >= kNotifyInterval) {
+      last_notify_ = now;
+      notify = true;
+    }
+  }
+  if (notify) Notify();
+}
+
+}  // namespace sampled::server

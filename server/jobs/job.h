@@ -1,0 +1,120 @@
+// A job's identity, state machine, progress and listeners. The state machine is
+//   queued -> running -> succeeded | failed | cancelled
+// (an interactive step re-enters it from succeeded or cancelled). Subclasses (FlowJob) own the work;
+// this class owns what every observer sees.
+//
+// Thread-safe. Listeners are called without the job's lock held.
+#ifndef SAMPLED_SERVER_JOBS_JOB_H_
+#define SAMPLED_SERVER_JOBS_JOB_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/flows/flow.h"
+
+namespace sampled::server {
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+
+const char* JobStateName(JobState s);
+inline bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+// What observers see of a job: a plain copy.
+struct JobSnapshot {
+  std::string id;
+  std::string session_id;
+  std::string kind;
+  std::string target_id;
+  std::string method;
+  JobState state = JobState::kQueued;
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  double steps_per_second = 0;
+  double eta_seconds = 0;
+  std::optional<StepStats> last_stats;
+  double last_step_seconds = 0;
+  std::map<std::string, double> metrics;
+  int64_t metrics_step = 0;
+  absl::Status error;  // when failed
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time start_time = absl::InfinitePast();
+  absl::Time end_time = absl::InfinitePast();
+  int64_t particle_count = 0;
+  int64_t dim = 0;
+  int64_t bytes = 0;
+};
+
+// Receives change notifications. Implementations must be cheap and must not call back into the job
+// under their own locks in a way that can wait on compute.
+class JobListener {
+ public:
+  virtual ~JobListener() = default;
+  virtual void OnJobChanged() = 0;
+};
+
+class Job {
+ public:
+  explicit Job(JobSnapshot initial);
+  virtual ~Job() = default;
+
+  const std::string& id() const { return id_; }
+  const std::string& session_id() const { return session_id_; }
+
+  JobSnapshot Snapshot() const;
+  JobState state() const;
+
+  void Subscribe(std::shared_ptr<JobListener> listener);
+  void Unsubscribe(const JobListener* listener);
+
+  // Cancels a queued job at once, or asks a running one to stop before its next step. FAILED_PRECONDITION
+  // for a job that already ended.
+  absl::StatusOr<JobSnapshot> Cancel();
+  // Whether the running work should stop (checked between steps).
+  bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
+
+ protected:
+  // queued -> running, unless the job was cancelled while queued (returns false then).
+  bool MarkRunning(int64_t total_steps);
+  // running -> succeeded / failed (status) / cancelled (status CANCELLED). `under_lock` (optional) runs
+  // with the lock held right after the transition.
+  void MarkFinished(const absl::Status& status, const std::function<void()>& under_lock = nullptr);
+  // succeeded | cancelled -> queued for another run (interactive stepping); returns the state it left.
+  // FAILED_PRECONDITION for a queued, running or failed job.
+  absl::StatusOr<JobState> MarkRequeued();
+  // Back to `previous` when a requeued run could not be submitted.
+  void UndoRequeue(JobState previous);
+  // Applies `update` to the snapshot under the lock and notifies listeners (at most every 50 ms unless
+  // `force`).
+  void UpdateProgress(const std::function<void(JobSnapshot&)>& update, bool force = false);
+
+  JobState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return snap_.state; }
+
+  mutable absl::Mutex mu_;
+
+ private:
+  void Notify();
+
+  const std::string id_;
+  const std::string session_id_;
+  JobSnapshot snap_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_notify_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::atomic<bool> cancel_requested_{false};
+  absl::Mutex listeners_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<const JobListener*, std::weak_ptr<JobListener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_JOBS_JOB_H_

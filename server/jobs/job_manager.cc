@@ -1,0 +1,140 @@
+#include "server/jobs/job_manager.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace sampled::server {
+
+JobManager::JobManager(const Limits& limits, int workers)
+    : limits_(limits), queue_(workers, limits.max_queued_jobs) {}
+
+JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status JobManager::Add(std::shared_ptr<Job> job) {
+  absl::MutexLock lock(&mu_);
+  int64_t in_session = 0;
+  for (const auto& [seq, j] : jobs_) in_session += j->session_id() == job->session_id();
+  if (in_session >= limits_.max_jobs_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat("session '", job->session_id(), "' holds its limit of ",
+                                                     limits_.max_jobs_per_session, " jobs"));
+  }
+  const uint64_t seq = next_sequence_++;
+  ids_[job->id()] = seq;
+  jobs_[seq] = std::move(job);
+  return absl::OkStatus();
+}
+
+void JobManager::Remove(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = ids_.find(job_id);
+  if (it == ids_.end()) return;
+  jobs_.erase(it->second);
+  ids_.erase(it);
+}
+
+absl::Status JobManager::Submit(std::function<void()> task) { return queue_.Submit(std::move(task)); }
+
+absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(const std::string& job_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = ids_.find(job_id);
+  if (it == ids_.end()) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  return jobs_.at(it->second);
+}
+
+absl::StatusOr<std::shared_ptr<FlowJob>> JobManager::GetFlow(const std::string& job_id) const {
+  absl::StatusOr<std::shared_ptr<Job>> job = Get(job_id);
+  if (!job.ok()) return job.status();
+  std::shared_ptr<FlowJob> flow = std::dynamic_pointer_cast<FlowJob>(*job);
+  if (flow == nullptr) return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' is not a flow"));
+  return flow;
+}
+
+absl::StatusOr<Page<JobSnapshot>> JobManager::List(const std::string& session_id,
+                                                   const PageRequest& request) const {
+  absl::StatusOr<PageCursor> cursor = ParsePage(request);
+  if (!cursor.ok()) return cursor.status();
+  std::vector<std::pair<uint64_t, std::shared_ptr<Job>>> selected;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = jobs_.lower_bound(cursor->start); it != jobs_.end(); ++it) {
+      if (!session_id.empty() && it->second->session_id() != session_id) continue;
+      selected.emplace_back(it->first, it->second);
+      if (static_cast<int64_t>(selected.size()) > cursor->size) break;
+    }
+  }
+  Page<JobSnapshot> page;
+  for (const auto& [seq, job] : selected) {
+    if (static_cast<int64_t>(page.items.size()) == cursor->size) {
+      page.next_page_token = PageToken(seq);
+      break;
+    }
+    page.items.push_back(job->Snapshot());
+  }
+  return page;
+}
+
+int JobManager::CancelSession(const std::string& session_id) {
+  std::vector<std::shared_ptr<Job>> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (it->second->session_id() == session_id) {
+        ids_.erase(it->second->id());
+        removed.push_back(std::move(it->second));
+        it = jobs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  int cancelled = 0;
+  for (auto& job : removed) cancelled += job->Cancel().ok();
+  return cancelled;
+}
+
+void JobManager::Shutdown(absl::Duration grace) {
+  queue_.Close();
+  std::vector<std::shared_ptr<Job>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [seq, job] : jobs_) all.push_back(job);
+  }
+  for (auto& job : all) job->Cancel().IgnoreError();
+  queue_.WaitIdle(grace);
+}
+
+JobManager::Totals JobManager::ComputeTotals() const {
+  std::vector<std::shared_ptr<Job>> all;
+  Totals t;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [seq, job] : jobs_) all.push_back(job);
+  }
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                     JobState::kCancelled}) {
+    t.by_state[s] = 0;
+  }
+  for (const auto& job : all) {
+    const JobSnapshot s = job->Snapshot();
+    ++t.by_state[s.state];
+    t.bytes += s.bytes;
+  }
+  t.queued_tasks = queue_.queued();
+  return t;
+}
+
+void JobManager::SessionUsage(const std::string& session_id, int64_t* jobs, int64_t* bytes) const {
+  std::vector<std::shared_ptr<Job>> selected;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [seq, job] : jobs_) {
+      if (job->session_id() == session_id) selected.push_back(job);
+    }
+  }
+  *jobs = static_cast<int64_t>(selected.size());
+  *bytes = 0;
+  for (const auto& job : selected) *bytes += job->Snapshot().bytes;
+}
+
+}  // namespace sampled::server

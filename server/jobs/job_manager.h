@@ -1,0 +1,71 @@
+// The index of jobs and the worker pool they run on. Jobs are kept until their session is deleted.
+//
+// Thread-safe; the index lock is held only for map operations.
+#ifndef SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
+#define SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/common/pagination.h"
+#include "server/jobs/flow_job.h"
+#include "server/jobs/job.h"
+#include "server/jobs/work_queue.h"
+#include "server/server_options.h"
+
+namespace sampled::server {
+
+class JobManager {
+ public:
+  JobManager(const Limits& limits, int workers);
+  ~JobManager();
+
+  // Indexes a new job. RESOURCE_EXHAUSTED when its session already holds max_jobs_per_session jobs.
+  absl::Status Add(std::shared_ptr<Job> job);
+  // Forgets a job that never ran (its start could not be queued).
+  void Remove(const std::string& job_id);
+  // Queues work on the pool: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when shutting down.
+  absl::Status Submit(std::function<void()> task);
+
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
+  // As Get, and FAILED_PRECONDITION when the job is not a flow.
+  absl::StatusOr<std::shared_ptr<FlowJob>> GetFlow(const std::string& job_id) const;
+  // Jobs of a session in creation order (session_id empty: all jobs).
+  absl::StatusOr<Page<JobSnapshot>> List(const std::string& session_id, const PageRequest& page) const;
+
+  // Cancels the session's queued and running jobs and forgets all its jobs; returns how many were
+  // cancelled. Their workers stop before their next step.
+  int CancelSession(const std::string& session_id);
+
+  // Refuses new work, cancels every job, and waits up to `grace` for the workers to stop.
+  void Shutdown(absl::Duration grace);
+
+  struct Totals {
+    std::map<JobState, int64_t> by_state;
+    int64_t bytes = 0;
+    int64_t queued_tasks = 0;
+  };
+  Totals ComputeTotals() const;
+  // Jobs and bytes held by one session.
+  void SessionUsage(const std::string& session_id, int64_t* jobs, int64_t* bytes) const;
+
+ private:
+  const Limits limits_;
+  mutable absl::Mutex mu_;
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> ids_ ABSL_GUARDED_BY(mu_);
+  WorkQueue queue_;
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_JOBS_JOB_MANAGER_H_

@@ -1,0 +1,101 @@
+// sampled: the sampling server. Flags configure addresses, threads and limits (see README.md); SIGTERM
+// or SIGINT shut it down gracefully and it exits 0.
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "server/sampled_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address host:port (port 0: any free port)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "Prometheus /metrics address host:port; empty: off");
+ABSL_FLAG(int, workers, 1, "job worker threads (jobs that run at once)");
+ABSL_FLAG(int, torch_threads, 0, "compute threads per job (LibTorch intra-op and kernel sums); 0: cores / workers");
+ABSL_FLAG(int64_t, max_sessions, 1000, "sessions held at once");
+ABSL_FLAG(int64_t, max_targets_per_session, 100, "targets per session");
+ABSL_FLAG(int64_t, max_points_per_target, 10000000, "rows of an uploaded array");
+ABSL_FLAG(int64_t, max_particles, 1000000, "particles of one flow");
+ABSL_FLAG(int64_t, max_dim, 4096, "dimension of a target");
+ABSL_FLAG(int64_t, max_queued_jobs, 64, "work items waiting for a worker; more are refused with RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_jobs_per_session, 1000, "jobs a session holds");
+ABSL_FLAG(int64_t, max_steps, 100000000, "steps of one flow run");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
+
+namespace {
+
+// Flags are documented with dashes (--metrics-listen); Abseil names them with underscores. Rewrites the
+// name part of every "--flag[=value]" argument.
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
+    const size_t end = std::min(a.find('='), a.size());
+    for (size_t k = 2; k < end; ++k) {
+      if (a[k] == '-') a[k] = '_';
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("sampled: a gRPC sampling service (see README.md)");
+  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+
+  // Block the shutdown signals in every thread (threads inherit the mask), and wait for them in one.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sampled::server::ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  sampled::server::Limits& l = options.limits;
+  l.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  l.max_targets_per_session = absl::GetFlag(FLAGS_max_targets_per_session);
+  l.max_points_per_target = absl::GetFlag(FLAGS_max_points_per_target);
+  l.max_particles = absl::GetFlag(FLAGS_max_particles);
+  l.max_dim = absl::GetFlag(FLAGS_max_dim);
+  l.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  l.max_jobs_per_session = absl::GetFlag(FLAGS_max_jobs_per_session);
+  l.max_steps = absl::GetFlag(FLAGS_max_steps);
+
+  auto server = sampled::server::SampledServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "sampled: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  if ((*server)->metrics_port() > 0) {
+    const std::string mhost = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+    std::printf("sampled listening on %s:%d, metrics on http://%s:%d/metrics\n", host.c_str(), (*server)->port(),
+                mhost.c_str(), (*server)->metrics_port());
+  } else {
+    std::printf("sampled listening on %s:%d\n", host.c_str(), (*server)->port());
+  }
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::printf("sampled: %s received, shutting down\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fflush(stdout);
+  (*server)->Shutdown();
+  std::printf("sampled: stopped\n");
+  return 0;
+}

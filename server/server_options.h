@@ -1,0 +1,36 @@
+// Everything the server is configured with: listen addresses, threads, limits. Filled from flags in
+// main.cc, or directly by tests.
+#ifndef SAMPLED_SERVER_SERVER_OPTIONS_H_
+#define SAMPLED_SERVER_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace sampled::server {
+
+// Request sizes past these are refused with RESOURCE_EXHAUSTED (INVALID_ARGUMENT for the dimension).
+struct Limits {
+  int64_t max_sessions = 1000;
+  int64_t max_targets_per_session = 100;
+  int64_t max_points_per_target = 10'000'000;
+  int64_t max_particles = 1'000'000;
+  int64_t max_dim = 4096;
+  int64_t max_queued_jobs = 64;
+  int64_t max_jobs_per_session = 1000;
+  int64_t max_steps = 100'000'000;
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+  int workers = 1;        // job threads
+  int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: cores / workers
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  Limits limits;
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_SERVER_OPTIONS_H_

@@ -1,0 +1,95 @@
+#include "core/metrics/metric.h"
+#include "server/convert/convert.h"
+#include "server/service/reactors.h"
+#include "server/service/services.h"
+
+namespace sampled::server {
+namespace {
+
+// Evaluate: a header naming the target and the samples (a target, a job, or chunks that follow), then
+// the evaluation runs on a worker and finishes the call.
+class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest> {
+ public:
+  EvaluateReactor(Backend* backend, v1::EvaluateResponse* response)
+      : backend_(backend), response_(response), handle_(std::make_shared<ReactorHandle<EvaluateReactor>>(this)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Submit();
+    if (!have_header_) {
+      if (!request_.has_header()) return Fail(absl::InvalidArgumentError("the first message must be the header"));
+      const v1::EvaluateHeader& h = request_.header();
+      absl::StatusOr<EvaluateArgs> args = FromProto(h);
+      if (!args.ok()) return Fail(args.status());
+      args_ = *std::move(args);
+      have_header_ = true;
+      inline_ = h.samples_case() == v1::EvaluateHeader::SAMPLES_NOT_SET;
+      if (inline_) {
+        if (h.dim() < 1 || h.dim() > backend_->limits().max_dim) {
+          return Fail(absl::InvalidArgumentError("header: dim must be between 1 and the server's limit for inline samples"));
+        }
+        if (!v1::DType_IsValid(h.dtype()) || h.dtype() == v1::DTYPE_UNSPECIFIED) {
+          return Fail(absl::InvalidArgumentError("header: dtype must be DTYPE_FLOAT32 or DTYPE_FLOAT64 for inline samples"));
+        }
+        assembler_ = std::make_unique<ArrayAssembler>(FromProto(h.dtype()), h.dim(),
+                                                      backend_->limits().max_points_per_target);
+      }
+    } else {
+      if (!inline_ || request_.has_header()) {
+        return Fail(absl::InvalidArgumentError("unexpected message: chunks follow a header without a sample source"));
+      }
+      if (absl::Status s = assembler_->Append(request_.chunk()); !s.ok()) return Fail(s);
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override {
+    handle_->Detach();
+    delete this;
+  }
+
+ private:
+  void Submit() {
+    if (!have_header_) return Fail(absl::InvalidArgumentError("the request ended before its header"));
+    if (inline_) {
+      absl::StatusOr<Points> samples = assembler_->Finish();
+      if (!samples.ok()) return Fail(samples.status());
+      args_.samples = *std::move(samples);
+    }
+    backend_->Evaluate(std::move(args_), [handle = handle_](absl::StatusOr<EvaluateResult> r) {
+      handle->Run([&](EvaluateReactor* reactor) {
+        if (r.ok()) {
+          for (const auto& [name, value] : r->metrics) (*reactor->response_->mutable_metrics())[name] = value;
+          reactor->response_->set_sample_count(r->sample_count);
+        }
+        reactor->Finish(ToGrpcStatus(r.status()));
+      });
+    });
+  }
+  void Fail(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+
+  Backend* backend_;
+  v1::EvaluateResponse* response_;
+  std::shared_ptr<ReactorHandle<EvaluateReactor>> handle_;
+  v1::EvaluateRequest request_;
+  EvaluateArgs args_;
+  bool have_header_ = false;
+  bool inline_ = false;
+  std::unique_ptr<ArrayAssembler> assembler_;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::EvaluateRequest>* EvaluationServiceImpl::Evaluate(CallbackServerContext* ctx,
+                                                                               v1::EvaluateResponse* response) {
+  return new EvaluateReactor(backend_, response);
+}
+
+ServerUnaryReactor* EvaluationServiceImpl::ListMetrics(CallbackServerContext* ctx, const v1::ListMetricsRequest* request,
+                                                       v1::ListMetricsResponse* response) {
+  for (const Metric* m : AllMetrics()) ToProto(*m, response->add_metrics());
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
+}  // namespace sampled::server

@@ -1,0 +1,124 @@
+#include <algorithm>
+
+#include "core/io/array_codec.h"
+#include "server/convert/convert.h"
+#include "server/service/reactors.h"
+#include "server/service/services.h"
+
+namespace sampled::server {
+namespace {
+
+constexpr int64_t kChunkBytes = 1 << 20;
+
+// GetParticles: asks the backend for a copy of the particles (taken between two steps when the flow is
+// running) and streams it in chunks of rows.
+class ParticlesReactor final : public grpc::ServerWriteReactor<v1::ParticlesChunk> {
+ public:
+  ParticlesReactor(Backend* backend, const v1::GetParticlesRequest& request)
+      : handle_(std::make_shared<ReactorHandle<ParticlesReactor>>(this)),
+        dtype_(FromProto(request.dtype())),
+        chunk_rows_(request.chunk_rows()) {
+    if (chunk_rows_ < 0 || !v1::DType_IsValid(request.dtype())) {
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "chunk_rows must be >= 0 and dtype known"));
+      return;
+    }
+    backend->ReadParticles(request.job_id(), [handle = handle_](absl::StatusOr<ParticlesView> v) {
+      handle->Run([&](ParticlesReactor* r) { r->OnParticles(std::move(v)); });
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    handle_->Detach();
+    delete this;
+  }
+
+ private:
+  void OnParticles(absl::StatusOr<ParticlesView> v) {
+    absl::MutexLock lock(&mu_);
+    if (!v.ok()) return FinishLocked(ToGrpcStatus(v.status()));
+    view_ = *std::move(v);
+    const int64_t dim = std::max<int64_t>(1, view_.particles.cols());
+    if (chunk_rows_ == 0) chunk_rows_ = std::max<int64_t>(1, kChunkBytes / (dim * DTypeSize(dtype_)));
+    WriteNextLocked();
+  }
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    const int64_t total = view_.particles.rows();
+    if (offset_ >= total && offset_ > 0) return FinishLocked(grpc::Status::OK);
+    const int64_t rows = std::min(chunk_rows_, total - offset_);
+    chunk_.Clear();
+    chunk_.set_total_rows(total);
+    chunk_.set_dim(static_cast<int32_t>(view_.particles.cols()));
+    chunk_.set_step(view_.step);
+    chunk_.set_dtype(ToProto(dtype_));
+    chunk_.set_row_offset(offset_);
+    chunk_.set_rows(rows);
+    chunk_.set_data(EncodeRows(view_.particles, offset_, rows, dtype_));
+    offset_ += std::max<int64_t>(rows, 1);  // an empty set still sends one (empty) chunk
+    StartWrite(&chunk_);
+  }
+
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  std::shared_ptr<ReactorHandle<ParticlesReactor>> handle_;
+  absl::Mutex mu_;
+  DType dtype_;
+  int64_t chunk_rows_;
+  ParticlesView view_ ABSL_GUARDED_BY(mu_);
+  int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  v1::ParticlesChunk chunk_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+ServerUnaryReactor* FlowServiceImpl::StartFlow(CallbackServerContext* ctx, const v1::StartFlowRequest* request,
+                                               v1::Job* response) {
+  absl::StatusOr<StartFlowArgs> args = FromProto(*request);
+  if (!args.ok()) return FinishUnary(ctx, args.status());
+  absl::StatusOr<JobSnapshot> job = backend_->StartFlow(*args);
+  if (job.ok()) ToProto(*job, response);
+  return FinishUnary(ctx, job.status());
+}
+
+ServerUnaryReactor* FlowServiceImpl::StepFlow(CallbackServerContext* ctx, const v1::StepFlowRequest* request,
+                                              v1::StepFlowResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // The default reactor lives until Finish; the worker finishes it when the steps are done.
+  backend_->StepFlow(request->job_id(), request->steps(), [reactor, response](absl::StatusOr<StepFlowResult> r) {
+    if (r.ok()) {
+      ToProto(r->job, response->mutable_job());
+      for (const TimedStepStats& s : r->stats) ToProto(s.stats, s.seconds, response->add_stats());
+    }
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ParticlesChunk>* FlowServiceImpl::GetParticles(CallbackServerContext* ctx,
+                                                                             const v1::GetParticlesRequest* request) {
+  return new ParticlesReactor(backend_, *request);
+}
+
+ServerUnaryReactor* FlowServiceImpl::ListMethods(CallbackServerContext* ctx, const v1::ListMethodsRequest* request,
+                                                 v1::ListMethodsResponse* response) {
+  for (const FlowMethod* m : FlowMethods()) ToProto(*m, response->add_methods());
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
+}  // namespace sampled::server

@@ -1,0 +1,89 @@
+// Sessions and the targets they own: the server's in-memory store of uploaded data and analytic
+// densities. Jobs are tracked by the JobManager; a session only counts them.
+//
+// Thread-safe: every method takes the manager's lock for the duration of a map operation only (no
+// compute under the lock).
+#ifndef SAMPLED_SERVER_SESSIONS_SESSION_MANAGER_H_
+#define SAMPLED_SERVER_SESSIONS_SESSION_MANAGER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/targets/target.h"
+#include "server/common/pagination.h"
+#include "server/server_options.h"
+
+namespace sampled::server {
+
+struct SessionInfo {
+  std::string id;
+  std::string name;
+  absl::Time create_time;
+  int64_t target_count = 0;
+  int64_t target_bytes = 0;
+};
+
+struct TargetEntry {
+  std::string id;
+  std::string session_id;
+  std::string name;
+  std::shared_ptr<const Target> target;  // shared with the jobs that use it
+  absl::Time create_time;
+};
+
+class SessionManager {
+ public:
+  explicit SessionManager(const Limits& limits) : limits_(limits) {}
+
+  // RESOURCE_EXHAUSTED at the session limit.
+  absl::StatusOr<SessionInfo> CreateSession(const std::string& name);
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<SessionInfo> GetSession(const std::string& id) const;
+  absl::StatusOr<Page<SessionInfo>> ListSessions(const PageRequest& page) const;
+  // Removes the session and its targets (NOT_FOUND for an unknown id). The caller cancels its jobs.
+  absl::Status DeleteSession(const std::string& id);
+
+  // OK when `name` could be added to the session now (NOT_FOUND, ALREADY_EXISTS, RESOURCE_EXHAUSTED,
+  // INVALID_ARGUMENT for an empty name): lets an upload fail before its data is sent.
+  absl::Status CheckNewTarget(const std::string& session_id, const std::string& name) const;
+  // Adds a target, re-checking what CheckNewTarget checks.
+  absl::StatusOr<TargetEntry> AddTarget(const std::string& session_id, const std::string& name,
+                                        std::shared_ptr<const Target> target);
+  // NOT_FOUND for an unknown session or a target not in it.
+  absl::StatusOr<TargetEntry> GetTarget(const std::string& session_id, const std::string& target_id) const;
+  absl::StatusOr<Page<TargetEntry>> ListTargets(const std::string& session_id, const PageRequest& page) const;
+  absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);
+
+  // For the metrics endpoint.
+  int64_t session_count() const;
+  int64_t target_count() const;
+  int64_t target_bytes() const;
+
+ private:
+  struct Session {
+    SessionInfo info;
+    uint64_t sequence = 0;
+    std::map<uint64_t, TargetEntry> targets;  // by creation sequence
+  };
+
+  Session* FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const Session* FindLocked(const std::string& id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckNewTargetLocked(const Session& s, const std::string& name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Limits limits_;
+  mutable absl::Mutex mu_;
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);        // by creation sequence
+  std::map<std::string, uint64_t> session_ids_ ABSL_GUARDED_BY(mu_);  // id -> sequence
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_SESSIONS_SESSION_MANAGER_H_
