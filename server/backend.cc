@@ -98,11 +98,28 @@ absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayA
 }
 
 absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id, const std::string& name,
-                                                  const std::string& family, int64_t dim, const ParamMap& params) {
+                                                  const std::string& family, int64_t dim, const ParamMap& params,
+                                                  int64_t sample_count, uint64_t seed) {
   SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(session_id, name));
   SAMPLED_RETURN_IF_ERROR(CheckDim(dim));
+  if (sample_count < 0) return absl::InvalidArgumentError(absl::StrCat("sample_count must be >= 0, got ", sample_count));
+  if (sample_count > options_.limits.max_points_per_target) {
+    return absl::ResourceExhaustedError(absl::StrCat("sample_count ", sample_count, " exceeds the server's limit of ",
+                                                     options_.limits.max_points_per_target, " points per target"));
+  }
   SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Target> target, CreateAnalyticTarget(family, dim, params));
-  return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)));
+  if (sample_count == 0) {
+    return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)));
+  }
+  if (!target->can_sample()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("family '", family, "' has no exact sampler; define it as a density (sample_count 0)"));
+  }
+  Rng rng(seed);
+  Points draws;
+  SAMPLED_RETURN_IF_ERROR(target->Sample(sample_count, rng, &draws));
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
+  return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(data)));
 }
 
 // Flows ------------------------------------------------------------------------------------------------

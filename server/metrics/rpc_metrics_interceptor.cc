@@ -55,6 +55,12 @@ std::string RpcMethodLabel(const char* full_method) {
   if (!absl::ConsumePrefix(&m, "/")) return "other";
   const size_t slash = m.find('/');
   if (slash == absl::string_view::npos) return "other";
+  // The standard services gRPC implements itself (their descriptors may not be linked in).
+  static const char* const kStandard[] = {"grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch",
+                                          "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+  for (const char* known : kStandard) {
+    if (m == known) return std::string(m.substr(m.rfind('.', m.find('/')) + 1));
+  }
   // Only methods of a service compiled into this binary: a label never carries arbitrary client text.
   const std::string dotted = absl::StrCat(m.substr(0, slash), ".", m.substr(slash + 1));
   if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(dotted) == nullptr) return "other";

@@ -65,7 +65,8 @@ grpc::ServerReadReactor<v1::UploadTargetRequest>* TargetServiceImpl::UploadTarge
 ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, const v1::DefineTargetRequest* request,
                                                     v1::Target* response) {
   absl::StatusOr<TargetEntry> t = backend_->DefineTarget(request->session_id(), request->name(), request->family(),
-                                                         request->dim(), FromProto(request->params()));
+                                                         request->dim(), FromProto(request->params()),
+                                                         request->sample_count(), request->seed());
   if (t.ok()) ToProto(*t, response);
   return FinishUnary(ctx, t.status());
 }

@@ -1,0 +1,658 @@
+#include "client/cpp/cli.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "client/cpp/sampled_client.h"
+#include "core/io/array_file.h"
+
+namespace sampled::client {
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SECONDS] [--json] COMMAND ...
+
+  session create [--name N]                 print the new session's id
+  session list | session get ID | session delete ID
+  target upload --session S --name N --file F [--dtype float32|float64]
+  target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...]
+                [--sample N [--seed S]]       N exact draws stored as a sample target
+  target list --session S | target get --session S ID | target delete --session S ID
+  target families                           analytic families and their parameters
+  flow start --session S --target T --method M [--particles N | --init-file F]
+             [--init-mean V] [--init-std V] [--steps K] [--schedule-steps K] [--step-size ETA]
+             [--optimizer sgd|adagrad] [--noise SPEC] [--bandwidth SPEC] [--batch B]
+             [--dtype float32|float64] [--seed S] [--eval-every K] [--eval-metrics a,b]
+             [--METHOD-OPTION VALUE ...] [--watch]
+  flow step --job J [--steps K]             run K more steps of a stopped flow
+  flow methods                              methods, their parameters and options
+  job watch J | job status J | job list --session S | job cancel J
+  particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
+  eval --session S --target T (--file F | --samples-target T2 | --job J) [--metrics a,b] [--seed S]
+  metrics                                   the metrics eval knows
+  health [--service NAME]
+
+--server defaults to $SAMPLED_SERVER or 127.0.0.1:50051. Vector values are comma-separated.
+)";
+
+// Parsed command line: the command words, then flags (repeatable) and positional arguments.
+struct Args {
+  std::vector<std::string> words;
+  std::multimap<std::string, std::string> flags;
+  std::set<std::string> used;
+
+  bool Has(const std::string& name) {
+    used.insert(name);
+    return flags.count(name) > 0;
+  }
+  std::string Get(const std::string& name, const std::string& fallback = "") {
+    used.insert(name);
+    auto it = flags.find(name);
+    return it == flags.end() ? fallback : it->second;
+  }
+  std::vector<std::string> GetAll(const std::string& name) {
+    used.insert(name);
+    std::vector<std::string> out;
+    for (auto [it, end] = flags.equal_range(name); it != end; ++it) out.push_back(it->second);
+    return out;
+  }
+};
+
+const std::set<std::string> kBooleanFlags = {"json", "help", "watch"};
+
+absl::Status Usage(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+absl::StatusOr<Args> Parse(const std::vector<std::string>& argv) {
+  Args a;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& t = argv[i];
+    if (t.size() > 2 && t[0] == '-' && t[1] == '-') {
+      std::string name = t.substr(2), value;
+      const size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (kBooleanFlags.count(name)) {
+        value = "true";
+      } else {
+        if (i + 1 >= argv.size()) return Usage(absl::StrCat("--", name, " needs a value"));
+        value = argv[++i];
+      }
+      a.flags.emplace(name, value);
+    } else {
+      a.words.push_back(t);
+    }
+  }
+  return a;
+}
+
+class Cli {
+ public:
+  Cli(Args args, std::ostream& out, std::ostream& err) : a_(std::move(args)), out_(out), err_(err) {}
+
+  int Run() {
+    json_ = a_.Has("json");
+    const bool help = a_.Has("help");
+    std::string server = a_.Get("server");
+    if (server.empty()) {
+      const char* env = std::getenv("SAMPLED_SERVER");
+      server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
+    }
+    client_ = SampledClient::Connect(server);
+    if (a_.Has("timeout")) {
+      double seconds;
+      if (!absl::SimpleAtod(a_.Get("timeout"), &seconds) || seconds < 0) return UsageError("--timeout takes seconds >= 0");
+      client_->set_timeout(absl::Seconds(seconds));
+    }
+    if (help || a_.words.empty()) {
+      out_ << kUsageText;
+      return help ? kOk : kUsage;
+    }
+    const std::string cmd = a_.words[0];
+    const std::string sub = a_.words.size() > 1 ? a_.words[1] : "";
+    absl::Status s;
+    if (cmd == "session") {
+      s = Session(sub);
+    } else if (cmd == "target") {
+      s = Target(sub);
+    } else if (cmd == "flow") {
+      s = Flow(sub);
+    } else if (cmd == "job") {
+      s = JobCommand(sub);
+    } else if (cmd == "particles") {
+      s = Particles();
+    } else if (cmd == "eval") {
+      s = Eval();
+    } else if (cmd == "metrics") {
+      s = Metrics();
+    } else if (cmd == "health") {
+      s = Health();
+    } else {
+      return UsageError(absl::StrCat("unknown command '", cmd, "'"));
+    }
+    if (s.ok() && exit_override_ != kOk) return exit_override_;
+    if (absl::IsInvalidArgument(s) && usage_error_) return UsageError(std::string(s.message()));
+    if (!s.ok()) {
+      err_ << "samplectl: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+      return kFailed;
+    }
+    return kOk;
+  }
+
+ private:
+  int UsageError(const std::string& message) {
+    err_ << "samplectl: " << message << "\n" << kUsageText;
+    return kUsage;
+  }
+  absl::Status BadUsage(const std::string& message) {
+    usage_error_ = true;
+    return absl::InvalidArgumentError(message);
+  }
+  // Refuses flags the command does not know (global flags are always known).
+  absl::Status CheckFlags() {
+    for (const auto& [name, value] : a_.flags) {
+      if (a_.used.count(name) == 0) return BadUsage(absl::StrCat("unknown flag --", name, " for this command"));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Required(const std::string& name) {
+    std::string v = a_.Get(name);
+    if (v.empty()) return BadUsage(absl::StrCat("--", name, " is required"));
+    return v;
+  }
+  absl::StatusOr<std::string> Positional(size_t index, const std::string& what) {
+    if (a_.words.size() <= index) return BadUsage(absl::StrCat("missing ", what));
+    return a_.words[index];
+  }
+  absl::StatusOr<int64_t> IntFlag(const std::string& name, int64_t fallback) {
+    if (!a_.Has(name)) return fallback;
+    int64_t v;
+    if (!absl::SimpleAtoi(a_.Get(name), &v)) return BadUsage(absl::StrCat("--", name, " takes an integer"));
+    return v;
+  }
+  absl::StatusOr<double> DoubleFlag(const std::string& name) {
+    double v;
+    if (!absl::SimpleAtod(a_.Get(name), &v)) return BadUsage(absl::StrCat("--", name, " takes a number"));
+    return v;
+  }
+  absl::StatusOr<std::vector<double>> Vector(const std::string& text, const std::string& what) {
+    std::vector<double> out;
+    for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+      double v;
+      if (!absl::SimpleAtod(part, &v)) return BadUsage(absl::StrCat(what, ": '", part, "' is not a number"));
+      out.push_back(v);
+    }
+    return out;
+  }
+  absl::StatusOr<DType> DTypeFlag(const std::string& name, DType fallback) {
+    if (!a_.Has(name)) return fallback;
+    const std::string v = a_.Get(name);
+    if (v == "float32") return DType::kFloat32;
+    if (v == "float64") return DType::kFloat64;
+    return BadUsage(absl::StrCat("--", name, " is float32 or float64"));
+  }
+
+  template <typename Message>
+  void PrintJson(const Message& m) {
+    std::string s;
+    google::protobuf::util::JsonPrintOptions o;
+    o.add_whitespace = false;
+    o.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(m, &s, o);
+    out_ << s << "\n";
+  }
+  template <typename Message>
+  void PrintJsonList(const std::vector<Message>& items) {
+    out_ << "[";
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string s;
+      google::protobuf::util::JsonPrintOptions o;
+      o.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(items[i], &s, o);
+      out_ << (i ? "," : "") << s;
+    }
+    out_ << "]\n";
+  }
+
+  static std::string FormatMetrics(const google::protobuf::Map<std::string, double>& m) {
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : std::map<std::string, double>(m.begin(), m.end())) {
+      parts.push_back(absl::StrFormat("%s=%.4g", k, v));
+    }
+    return absl::StrJoin(parts, " ");
+  }
+  static std::string StateName(v1::JobState s) {
+    std::string n = v1::JobState_Name(s);
+    absl::string_view v = n;
+    absl::ConsumePrefix(&v, "JOB_STATE_");
+    return absl::AsciiStrToLower(v);
+  }
+  static std::string JobLine(const v1::Job& j) {
+    std::string line = absl::StrFormat("%s  %-9s  %s  step %d/%d", j.id(), StateName(j.state()), j.method(), j.step(),
+                                       j.total_steps());
+    if (!j.metrics().empty()) absl::StrAppend(&line, "  ", FormatMetrics(j.metrics()));
+    if (j.has_error() && !j.error().message().empty()) {
+      absl::StrAppend(&line, "  ", j.error().code_name(), ": ", j.error().message());
+    }
+    return line;
+  }
+
+  // session ------------------------------------------------------------------------------------------
+  absl::Status Session(const std::string& sub) {
+    if (sub == "create") {
+      const std::string name = a_.Get("name");
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<v1::Session> s = client_->CreateSession(name);
+      if (!s.ok()) return s.status();
+      json_ ? PrintJson(*s) : void(out_ << s->id() << "\n");
+      return absl::OkStatus();
+    }
+    if (sub == "list") {
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Session>> all = client_->ListSessions();
+      if (!all.ok()) return all.status();
+      if (json_) {
+        PrintJsonList(*all);
+      } else {
+        for (const auto& s : *all) {
+          out_ << absl::StrFormat("%s  %-16s  targets %d  jobs %d  bytes %d\n", s.id(), s.name().empty() ? "-" : s.name(),
+                                  s.target_count(), s.job_count(), s.bytes_held());
+        }
+      }
+      return absl::OkStatus();
+    }
+    if (sub == "get" || sub == "delete") {
+      absl::StatusOr<std::string> id = Positional(2, "session id");
+      if (!id.ok()) return id.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      if (sub == "get") {
+        absl::StatusOr<v1::Session> s = client_->GetSession(*id);
+        if (!s.ok()) return s.status();
+        json_ ? PrintJson(*s) : void(out_ << s->DebugString());
+        return absl::OkStatus();
+      }
+      absl::StatusOr<v1::DeleteSessionResponse> r = client_->DeleteSession(*id);
+      if (!r.ok()) return r.status();
+      json_ ? PrintJson(*r) : void(out_ << "deleted " << *id << " (cancelled " << r->cancelled_jobs() << " jobs)\n");
+      return absl::OkStatus();
+    }
+    return BadUsage("session takes create, list, get or delete");
+  }
+
+  // target -------------------------------------------------------------------------------------------
+  absl::Status Target(const std::string& sub) {
+    if (sub == "upload") {
+      absl::StatusOr<std::string> session = Required("session"), name = Required("name"), file = Required("file");
+      for (auto* v : {&session, &name, &file}) {
+        if (!v->ok()) return v->status();
+      }
+      absl::StatusOr<LoadedArray> array = ReadArrayFile(*file);
+      if (!array.ok()) return array.status();
+      absl::StatusOr<DType> dtype = DTypeFlag("dtype", array->dtype);
+      if (!dtype.ok()) return dtype.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<v1::Target> t = client_->UploadTarget(*session, *name, array->points, *dtype);
+      if (!t.ok()) return t.status();
+      json_ ? PrintJson(*t) : void(out_ << t->id() << "\n");
+      return absl::OkStatus();
+    }
+    if (sub == "define") {
+      absl::StatusOr<std::string> session = Required("session"), name = Required("name"), family = Required("family");
+      for (auto* v : {&session, &name, &family}) {
+        if (!v->ok()) return v->status();
+      }
+      absl::StatusOr<int64_t> dim = IntFlag("dim", 0), sample = IntFlag("sample", 0), seed = IntFlag("seed", 0);
+      for (auto* v : {&dim, &sample, &seed}) {
+        if (!v->ok()) return v->status();
+      }
+      ParamMap params;
+      for (const std::string& p : a_.GetAll("param")) {
+        const size_t eq = p.find('=');
+        if (eq == std::string::npos || eq == 0) return BadUsage(absl::StrCat("--param '", p, "' is not KEY=VALUES"));
+        absl::StatusOr<std::vector<double>> values = Vector(p.substr(eq + 1), absl::StrCat("--param ", p.substr(0, eq)));
+        if (!values.ok()) return values.status();
+        params[p.substr(0, eq)] = *values;
+      }
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<v1::Target> t =
+          client_->DefineTarget(*session, *name, *family, *dim, params, *sample, static_cast<uint64_t>(*seed));
+      if (!t.ok()) return t.status();
+      json_ ? PrintJson(*t) : void(out_ << t->id() << "\n");
+      return absl::OkStatus();
+    }
+    if (sub == "list") {
+      absl::StatusOr<std::string> session = Required("session");
+      if (!session.ok()) return session.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Target>> all = client_->ListTargets(*session);
+      if (!all.ok()) return all.status();
+      if (json_) {
+        PrintJsonList(*all);
+      } else {
+        for (const auto& t : *all) {
+          out_ << absl::StrFormat("%s  %-16s  %-10s  dim %d  points %d\n", t.id(), t.name(), t.family(), t.dim(),
+                                  t.point_count());
+        }
+      }
+      return absl::OkStatus();
+    }
+    if (sub == "get" || sub == "delete") {
+      absl::StatusOr<std::string> session = Required("session");
+      if (!session.ok()) return session.status();
+      absl::StatusOr<std::string> id = Positional(2, "target id");
+      if (!id.ok()) return id.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      if (sub == "get") {
+        absl::StatusOr<v1::Target> t = client_->GetTarget(*session, *id);
+        if (!t.ok()) return t.status();
+        json_ ? PrintJson(*t) : void(out_ << t->DebugString());
+        return absl::OkStatus();
+      }
+      if (absl::Status s = client_->DeleteTarget(*session, *id); !s.ok()) return s;
+      if (!json_) out_ << "deleted " << *id << "\n";
+      return absl::OkStatus();
+    }
+    if (sub == "families") {
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Family>> all = client_->ListFamilies();
+      if (!all.ok()) return all.status();
+      if (json_) return PrintJsonList(*all), absl::OkStatus();
+      for (const auto& f : *all) {
+        out_ << f.name() << " (default dim " << f.default_dim() << "): " << f.summary() << "\n";
+        for (const auto& p : f.params()) out_ << "    " << p.name() << ": " << p.doc() << "\n";
+      }
+      return absl::OkStatus();
+    }
+    return BadUsage("target takes upload, define, list, get, delete or families");
+  }
+
+  // flow ---------------------------------------------------------------------------------------------
+  absl::Status Flow(const std::string& sub) {
+    if (sub == "start") return FlowStart();
+    if (sub == "step") {
+      absl::StatusOr<std::string> job = Required("job");
+      if (!job.ok()) return job.status();
+      absl::StatusOr<int64_t> steps = IntFlag("steps", 1);
+      if (!steps.ok()) return steps.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<v1::StepFlowResponse> r = client_->StepFlow(*job, *steps);
+      if (!r.ok()) return r.status();
+      if (json_) return PrintJson(*r), absl::OkStatus();
+      for (const v1::StepStats& s : r->stats()) {
+        std::string line = absl::StrFormat("step %d  mean move %.4g  max move %.4g", s.step(), s.mean_displacement(),
+                                           s.max_displacement());
+        if (s.has_bandwidth()) absl::StrAppendFormat(&line, "  bandwidth %.4g", s.bandwidth());
+        if (s.has_noise()) absl::StrAppendFormat(&line, "  noise %.4g", s.noise());
+        if (s.has_acceptance_rate()) absl::StrAppendFormat(&line, "  accept %.3f", s.acceptance_rate());
+        absl::StrAppendFormat(&line, "  %.3g ms", 1e3 * s.seconds());
+        out_ << line << "\n";
+      }
+      out_ << JobLine(r->job()) << "\n";
+      return absl::OkStatus();
+    }
+    if (sub == "methods") {
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Method>> all = client_->ListMethods();
+      if (!all.ok()) return all.status();
+      if (json_) return PrintJsonList(*all), absl::OkStatus();
+      for (const auto& m : *all) {
+        out_ << m.name() << ": " << m.summary() << "\n    parameters: " << absl::StrJoin(m.fields(), ", ") << "\n";
+        for (const auto& o : m.options()) out_ << "    --" << o.name() << ": " << o.doc() << "\n";
+      }
+      return absl::OkStatus();
+    }
+    return BadUsage("flow takes start, step or methods");
+  }
+
+  absl::Status FlowStart() {
+    absl::StatusOr<std::string> session = Required("session"), target = Required("target"), method = Required("method");
+    for (auto* v : {&session, &target, &method}) {
+      if (!v->ok()) return v->status();
+    }
+    v1::FlowSpec spec;
+    spec.set_method(*method);
+    absl::StatusOr<int64_t> particles = IntFlag("particles", 0), steps = IntFlag("steps", 1000),
+                            schedule = IntFlag("schedule-steps", 0), eval_every = IntFlag("eval-every", 0);
+    for (auto* v : {&particles, &steps, &schedule, &eval_every}) {
+      if (!v->ok()) return v->status();
+    }
+    const std::string init_file = a_.Get("init-file");
+    if (!init_file.empty() && *particles > 0) return BadUsage("give --particles or --init-file, not both");
+    spec.set_particle_count(init_file.empty() && *particles == 0 ? 1000 : *particles);
+    spec.set_steps(*steps);
+    spec.set_schedule_steps(*schedule);
+    spec.set_eval_every(*eval_every);
+    if (a_.Has("init-mean")) {
+      absl::StatusOr<std::vector<double>> m = Vector(a_.Get("init-mean"), "--init-mean");
+      if (!m.ok()) return m.status();
+      spec.mutable_init_mean()->Assign(m->begin(), m->end());
+    }
+    struct DoubleField {
+      const char* flag;
+      std::function<void(double)> set;
+    };
+    for (const DoubleField& f : {DoubleField{"init-std", [&](double v) { spec.set_init_std(v); }},
+                                 DoubleField{"step-size", [&](double v) { spec.set_step_size(v); }}}) {
+      if (!a_.Has(f.flag)) continue;
+      absl::StatusOr<double> v = DoubleFlag(f.flag);
+      if (!v.ok()) return v.status();
+      f.set(*v);
+    }
+    if (a_.Has("optimizer")) spec.set_optimizer(a_.Get("optimizer"));
+    if (a_.Has("noise")) spec.set_noise(a_.Get("noise"));
+    if (a_.Has("bandwidth")) spec.set_bandwidth(a_.Get("bandwidth"));
+    if (a_.Has("batch")) {
+      absl::StatusOr<int64_t> b = IntFlag("batch", 0);
+      if (!b.ok()) return b.status();
+      spec.set_batch_size(*b);
+    }
+    if (a_.Has("dtype")) {
+      absl::StatusOr<DType> t = DTypeFlag("dtype", DType::kFloat64);
+      if (!t.ok()) return t.status();
+      spec.set_dtype(*t == DType::kFloat32 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64);
+    }
+    if (a_.Has("seed")) {
+      absl::StatusOr<int64_t> seed = IntFlag("seed", 0);
+      if (!seed.ok()) return seed.status();
+      spec.set_seed(static_cast<uint64_t>(*seed));
+    }
+    if (a_.Has("eval-metrics")) {
+      for (absl::string_view m : absl::StrSplit(a_.Get("eval-metrics"), ',', absl::SkipWhitespace())) {
+        spec.add_eval_metrics(std::string(m));
+      }
+    }
+    const bool watch = a_.Has("watch");
+    // Every other flag is a method option (--leapfrog 10 -> options["leapfrog"] = "10"); the server refuses
+    // options the method does not have.
+    for (const auto& [name, value] : a_.flags) {
+      if (a_.used.count(name) || name == "server" || name == "timeout") continue;
+      std::string key = name;
+      std::replace(key.begin(), key.end(), '-', '_');
+      (*spec.mutable_options())[key] = value;
+    }
+    if (!init_file.empty()) {
+      absl::StatusOr<LoadedArray> init = ReadArrayFile(init_file);
+      if (!init.ok()) return init.status();
+      const std::string name = absl::StrCat("init:", init_file.substr(init_file.find_last_of('/') + 1), ":",
+                                            absl::ToUnixMillis(absl::Now()));
+      absl::StatusOr<v1::Target> t = client_->UploadTarget(*session, name, init->points, init->dtype);
+      if (!t.ok()) return t.status();
+      spec.set_init_target_id(t->id());
+      spec.set_particle_count(0);
+    }
+    absl::StatusOr<v1::Job> job = client_->StartFlow(*session, *target, spec);
+    if (!job.ok()) return job.status();
+    if (!watch) {
+      json_ ? PrintJson(*job) : void(out_ << job->id() << "\n");
+      return absl::OkStatus();
+    }
+    if (!json_) out_ << job->id() << "\n";
+    return Watch(job->id());
+  }
+
+  // job ----------------------------------------------------------------------------------------------
+  absl::Status JobCommand(const std::string& sub) {
+    if (sub == "list") {
+      absl::StatusOr<std::string> session = Required("session");
+      if (!session.ok()) return session.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Job>> all = client_->ListJobs(*session);
+      if (!all.ok()) return all.status();
+      if (json_) return PrintJsonList(*all), absl::OkStatus();
+      for (const auto& j : *all) out_ << JobLine(j) << "\n";
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> id = Positional(2, "job id");
+    if (!id.ok()) return id.status();
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    if (sub == "watch") return Watch(*id);
+    if (sub == "status" || sub == "cancel") {
+      absl::StatusOr<v1::Job> j = sub == "status" ? client_->GetJob(*id) : client_->CancelJob(*id);
+      if (!j.ok()) return j.status();
+      json_ ? PrintJson(*j) : void(out_ << JobLine(*j) << "\n");
+      return absl::OkStatus();
+    }
+    return BadUsage("job takes watch, status, list or cancel");
+  }
+
+  // A live progress bar on a terminal; on a pipe, a line per second and at every state change.
+  absl::Status Watch(const std::string& id) {
+    const bool tty = &out_ == &std::cout && isatty(STDOUT_FILENO) && !json_;
+    absl::Time last_line = absl::InfinitePast();
+    v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
+    absl::StatusOr<v1::Job> final_job = client_->WatchJob(id, [&](const v1::Job& j) {
+      if (json_) return PrintJson(j);
+      const bool terminal = j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED ||
+                            j.state() == v1::JOB_STATE_CANCELLED;
+      const double frac = j.total_steps() > 0 ? static_cast<double>(j.step()) / j.total_steps() : 1.0;
+      constexpr int kWidth = 30;
+      const int filled = static_cast<int>(std::round(frac * kWidth));
+      std::string line = absl::StrFormat("%-9s [%s%s] %d/%d %3.0f%%  %.1f steps/s  ETA %.1fs", StateName(j.state()),
+                                         std::string(filled, '#'), std::string(kWidth - filled, '-'), j.step(),
+                                         j.total_steps(), 100 * frac, j.steps_per_second(), j.eta_seconds());
+      if (!j.metrics().empty()) absl::StrAppend(&line, "  ", FormatMetrics(j.metrics()));
+      if (tty) {
+        out_ << "\r\033[K" << line << std::flush;
+        if (terminal) out_ << "\n";
+      } else if (terminal || j.state() != last_state || absl::Now() - last_line >= absl::Seconds(1)) {
+        out_ << line << "\n";
+        last_line = absl::Now();
+      }
+      last_state = j.state();
+    });
+    if (!final_job.ok()) return final_job.status();
+    if (!json_) out_ << JobLine(*final_job) << "\n";
+    if (final_job->state() != v1::JOB_STATE_SUCCEEDED) exit_override_ = kFailed;
+    return absl::OkStatus();
+  }
+
+  // particles, eval, metrics, health ------------------------------------------------------------------
+  absl::Status Particles() {
+    absl::StatusOr<std::string> job = Required("job"), file = Required("out");
+    for (auto* v : {&job, &file}) {
+      if (!v->ok()) return v->status();
+    }
+    absl::StatusOr<DType> dtype = DTypeFlag("dtype", DType::kFloat64);
+    if (!dtype.ok()) return dtype.status();
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    int64_t step = 0;
+    absl::StatusOr<Points> p = client_->GetParticles(*job, &step, *dtype);
+    if (!p.ok()) return p.status();
+    if (absl::Status s = WriteArrayFile(*file, *p, *dtype); !s.ok()) return s;
+    if (!json_) out_ << "wrote " << p->rows() << " x " << p->cols() << " particles (step " << step << ") to " << *file << "\n";
+    return absl::OkStatus();
+  }
+
+  absl::Status Eval() {
+    absl::StatusOr<std::string> session = Required("session"), target = Required("target");
+    for (auto* v : {&session, &target}) {
+      if (!v->ok()) return v->status();
+    }
+    SampleSource source;
+    source.samples_target_id = a_.Get("samples-target");
+    source.job_id = a_.Get("job");
+    const std::string file = a_.Get("file");
+    absl::StatusOr<LoadedArray> array;
+    if (!file.empty()) {
+      array = ReadArrayFile(file);
+      if (!array.ok()) return array.status();
+      source.samples = &array->points;
+    }
+    if ((source.samples != nullptr) + !source.samples_target_id.empty() + !source.job_id.empty() != 1) {
+      return BadUsage("give exactly one of --file, --samples-target and --job");
+    }
+    std::vector<std::string> metrics;
+    for (absl::string_view m : absl::StrSplit(a_.Get("metrics"), ',', absl::SkipWhitespace())) metrics.emplace_back(m);
+    absl::StatusOr<int64_t> seed = IntFlag("seed", 0);
+    if (!seed.ok()) return seed.status();
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    absl::StatusOr<v1::EvaluateResponse> r = client_->Evaluate(*session, *target, source, metrics, *seed);
+    if (!r.ok()) return r.status();
+    if (json_) return PrintJson(*r), absl::OkStatus();
+    for (const auto& [name, value] : std::map<std::string, double>(r->metrics().begin(), r->metrics().end())) {
+      out_ << absl::StrFormat("%-7s %.6g\n", name, value);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Metrics() {
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    absl::StatusOr<std::vector<v1::MetricInfo>> all = client_->ListMetrics();
+    if (!all.ok()) return all.status();
+    if (json_) return PrintJsonList(*all), absl::OkStatus();
+    for (const auto& m : *all) out_ << m.name() << ": " << m.description() << "\n";
+    return absl::OkStatus();
+  }
+
+  absl::Status Health() {
+    const std::string service = a_.Get("service");
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    auto status = client_->Health(service);
+    if (!status.ok()) return status.status();
+    const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status);
+    out_ << (json_ ? absl::StrCat("{\"status\":\"", name, "\"}") : name) << "\n";
+    if (*status != grpc::health::v1::HealthCheckResponse::SERVING) exit_override_ = kFailed;
+    return absl::OkStatus();
+  }
+
+  Args a_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::unique_ptr<SampledClient> client_;
+  bool json_ = false;
+  bool usage_error_ = false;
+  int exit_override_ = kOk;
+};
+
+}  // namespace
+
+int RunSamplectl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<Args> parsed = Parse(args);
+  if (!parsed.ok()) {
+    err << "samplectl: " << parsed.status().message() << "\n" << kUsageText;
+    return kUsage;
+  }
+  return Cli(*std::move(parsed), out, err).Run();
+}
+
+}  // namespace sampled::client

@@ -1,0 +1,322 @@
+#include "client/cpp/sampled_client.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/io/array_codec.h"
+
+namespace sampled::client {
+namespace {
+
+v1::DType ToProto(DType t) { return t == DType::kFloat32 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64; }
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+SampledClient::SampledClient(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)),
+      sessions_(v1::SessionService::NewStub(channel_)),
+      targets_(v1::TargetService::NewStub(channel_)),
+      flows_(v1::FlowService::NewStub(channel_)),
+      jobs_(v1::JobService::NewStub(channel_)),
+      evaluation_(v1::EvaluationService::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+std::unique_ptr<SampledClient> SampledClient::Connect(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // particle chunks are ~1 MiB; allow larger ones from other servers
+  return std::make_unique<SampledClient>(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+}
+
+void SampledClient::Prepare(grpc::ClientContext* ctx) const {
+  if (timeout_ > absl::ZeroDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+}
+
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> SampledClient::Unary(Stub* stub,
+                                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                                              const Request& request) const {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  Response response;
+  grpc::Status status = (stub->*method)(&ctx, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::Session> SampledClient::CreateSession(const std::string& name) {
+  v1::CreateSessionRequest r;
+  r.set_name(name);
+  return Unary(sessions_.get(), &v1::SessionService::Stub::CreateSession, r);
+}
+
+absl::StatusOr<v1::Session> SampledClient::GetSession(const std::string& session_id) {
+  v1::GetSessionRequest r;
+  r.set_session_id(session_id);
+  return Unary(sessions_.get(), &v1::SessionService::Stub::GetSession, r);
+}
+
+absl::StatusOr<std::vector<v1::Session>> SampledClient::ListSessions() {
+  std::vector<v1::Session> all;
+  v1::ListSessionsRequest r;
+  do {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::ListSessionsResponse page;
+    grpc::Status s = sessions_->ListSessions(&ctx, r, &page);
+    if (!s.ok()) return FromGrpcStatus(s);
+    all.insert(all.end(), page.sessions().begin(), page.sessions().end());
+    r.set_page_token(page.next_page_token());
+  } while (!r.page_token().empty());
+  return all;
+}
+
+absl::StatusOr<v1::DeleteSessionResponse> SampledClient::DeleteSession(const std::string& session_id) {
+  v1::DeleteSessionRequest r;
+  r.set_session_id(session_id);
+  return Unary(sessions_.get(), &v1::SessionService::Stub::DeleteSession, r);
+}
+
+absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& session_id, const std::string& name,
+                                                       const Points& points, DType dtype, int64_t chunk_bytes) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::Target target;
+  std::unique_ptr<grpc::ClientWriter<v1::UploadTargetRequest>> writer = targets_->UploadTarget(&ctx, &target);
+  v1::UploadTargetRequest header;
+  v1::UploadTargetHeader* h = header.mutable_header();
+  h->set_session_id(session_id);
+  h->set_name(name);
+  h->set_dtype(ToProto(dtype));
+  h->set_dim(static_cast<int32_t>(points.cols()));
+  h->set_expected_rows(points.rows());
+  bool ok = writer->Write(header);
+  const int64_t row_bytes = std::max<int64_t>(1, points.cols() * DTypeSize(dtype));
+  const int64_t rows_per_chunk = std::max<int64_t>(1, chunk_bytes / row_bytes);
+  for (int64_t row = 0; ok && row < points.rows(); row += rows_per_chunk) {
+    v1::UploadTargetRequest chunk;
+    chunk.set_chunk(EncodeRows(points, row, std::min(rows_per_chunk, points.rows() - row), dtype));
+    ok = writer->Write(chunk);  // false: the server already finished the call (an error follows)
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return target;
+}
+
+absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& session_id, const std::string& name,
+                                                       const std::string& family, int64_t dim, const ParamMap& params,
+                                                       int64_t sample_count, uint64_t seed) {
+  v1::DefineTargetRequest r;
+  r.set_sample_count(sample_count);
+  r.set_seed(seed);
+  r.set_session_id(session_id);
+  r.set_name(name);
+  r.set_family(family);
+  r.set_dim(static_cast<int32_t>(dim));
+  for (const auto& [key, values] : params) (*r.mutable_params())[key].mutable_values()->Assign(values.begin(), values.end());
+  return Unary(targets_.get(), &v1::TargetService::Stub::DefineTarget, r);
+}
+
+absl::StatusOr<v1::Target> SampledClient::GetTarget(const std::string& session_id, const std::string& target_id) {
+  v1::GetTargetRequest r;
+  r.set_session_id(session_id);
+  r.set_target_id(target_id);
+  return Unary(targets_.get(), &v1::TargetService::Stub::GetTarget, r);
+}
+
+absl::StatusOr<std::vector<v1::Target>> SampledClient::ListTargets(const std::string& session_id) {
+  std::vector<v1::Target> all;
+  v1::ListTargetsRequest r;
+  r.set_session_id(session_id);
+  do {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::ListTargetsResponse page;
+    grpc::Status s = targets_->ListTargets(&ctx, r, &page);
+    if (!s.ok()) return FromGrpcStatus(s);
+    all.insert(all.end(), page.targets().begin(), page.targets().end());
+    r.set_page_token(page.next_page_token());
+  } while (!r.page_token().empty());
+  return all;
+}
+
+absl::Status SampledClient::DeleteTarget(const std::string& session_id, const std::string& target_id) {
+  v1::DeleteTargetRequest r;
+  r.set_session_id(session_id);
+  r.set_target_id(target_id);
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::DeleteTargetResponse response;
+  return FromGrpcStatus(targets_->DeleteTarget(&ctx, r, &response));
+}
+
+absl::StatusOr<std::vector<v1::Family>> SampledClient::ListFamilies() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::ListFamiliesResponse response;
+  grpc::Status s = targets_->ListFamilies(&ctx, v1::ListFamiliesRequest(), &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return std::vector<v1::Family>(response.families().begin(), response.families().end());
+}
+
+absl::StatusOr<v1::Job> SampledClient::StartFlow(const std::string& session_id, const std::string& target_id,
+                                                 const v1::FlowSpec& spec) {
+  v1::StartFlowRequest r;
+  r.set_session_id(session_id);
+  r.set_target_id(target_id);
+  *r.mutable_spec() = spec;
+  return Unary(flows_.get(), &v1::FlowService::Stub::StartFlow, r);
+}
+
+absl::StatusOr<v1::StepFlowResponse> SampledClient::StepFlow(const std::string& job_id, int64_t steps) {
+  v1::StepFlowRequest r;
+  r.set_job_id(job_id);
+  r.set_steps(steps);
+  return Unary(flows_.get(), &v1::FlowService::Stub::StepFlow, r);
+}
+
+absl::StatusOr<Points> SampledClient::GetParticles(const std::string& job_id, int64_t* step, DType dtype) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::GetParticlesRequest r;
+  r.set_job_id(job_id);
+  r.set_dtype(ToProto(dtype));
+  std::unique_ptr<grpc::ClientReader<v1::ParticlesChunk>> reader = flows_->GetParticles(&ctx, r);
+  v1::ParticlesChunk chunk;
+  std::unique_ptr<ArrayAssembler> assembler;
+  int64_t total = 0;
+  absl::Status append_status;
+  while (reader->Read(&chunk)) {
+    if (assembler == nullptr) {
+      total = chunk.total_rows();
+      assembler = std::make_unique<ArrayAssembler>(dtype, std::max(1, chunk.dim()), total);
+      if (step != nullptr) *step = chunk.step();
+    }
+    if (append_status.ok()) append_status = assembler->Append(chunk.data());
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (!append_status.ok()) return append_status;
+  if (assembler == nullptr) return absl::InternalError("the server sent no particles");
+  return assembler->Finish(total);
+}
+
+absl::StatusOr<std::vector<v1::Method>> SampledClient::ListMethods() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::ListMethodsResponse response;
+  grpc::Status s = flows_->ListMethods(&ctx, v1::ListMethodsRequest(), &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return std::vector<v1::Method>(response.methods().begin(), response.methods().end());
+}
+
+absl::StatusOr<v1::Job> SampledClient::GetJob(const std::string& job_id) {
+  v1::GetJobRequest r;
+  r.set_job_id(job_id);
+  return Unary(jobs_.get(), &v1::JobService::Stub::GetJob, r);
+}
+
+absl::StatusOr<std::vector<v1::Job>> SampledClient::ListJobs(const std::string& session_id) {
+  std::vector<v1::Job> all;
+  v1::ListJobsRequest r;
+  r.set_session_id(session_id);
+  do {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::ListJobsResponse page;
+    grpc::Status s = jobs_->ListJobs(&ctx, r, &page);
+    if (!s.ok()) return FromGrpcStatus(s);
+    all.insert(all.end(), page.jobs().begin(), page.jobs().end());
+    r.set_page_token(page.next_page_token());
+  } while (!r.page_token().empty());
+  return all;
+}
+
+absl::StatusOr<v1::Job> SampledClient::CancelJob(const std::string& job_id) {
+  v1::CancelJobRequest r;
+  r.set_job_id(job_id);
+  return Unary(jobs_.get(), &v1::JobService::Stub::CancelJob, r);
+}
+
+absl::StatusOr<v1::Job> SampledClient::WatchJob(const std::string& job_id,
+                                                const std::function<void(const v1::Job&)>& on_event) {
+  grpc::ClientContext ctx;  // no deadline: a watch lasts as long as the job
+  v1::WatchJobRequest r;
+  r.set_job_id(job_id);
+  std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader = jobs_->WatchJob(&ctx, r);
+  v1::JobEvent event;
+  v1::Job last;
+  bool any = false;
+  while (reader->Read(&event)) {
+    last = event.job();
+    any = true;
+    if (on_event) on_event(last);
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (!any) return absl::InternalError("the watch ended without an event");
+  return last;
+}
+
+absl::StatusOr<v1::EvaluateResponse> SampledClient::Evaluate(const std::string& session_id,
+                                                             const std::string& target_id, const SampleSource& source,
+                                                             const std::vector<std::string>& metrics, uint64_t seed) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::EvaluateResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::EvaluateRequest>> writer = evaluation_->Evaluate(&ctx, &response);
+  v1::EvaluateRequest header;
+  v1::EvaluateHeader* h = header.mutable_header();
+  h->set_session_id(session_id);
+  h->set_target_id(target_id);
+  for (const std::string& m : metrics) h->add_metrics(m);
+  h->set_seed(seed);
+  if (!source.samples_target_id.empty()) h->set_samples_target_id(source.samples_target_id);
+  if (!source.job_id.empty()) h->set_job_id(source.job_id);
+  if (source.samples != nullptr) {
+    h->set_dtype(v1::DTYPE_FLOAT64);
+    h->set_dim(static_cast<int32_t>(source.samples->cols()));
+  }
+  bool ok = writer->Write(header);
+  if (source.samples != nullptr) {
+    const Points& p = *source.samples;
+    const int64_t rows_per_chunk = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(1, p.cols() * 8));
+    for (int64_t row = 0; ok && row < p.rows(); row += rows_per_chunk) {
+      v1::EvaluateRequest chunk;
+      chunk.set_chunk(EncodeRows(p, row, std::min(rows_per_chunk, p.rows() - row), DType::kFloat64));
+      ok = writer->Write(chunk);
+    }
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+absl::StatusOr<std::vector<v1::MetricInfo>> SampledClient::ListMetrics() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::ListMetricsResponse response;
+  grpc::Status s = evaluation_->ListMetrics(&ctx, v1::ListMetricsRequest(), &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return std::vector<v1::MetricInfo>(response.metrics().begin(), response.metrics().end());
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> SampledClient::Health(const std::string& service) {
+  grpc::health::v1::HealthCheckRequest r;
+  r.set_service(service);
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = health_->Check(&ctx, r, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.status();
+}
+
+}  // namespace sampled::client
