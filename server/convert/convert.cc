@@ -173,9 +173,10 @@ void ToProto(const JobSnapshot& j, v1::Job* out) {
     out->mutable_error()->set_code_name(GrpcCodeName(static_cast<grpc::StatusCode>(j.error.code())));
     out->mutable_error()->set_message(std::string(j.error.message()));
   }
-  ToProto(j.create_time, out->mutable_create_time());
-  ToProto(j.start_time, out->mutable_start_time());
-  ToProto(j.end_time, out->mutable_end_time());
+  // Unset times stay absent (calling mutable_* would create them).
+  if (j.create_time != absl::InfinitePast()) ToProto(j.create_time, out->mutable_create_time());
+  if (j.start_time != absl::InfinitePast()) ToProto(j.start_time, out->mutable_start_time());
+  if (j.end_time != absl::InfinitePast()) ToProto(j.end_time, out->mutable_end_time());
   out->set_target_id(j.target_id);
   out->set_method(j.method);
   out->set_particle_count(j.particle_count);

@@ -10,11 +10,6 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
 std::string GrpcCodeName(grpc::StatusCode code) {
   if (code == grpc::StatusCode::OK) return "OK";
   const std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));

@@ -1,4 +1,4 @@
-// The one place an absl::Status becomes a grpc::Status (and back, for clients).
+// The one place an absl::Status becomes a grpc::Status.
 #ifndef SAMPLED_SERVER_CONVERT_STATUS_H_
 #define SAMPLED_SERVER_CONVERT_STATUS_H_
 
@@ -11,7 +11,6 @@
 namespace sampled::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
-absl::Status FromGrpcStatus(const grpc::Status& status);
 // "INVALID_ARGUMENT", "OK", ...
 std::string GrpcCodeName(grpc::StatusCode code);
 

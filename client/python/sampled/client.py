@@ -1,0 +1,397 @@
+"""A small API over the generated stubs: numpy arrays in and out, streams handled inside."""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+
+import grpc
+import numpy as np
+
+from sampled.v1 import common_pb2
+from sampled.v1 import evaluation_pb2, evaluation_pb2_grpc
+from sampled.v1 import flows_pb2, flows_pb2_grpc
+from sampled.v1 import jobs_pb2, jobs_pb2_grpc
+from sampled.v1 import sessions_pb2, sessions_pb2_grpc
+from sampled.v1 import targets_pb2, targets_pb2_grpc
+
+_CHUNK_BYTES = 1 << 20
+_TERMINAL = (jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
+_HEALTH = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+class SampledError(Exception):
+    """A failed call: `code` is the grpc.StatusCode, `details` the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except grpc.RpcError as e:  # raised by every stub call
+        raise SampledError(e.code(), e.details()) from None
+
+
+def _as_array(points) -> np.ndarray:
+    a = np.asarray(points)
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2:
+        raise ValueError(f"expected an N x d array, got shape {a.shape}")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+
+
+def _dtype_proto(dtype) -> int:
+    return common_pb2.DTYPE_FLOAT32 if np.dtype(dtype) == np.float32 else common_pb2.DTYPE_FLOAT64
+
+
+def _chunks(a: np.ndarray) -> Iterator[bytes]:
+    rows = max(1, _CHUNK_BYTES // max(1, a.shape[1] * a.itemsize))
+    for start in range(0, a.shape[0], rows):
+        yield a[start : start + rows].tobytes()
+
+
+def _state_name(state: int) -> str:
+    return jobs_pb2.JobState.Name(state).replace("JOB_STATE_", "").lower()
+
+
+def _id(x) -> str:
+    return x if isinstance(x, str) else x.id
+
+
+class Job:
+    """A job on the server. Its methods call the server; `status()` returns the latest jobs_pb2.Job."""
+
+    def __init__(self, client: "Client", job: jobs_pb2.Job):
+        self._client = client
+        self.id = job.id
+        self.session_id = job.session_id
+        self.last = job
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, state={_state_name(self.last.state)!r}, step={self.last.step})"
+
+    @property
+    def state(self) -> str:
+        """queued, running, succeeded, failed or cancelled (as of the last call)."""
+        return _state_name(self.last.state)
+
+    def status(self) -> jobs_pb2.Job:
+        self.last = _call(self._client._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=self.id),
+                          timeout=self._client.timeout)
+        return self.last
+
+    def watch(self, callback: Optional[Callable[[jobs_pb2.Job], None]] = None) -> Iterator[jobs_pb2.Job]:
+        """Yields progress events (jobs_pb2.Job) until the job ends; calls `callback` on each too."""
+        stream = self._client._jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=self.id))
+        try:
+            for event in stream:
+                self.last = event.job
+                if callback is not None:
+                    callback(event.job)
+                yield event.job
+        except grpc.RpcError as e:
+            raise SampledError(e.code(), e.details()) from None
+
+    def wait(self, callback: Optional[Callable[[jobs_pb2.Job], None]] = None,
+             raise_on_failure: bool = True) -> jobs_pb2.Job:
+        """Blocks until the job ends and returns its final state. Raises SampledError if it failed."""
+        for _ in self.watch(callback):
+            pass
+        if raise_on_failure and self.last.state == jobs_pb2.JOB_STATE_FAILED:
+            raise SampledError(grpc.StatusCode(self._code(self.last.error.code)), self.last.error.message)
+        return self.last
+
+    @staticmethod
+    def _code(value: int):
+        for c in grpc.StatusCode:
+            if c.value[0] == value:
+                return c.value
+        return grpc.StatusCode.UNKNOWN.value
+
+    def cancel(self) -> jobs_pb2.Job:
+        self.last = _call(self._client._jobs.CancelJob, jobs_pb2.CancelJobRequest(job_id=self.id),
+                          timeout=self._client.timeout)
+        return self.last
+
+    def step(self, steps: int = 1) -> List[jobs_pb2.StepStats]:
+        """Runs `steps` more steps of a stopped flow (interactive mode); returns each step's statistics."""
+        r = _call(self._client._flows.StepFlow, flows_pb2.StepFlowRequest(job_id=self.id, steps=steps),
+                  timeout=self._client.timeout)
+        self.last = r.job
+        return list(r.stats)
+
+    def particles(self, dtype=np.float64) -> np.ndarray:
+        """The flow's particles (a copy taken between two steps if it is running)."""
+        stream = self._client._flows.GetParticles(
+            flows_pb2.GetParticlesRequest(job_id=self.id, dtype=_dtype_proto(dtype)), timeout=self._client.timeout)
+        parts, dim, total = [], 1, 0
+        try:
+            for chunk in stream:
+                dim, total = max(1, chunk.dim), chunk.total_rows
+                parts.append(chunk.data)
+        except grpc.RpcError as e:
+            raise SampledError(e.code(), e.details()) from None
+        a = np.frombuffer(b"".join(parts), dtype=np.dtype(dtype).newbyteorder("<"))
+        return a.reshape(total, dim).astype(dtype)
+
+
+class Session:
+    """A session on the server: targets, flows and evaluations live in it."""
+
+    def __init__(self, client: "Client", session: sessions_pb2.Session):
+        self._client = client
+        self.id = session.id
+        self.name = session.name
+
+    def __repr__(self) -> str:
+        return f"Session({self.id!r}, name={self.name!r})"
+
+    def info(self) -> sessions_pb2.Session:
+        return _call(self._client._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=self.id),
+                     timeout=self._client.timeout)
+
+    def delete(self) -> int:
+        """Deletes the session (cancelling its jobs); returns how many jobs were cancelled."""
+        r = _call(self._client._sessions.DeleteSession, sessions_pb2.DeleteSessionRequest(session_id=self.id),
+                  timeout=self._client.timeout)
+        return r.cancelled_jobs
+
+    def upload_target(self, name: str, array, dtype=None) -> targets_pb2.Target:
+        """Uploads an N x d float32/float64 array as a sample target, streamed in ~1 MiB chunks."""
+        a = _as_array(array)
+        if dtype is not None:
+            a = a.astype(np.dtype(dtype).newbyteorder("<"))
+        header = targets_pb2.UploadTargetHeader(session_id=self.id, name=name, dtype=_dtype_proto(a.dtype),
+                                                dim=a.shape[1], expected_rows=a.shape[0])
+
+        def requests():
+            yield targets_pb2.UploadTargetRequest(header=header)
+            for c in _chunks(a):
+                yield targets_pb2.UploadTargetRequest(chunk=c)
+
+        return _call(self._client._targets.UploadTarget, requests(), timeout=self._client.timeout)
+
+    def define_target(self, name: str, family: str, dim: int = 0,
+                      params: Optional[Mapping[str, Union[float, Sequence[float], np.ndarray]]] = None,
+                      sample: int = 0, seed: int = 0) -> targets_pb2.Target:
+        """An analytic density (family + parameter overrides), or with sample > 0 that many exact draws."""
+        request = targets_pb2.DefineTargetRequest(session_id=self.id, name=name, family=family, dim=dim,
+                                                  sample_count=sample, seed=seed)
+        for key, value in (params or {}).items():
+            request.params[key].values.extend(np.asarray(value, dtype=np.float64).ravel().tolist())
+        return _call(self._client._targets.DefineTarget, request, timeout=self._client.timeout)
+
+    def targets(self) -> List[targets_pb2.Target]:
+        out, token = [], ""
+        while True:
+            r = _call(self._client._targets.ListTargets,
+                      targets_pb2.ListTargetsRequest(session_id=self.id, page_token=token),
+                      timeout=self._client.timeout)
+            out.extend(r.targets)
+            token = r.next_page_token
+            if not token:
+                return out
+
+    def jobs(self) -> List[Job]:
+        out, token = [], ""
+        while True:
+            r = _call(self._client._jobs.ListJobs, jobs_pb2.ListJobsRequest(session_id=self.id, page_token=token),
+                      timeout=self._client.timeout)
+            out.extend(Job(self._client, j) for j in r.jobs)
+            token = r.next_page_token
+            if not token:
+                return out
+
+    def start_flow(self, target, method: str, particles: int = 0, init=None, init_mean=None,
+                   init_std: Optional[float] = None, steps: int = 1000, schedule_steps: int = 0,
+                   step_size: Optional[float] = None, optimizer: Optional[str] = None,
+                   noise: Optional[str] = None, bandwidth: Optional[str] = None, batch_size: Optional[int] = None,
+                   dtype=None, seed: int = 0, eval_every: int = 0, eval_metrics: Sequence[str] = (),
+                   **options) -> Job:
+        """Starts a particle flow on `target` (a Target or its id) as a job.
+
+        Particles start as `particles` draws from N(init_mean, init_std^2 I), or as the rows of `init` (an
+        array, uploaded first, or the id of a sample target). Unset parameters take the method's defaults;
+        remaining keyword arguments are the method's options (e.g. leapfrog=10). steps=0 creates the flow
+        for interactive stepping with Job.step().
+        """
+        spec = flows_pb2.FlowSpec(method=method, steps=steps, schedule_steps=schedule_steps, seed=seed,
+                                  eval_every=eval_every, eval_metrics=list(eval_metrics))
+        if init is not None:
+            if isinstance(init, str):
+                spec.init_target_id = init
+            else:
+                spec.init_target_id = self.upload_target(f"init:{method}:{np.random.randint(1 << 62)}", init).id
+        else:
+            spec.particle_count = particles if particles > 0 else 1000
+        if init_mean is not None:
+            spec.init_mean.extend(np.atleast_1d(np.asarray(init_mean, dtype=np.float64)).tolist())
+        if init_std is not None:
+            spec.init_std = init_std
+        if step_size is not None:
+            spec.step_size = step_size
+        if optimizer is not None:
+            spec.optimizer = optimizer
+        if noise is not None:
+            spec.noise = noise
+        if bandwidth is not None:
+            spec.bandwidth = str(bandwidth)
+        if batch_size is not None:
+            spec.batch_size = batch_size
+        if dtype is not None:
+            spec.dtype = _dtype_proto(dtype)
+        for key, value in options.items():
+            spec.options[key] = str(value)
+        job = _call(self._client._flows.StartFlow,
+                    flows_pb2.StartFlowRequest(session_id=self.id, target_id=_id(target), spec=spec),
+                    timeout=self._client.timeout)
+        return Job(self._client, job)
+
+    def evaluate(self, target, samples=None, job=None, samples_target=None, metrics: Sequence[str] = (),
+                 seed: int = 0, bandwidth: Optional[float] = None) -> Dict[str, float]:
+        """Metrics (mmd, energy, cfd, ksd) of a sample set against `target`: an array, a Job's particles, or
+        a sample target of the session."""
+        if sum(x is not None for x in (samples, job, samples_target)) != 1:
+            raise ValueError("give exactly one of samples, job and samples_target")
+        header = evaluation_pb2.EvaluateHeader(session_id=self.id, target_id=_id(target), metrics=list(metrics),
+                                               seed=seed)
+        if bandwidth is not None:
+            header.bandwidth = bandwidth
+        a = None
+        if job is not None:
+            header.job_id = _id(job)
+        elif samples_target is not None:
+            header.samples_target_id = _id(samples_target)
+        else:
+            a = _as_array(samples)
+            header.dtype = _dtype_proto(a.dtype)
+            header.dim = a.shape[1]
+
+        def requests():
+            yield evaluation_pb2.EvaluateRequest(header=header)
+            if a is not None:
+                for c in _chunks(a):
+                    yield evaluation_pb2.EvaluateRequest(chunk=c)
+
+        r = _call(self._client._evaluation.Evaluate, requests(), timeout=self._client.timeout)
+        return dict(r.metrics)
+
+
+class Client:
+    """A connection to a sampled server.
+
+    Session-scoped calls (upload_target, define_target, start_flow, evaluate, ...) use the session made by
+    the last create_session() (or set with use_session()), unless a `session` keyword is given.
+    """
+
+    def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = None,
+                 channel: Optional[grpc.Channel] = None):
+        self.address = address
+        self.timeout = timeout
+        self._channel = channel or grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", -1)])
+        self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
+        self._targets = targets_pb2_grpc.TargetServiceStub(self._channel)
+        self._flows = flows_pb2_grpc.FlowServiceStub(self._channel)
+        self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._evaluation = evaluation_pb2_grpc.EvaluationServiceStub(self._channel)
+        self.session: Optional[Session] = None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Sessions ---------------------------------------------------------------------------------------------
+    def create_session(self, name: str = "") -> Session:
+        s = _call(self._sessions.CreateSession, sessions_pb2.CreateSessionRequest(name=name), timeout=self.timeout)
+        self.session = Session(self, s)
+        return self.session
+
+    def use_session(self, session_id: str) -> Session:
+        self.session = Session(self, _call(self._sessions.GetSession,
+                                           sessions_pb2.GetSessionRequest(session_id=session_id),
+                                           timeout=self.timeout))
+        return self.session
+
+    def sessions(self) -> List[sessions_pb2.Session]:
+        out, token = [], ""
+        while True:
+            r = _call(self._sessions.ListSessions, sessions_pb2.ListSessionsRequest(page_token=token),
+                      timeout=self.timeout)
+            out.extend(r.sessions)
+            token = r.next_page_token
+            if not token:
+                return out
+
+    def _session(self, session) -> Session:
+        if session is None:
+            if self.session is None:
+                raise ValueError("no session: call create_session() first or pass session=")
+            return self.session
+        return session if isinstance(session, Session) else Session(self, sessions_pb2.Session(id=session))
+
+    # Session-scoped shortcuts ---------------------------------------------------------------------------------
+    def upload_target(self, name: str, array, session=None, **kw) -> targets_pb2.Target:
+        return self._session(session).upload_target(name, array, **kw)
+
+    def define_target(self, name: str, family: str, dim: int = 0, params=None, sample: int = 0, seed: int = 0,
+                      session=None) -> targets_pb2.Target:
+        return self._session(session).define_target(name, family, dim, params, sample, seed)
+
+    def start_flow(self, target, method: str, session=None, **kw) -> Job:
+        return self._session(session).start_flow(target, method, **kw)
+
+    def evaluate(self, target, session=None, **kw) -> Dict[str, float]:
+        return self._session(session).evaluate(target, **kw)
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, _call(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout))
+
+    # Discovery ------------------------------------------------------------------------------------------------
+    def families(self) -> List[targets_pb2.Family]:
+        return list(_call(self._targets.ListFamilies, targets_pb2.ListFamiliesRequest(), timeout=self.timeout).families)
+
+    def methods(self) -> List[flows_pb2.Method]:
+        return list(_call(self._flows.ListMethods, flows_pb2.ListMethodsRequest(), timeout=self.timeout).methods)
+
+    def metrics(self) -> List[evaluation_pb2.MetricInfo]:
+        return list(_call(self._evaluation.ListMetrics, evaluation_pb2.ListMetricsRequest(),
+                          timeout=self.timeout).metrics)
+
+    def health(self, service: str = "") -> str:
+        """grpc.health.v1 Check: SERVING, NOT_SERVING, ... (encoded by hand: Debian has no grpc_health)."""
+        check = self._channel.unary_unary("/grpc.health.v1.Health/Check",
+                                          request_serializer=lambda s: s, response_deserializer=lambda b: b)
+        raw = service.encode()
+        request = (b"\x0a" + _varint(len(raw)) + raw) if raw else b""
+        reply = _call(check, request, timeout=self.timeout)
+        return _HEALTH.get(_read_status(reply), "UNKNOWN")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_status(reply: bytes) -> int:
+    # HealthCheckResponse { ServingStatus status = 1; }: tag 0x08 then a varint; absent means UNKNOWN (0).
+    if len(reply) >= 2 and reply[0] == 0x08:
+        return reply[1]
+    return 0
