@@ -1,0 +1,77 @@
+"""Fixtures that run the real sampled binary on 127.0.0.1 with port 0 and stop it after the test."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "client" / "python"))
+
+import sampled  # noqa: E402
+
+
+def server_binary() -> str:
+    path = os.environ.get("SAMPLED_SERVER_BIN", str(ROOT / "build" / "server" / "sampled"))
+    if not os.path.exists(path):
+        pytest.fail(f"sampled binary not found at {path}; build first or set SAMPLED_SERVER_BIN")
+    return path
+
+
+class RunningServer:
+    """A sampled process: its gRPC and metrics addresses, and how to stop it."""
+
+    def __init__(self, *flags: str):
+        self.proc = subprocess.Popen(
+            [server_binary(), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--torch-threads", "2",
+             *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"sampled listening on ([\d.]+):(\d+), metrics on http://[\d.]+:(\d+)/metrics", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"unexpected first line {line!r}; stderr: {self.proc.stderr.read()}")
+        self.address = f"{m.group(1)}:{m.group(2)}"
+        self.metrics_url = f"http://127.0.0.1:{m.group(3)}/metrics"
+
+    def client(self, timeout=60) -> sampled.Client:
+        return sampled.Client(self.address, timeout=timeout)
+
+    def terminate(self, timeout=120) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def server():
+    s = RunningServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def small_server():
+    """A server with small limits, one worker and a queue of one."""
+    s = RunningServer("--max-points-per-target", "2000", "--max-particles", "2000", "--max-dim", "16",
+                      "--max-queued-jobs", "1", "--workers", "1")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server):
+    c = server.client()
+    c.create_session("pytest")
+    yield c
+    c.close()
