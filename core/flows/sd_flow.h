@@ -5,7 +5,7 @@
 #define SAMPLED_CORE_FLOWS_SD_FLOW_H_
 
 #include "core/common/points.h"
-#include "core/kernels/gaussian_kernel_sums.h"
+#include "core/kernels/kernel_sums.h"
 
 namespace sampled {
 

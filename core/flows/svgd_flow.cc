@@ -13,7 +13,7 @@
 #include "core/flows/optimizer.h"
 #include "core/flows/options.h"
 #include "core/flows/schedule.h"
-#include "core/kernels/gaussian_kernel_sums.h"
+#include "core/kernels/kernel_sums.h"
 #include "core/kernels/pairwise_median.h"
 
 namespace sampled {
@@ -88,7 +88,9 @@ class SvgdFlow final : public Flow {
       values_(j, 2 * d) = Scalar(1);
     }
     // sums = [sum_j K s_j | sum_j K z_j | sum_j K] for every particle i.
-    GaussianKernelProduct(z_, zb_, values_, bandwidth, /*max_shift=*/false, ws_, p_.threads, &sums_);
+    KernelSumsOptions kernel;
+    kernel.sigma = bandwidth;
+    KernelSums(z_, zb_, &values_, kernel, ws_, p_.threads, &sums_);
     const double inv_s2 = 1.0 / (bandwidth * bandwidth);
     // grad_{z_j} K(z_j, z_i) = (z_i - z_j) / sigma^2 K: the repulsion is (z_i sum_j K - sum_j K z_j) / sigma^2.
     direction_ = (sums_.leftCols(d) +

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
-#include "core/kernels/gaussian_kernel_sums.h"
+#include "core/kernels/kernel_sums.h"
 #include "core/kernels/pairwise_median.h"
 #include "core/metrics/distances.h"
 #include "core/metrics/metric.h"
@@ -17,7 +17,9 @@ double KernelSum(const Points& a, const Points& b, double bandwidth, KernelWorks
                  int threads) {
   const Points ones = Points::Ones(b.rows(), 1);
   Points rows;
-  GaussianKernelProduct(a, b, ones, bandwidth, /*max_shift=*/false, ws, threads, &rows);
+  KernelSumsOptions o;
+  o.sigma = bandwidth;
+  KernelSums(a, b, &ones, o, ws, threads, &rows);
   return rows.sum();
 }
 

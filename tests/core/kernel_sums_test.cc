@@ -1,4 +1,4 @@
-#include "core/kernels/gaussian_kernel_sums.h"
+#include "core/kernels/kernel_sums.h"
 
 #include <cmath>
 
@@ -43,19 +43,81 @@ TEST_P(KernelProductTest, MatchesDirectSumInDoubleAndFloat) {
   for (bool shift : {false, true}) {
     const double sigma = 0.7 * std::sqrt(static_cast<double>(d));
     const Points expected = NaiveProduct(q, p, v, sigma, shift);
+    KernelSumsOptions o;
+    o.sigma = sigma;
+    o.max_shift = shift;
     KernelWorkspace<double> ws;
     Points out;
-    GaussianKernelProduct(q, p, v, sigma, shift, ws, 2, &out);
+    KernelSums(q, p, &v, o, ws, 2, &out);
     EXPECT_LT((out - expected).cwiseAbs().maxCoeff(), 1e-11 * (1 + expected.cwiseAbs().maxCoeff())) << shift;
 
     KernelWorkspace<float> wsf;
     Points outf;
-    GaussianKernelProduct<float>(q.cast<float>(), p.cast<float>(), v.cast<float>(), sigma, shift, wsf, 2, &outf);
+    const PointsF vf = v.cast<float>();
+    KernelSums<float>(q.cast<float>(), p.cast<float>(), &vf, o, wsf, 2, &outf);
     EXPECT_LT((outf - expected).cwiseAbs().maxCoeff(), 2e-4 * (1 + expected.cwiseAbs().maxCoeff())) << shift;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dims, KernelProductTest, ::testing::Values(1, 2, 8, 9, 50));
+// sum_i v_i / |q - p_i| over p_i != q, in long double.
+Points NaiveInverseDistance(const Points& q, const Points& p, const Points& v) {
+  Points out = Points::Zero(q.rows(), v.cols());
+  for (int64_t j = 0; j < q.rows(); ++j) {
+    for (int64_t i = 0; i < p.rows(); ++i) {
+      const long double r = std::sqrt((long double)(q.row(j) - p.row(i)).squaredNorm());
+      if (r == 0) continue;
+      for (int64_t c = 0; c < v.cols(); ++c) out(j, c) += static_cast<double>(v(i, c) / r);
+    }
+  }
+  return out;
+}
+
+TEST_P(KernelProductTest, InverseDistanceMatchesDirectSumAndSkipsCoincidentPoints) {
+  const int64_t d = GetParam();
+  Points q = RandomPoints(200, d, 11), p = RandomPoints(700, d, 12);
+  p.row(3) = q.row(5);  // a coincident pair contributes nothing
+  Points v(700, d + 1);
+  v << p, Points::Ones(700, 1);
+  const Points expected = NaiveInverseDistance(q, p, v);
+  KernelSumsOptions o;
+  o.kernel = PairKernel::kInverseDistance;
+  KernelWorkspace<double> ws;
+  Points out, implicit;
+  KernelSums(q, p, &v, o, ws, 2, &out);
+  KernelSums<double>(q, p, nullptr, o, ws, 2, &implicit);  // values [p | 1]
+  EXPECT_LT((out - expected).cwiseAbs().maxCoeff(), 1e-10 * (1 + expected.cwiseAbs().maxCoeff()));
+  EXPECT_LT((implicit - expected).cwiseAbs().maxCoeff(), 1e-10 * (1 + expected.cwiseAbs().maxCoeff()));
+  // float32 against the same sums over the float-rounded inputs (near pairs make 1/r sensitive to the
+  // rounding of the inputs themselves).
+  const PointsF qf = q.cast<float>(), pf = p.cast<float>();
+  Points vr(700, d + 1);
+  vr << pf.cast<double>(), Points::Ones(700, 1);
+  const Points expected_f = NaiveInverseDistance(qf.cast<double>(), pf.cast<double>(), vr);
+  KernelWorkspace<float> wsf;
+  Points outf;
+  KernelSums<float>(qf, pf, nullptr, o, wsf, 2, &outf);
+  EXPECT_LT(((outf - expected_f).array().abs() / (1 + expected_f.array().abs())).maxCoeff(), 1e-4);
+}
+
+TEST_P(KernelProductTest, ShiftIsTheNearestLogWeight) {
+  const int64_t d = GetParam();
+  const Points q = RandomPoints(50, d, 13, 3.0), p = RandomPoints(300, d, 14);
+  KernelSumsOptions o;
+  o.sigma = 0.3;
+  o.max_shift = true;
+  KernelWorkspace<double> ws;
+  Points out;
+  Eigen::VectorXd shift;
+  KernelSums<double>(q, p, nullptr, o, ws, 1, &out, &shift);
+  for (int64_t j = 0; j < q.rows(); ++j) {
+    double min_d2 = INFINITY;
+    for (int64_t i = 0; i < p.rows(); ++i) min_d2 = std::min(min_d2, (q.row(j) - p.row(i)).squaredNorm());
+    EXPECT_NEAR(shift(j), min_d2 / (2 * 0.09), 1e-9 * (1 + shift(j)));
+    EXPECT_GE(out(j, d), 1.0 - 1e-12);  // the nearest point's weight is exactly 1
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dims, KernelProductTest, ::testing::Values(1, 2, 3, 8, 9, 50));
 
 TEST(GaussianWeightedMeansTest, FarQueriesGetTheNearestPointNotNaN) {
   Points p(3, 2);

@@ -1,0 +1,307 @@
+#include "core/kernels/kernel_sums.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/common/parallel.h"
+
+namespace sampled {
+namespace {
+
+namespace ei = Eigen::internal;
+
+// Largest dimension the fused SIMD path handles for the Gaussian kernel (above, the GEMM path is faster),
+// and the most value columns it accumulates.
+constexpr int kMaxFusedDim = 8;
+constexpr int64_t kMaxFusedValues = 64;
+// SIMD path: rows of queries per parallel task, and points per block of weights (fits L1 with the
+// coordinates it reads).
+constexpr int64_t kFusedQueryGrain = 16;
+constexpr int64_t kFusedPointBlock = 512;
+// GEMM path tile: a query block of kQueryBlock rows against kPointBlock points (a float tile is 256 KiB,
+// a double tile 512 KiB: both stay in a 1 MiB L2 while they are weighted and multiplied).
+constexpr int64_t kQueryBlock = 128;
+constexpr int64_t kPointBlock = 512;
+
+template <typename Matrix>
+void EnsureSize(Matrix& m, int64_t rows, int64_t cols) {
+  if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
+}
+
+// Fused path ---------------------------------------------------------------------------------------------
+
+// Weights of one query against the points [p0, p0 + np) (np a multiple of the packet size), written to
+// `w`. Templated on the dimension so the distance loop unrolls.
+// D = 0 means a runtime dimension `dim` (any d, exact differences: the inverse-distance kernel above 8
+// dimensions, where the GEMM expansion would turn coincident points into huge weights).
+template <typename Scalar, int D, PairKernel K>
+EIGEN_ALWAYS_INLINE void FusedWeights(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t p0,
+                                      int64_t np, Scalar neg_inv_two_s2, Scalar shift_d2, Scalar* w) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  constexpr int kRegs = D > 0 ? D : 1;
+  Packet qk[kRegs];
+  if constexpr (D > 0) {
+    for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
+  }
+  const Packet c = ei::pset1<Packet>(neg_inv_two_s2);
+  const Packet s = ei::pset1<Packet>(shift_d2);
+  const Packet zero = ei::pzero(c);
+  for (int64_t j = 0; j < np; j += P) {
+    Packet d2 = zero;
+    if constexpr (D > 0) {
+      for (int k = 0; k < D; ++k) {
+        const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + p0 + j), qk[k]);
+        d2 = ei::pmadd(diff, diff, d2);
+      }
+    } else {
+      for (int k = 0; k < dim; ++k) {
+        const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + p0 + j), ei::pset1<Packet>(q[k]));
+        d2 = ei::pmadd(diff, diff, d2);
+      }
+    }
+    Packet wk;
+    if constexpr (K == PairKernel::kGaussian) {
+      wk = ei::pexp(ei::pmul(ei::psub(d2, s), c));  // exp(-(d2 - min d2) / (2 s^2)) <= 1
+    } else {
+      // 1/|q - p|, 0 at coincident points (and at +inf padding, where rsqrt gives 0).
+      const Packet positive = ei::pcmp_lt(zero, d2);
+      wk = ei::pand(ei::prsqrt(d2), positive);
+    }
+    ei::pstoreu(w + j, wk);
+  }
+}
+
+// Minimum squared distance from q to all (padded) points.
+template <typename Scalar, int D>
+Scalar FusedMinDistance(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t n_padded) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  const int d = D > 0 ? D : dim;
+  Packet mn = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
+  for (int64_t j = 0; j < n_padded; j += P) {
+    Packet d2 = ei::pzero(mn);
+    for (int k = 0; k < d; ++k) {
+      const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + j), ei::pset1<Packet>(q[k]));
+      d2 = ei::pmadd(diff, diff, d2);
+    }
+    mn = ei::pmin(mn, d2);
+  }
+  return ei::predux_min(mn);
+}
+
+template <typename Scalar, int D, PairKernel K>
+void FusedRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t q1, int64_t n_padded, int64_t c,
+               const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws, typename KernelWorkspace<Scalar>::Thread& t,
+               Points* out, Eigen::VectorXd* shift) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  const Scalar* coords = ws.coords.data();
+  const Scalar* values = ws.values.data();
+  const int64_t stride = ws.coords.cols();
+  const Scalar neg_inv_two_s2 = static_cast<Scalar>(-1.0 / (2.0 * o.sigma * o.sigma));
+  Scalar* w = t.weights.data();
+  double acc[kMaxFusedValues];
+  for (int64_t i = q0; i < q1; ++i) {
+    const Scalar* q = queries.data() + i * dim;
+    Scalar shift_d2 = 0;
+    if (K == PairKernel::kGaussian && o.max_shift) {
+      shift_d2 = FusedMinDistance<Scalar, D>(coords, stride, dim, q, n_padded);
+    }
+    std::fill(acc, acc + c, 0.0);
+    for (int64_t p0 = 0; p0 < n_padded; p0 += kFusedPointBlock) {
+      const int64_t np = std::min(kFusedPointBlock, n_padded - p0);
+      FusedWeights<Scalar, D, K>(coords, stride, dim, q, p0, np, neg_inv_two_s2, shift_d2, w);
+      // Sums of this block in Scalar, added to the float64 accumulators.
+      for (int64_t v = 0; v < c; ++v) {
+        const Scalar* vals = values + v * stride + p0;
+        Packet s0 = ei::pzero(Packet()), s1 = ei::pzero(Packet());
+        int64_t j = 0;
+        for (; j + 2 * P <= np; j += 2 * P) {
+          s0 = ei::pmadd(ei::ploadu<Packet>(w + j), ei::ploadu<Packet>(vals + j), s0);
+          s1 = ei::pmadd(ei::ploadu<Packet>(w + j + P), ei::ploadu<Packet>(vals + j + P), s1);
+        }
+        for (; j < np; j += P) s0 = ei::pmadd(ei::ploadu<Packet>(w + j), ei::ploadu<Packet>(vals + j), s0);
+        acc[v] += static_cast<double>(ei::predux(ei::padd(s0, s1)));
+      }
+    }
+    for (int64_t v = 0; v < c; ++v) (*out)(i, v) = acc[v];
+    if (shift != nullptr) {
+      (*shift)(i) = K == PairKernel::kGaussian && o.max_shift
+                        ? static_cast<double>(shift_d2) * -static_cast<double>(neg_inv_two_s2)
+                        : 0.0;
+    }
+  }
+}
+
+template <typename Scalar, PairKernel K>
+void FusedDispatch(int d, const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n_padded, int64_t c,
+                   const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws,
+                   typename KernelWorkspace<Scalar>::Thread& t, Points* out, Eigen::VectorXd* shift) {
+  switch (d) {
+#define SAMPLED_FUSED_CASE(D) \
+  case D:                     \
+    return FusedRows<Scalar, D, K>(queries, d, q0, q1, n_padded, c, o, ws, t, out, shift);
+    SAMPLED_FUSED_CASE(1)
+    SAMPLED_FUSED_CASE(2)
+    SAMPLED_FUSED_CASE(3)
+    SAMPLED_FUSED_CASE(4)
+    SAMPLED_FUSED_CASE(5)
+    SAMPLED_FUSED_CASE(6)
+    SAMPLED_FUSED_CASE(7)
+    SAMPLED_FUSED_CASE(8)
+#undef SAMPLED_FUSED_CASE
+    default:
+      return FusedRows<Scalar, 0, K>(queries, d, q0, q1, n_padded, c, o, ws, t, out, shift);
+  }
+}
+
+// GEMM path ----------------------------------------------------------------------------------------------
+
+template <typename Scalar>
+void GemmRows(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, const PointsT<Scalar>& values,
+              int64_t q0, int64_t q1, const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws,
+              typename KernelWorkspace<Scalar>::Thread& t, Points* out, Eigen::VectorXd* shift) {
+  const int64_t n = points.rows(), nq = q1 - q0;
+  const Scalar neg_inv_two_s2 = static_cast<Scalar>(-1.0 / (2.0 * o.sigma * o.sigma));
+  const bool gaussian = o.kernel == PairKernel::kGaussian;
+  auto qn = t.query_norms.head(nq);
+  qn = queries.middleRows(q0, nq).rowwise().squaredNorm();
+  auto tile_d2 = [&](int64_t p0, int64_t np) {
+    auto tile = t.tile.topLeftCorner(nq, np);
+    tile.noalias() = queries.middleRows(q0, nq) * points.middleRows(p0, np).transpose();
+    const auto pn = ws.point_norms.segment(p0, np).transpose().array();
+    for (int64_t r = 0; r < nq; ++r) {
+      tile.row(r).array() = (qn(r) + pn - Scalar(2) * tile.row(r).array()).max(Scalar(0));
+    }
+  };
+  const bool shifted = gaussian && o.max_shift;
+  auto acc = t.acc.topRows(nq);
+  acc.setZero();
+  auto row_min = t.row_min.head(nq);
+  if (shifted) {
+    // First pass: each query's nearest squared distance.
+    row_min.setConstant(std::numeric_limits<Scalar>::infinity());
+    for (int64_t p0 = 0; p0 < n; p0 += kPointBlock) {
+      const int64_t np = std::min(kPointBlock, n - p0);
+      tile_d2(p0, np);
+      for (int64_t r = 0; r < nq; ++r) row_min[r] = std::min(row_min[r], t.tile.row(r).head(np).minCoeff());
+    }
+  }
+  for (int64_t p0 = 0; p0 < n; p0 += kPointBlock) {
+    const int64_t np = std::min(kPointBlock, n - p0);
+    tile_d2(p0, np);
+    auto tile = t.tile.topLeftCorner(nq, np);
+    if (gaussian) {
+      for (int64_t r = 0; r < nq; ++r) {
+        const Scalar s = shifted ? row_min[r] : Scalar(0);
+        tile.row(r).array() = ((tile.row(r).array() - s) * neg_inv_two_s2).exp();
+      }
+    } else {
+      tile.array() = (tile.array() > Scalar(0)).select(tile.array().rsqrt(), Scalar(0));
+    }
+    auto partial = t.partial.topRows(nq);
+    partial.noalias() = tile * values.middleRows(p0, np);
+    acc += partial.template cast<double>();
+  }
+  out->middleRows(q0, nq) = acc;
+  if (shift != nullptr) {
+    for (int64_t r = 0; r < nq; ++r) {
+      (*shift)(q0 + r) = shifted ? static_cast<double>(row_min[r]) * -static_cast<double>(neg_inv_two_s2) : 0.0;
+    }
+  }
+}
+
+}  // namespace
+
+template <typename Scalar>
+void KernelSums(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, const PointsT<Scalar>* values,
+                const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws, int threads, Points* out,
+                Eigen::VectorXd* shift) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  const int64_t m = queries.rows(), n = points.rows(), d = points.cols();
+  const int64_t c = values != nullptr ? values->cols() : d + 1;
+  threads = ResolveThreads(threads);
+  EnsureSize(*out, m, c);
+  if (shift != nullptr && shift->size() != m) shift->resize(m);
+  if (static_cast<int>(ws.threads.size()) < threads) ws.threads.resize(threads);
+  // The inverse-distance kernel always takes the exact-difference path (see FusedWeights).
+  const bool fused = c <= kMaxFusedValues && (d <= kMaxFusedDim || o.kernel == PairKernel::kInverseDistance);
+
+  if (fused) {
+    // Coordinates and values as padded SoA rows: padding points sit at +inf (weight 0, never the nearest)
+    // and carry value 0.
+    const int64_t n_padded = (n + P - 1) / P * P;
+    EnsureSize(ws.coords, d, n_padded);
+    EnsureSize(ws.values, c, n_padded);
+    ws.coords.leftCols(n) = points.transpose();
+    ws.coords.rightCols(n_padded - n).setConstant(std::numeric_limits<Scalar>::infinity());
+    if (values != nullptr) {
+      ws.values.leftCols(n) = values->transpose();
+    } else {
+      ws.values.topLeftCorner(d, n) = points.transpose();
+      ws.values.row(d).head(n).setOnes();
+    }
+    ws.values.rightCols(n_padded - n).setZero();
+    for (auto& t : ws.threads) {
+      if (static_cast<int64_t>(t.weights.size()) < kFusedPointBlock) t.weights.resize(kFusedPointBlock);
+    }
+    ParallelFor(m, kFusedQueryGrain, threads, [&](int64_t q0, int64_t q1, int ti) {
+      if (o.kernel == PairKernel::kGaussian) {
+        FusedDispatch<Scalar, PairKernel::kGaussian>(static_cast<int>(d), queries, q0, q1, n_padded, c, o, ws,
+                                                     ws.threads[ti], out, shift);
+      } else {
+        FusedDispatch<Scalar, PairKernel::kInverseDistance>(static_cast<int>(d), queries, q0, q1, n_padded, c, o, ws,
+                                                            ws.threads[ti], out, shift);
+      }
+    });
+    return;
+  }
+
+  // GEMM path.
+  const PointsT<Scalar>* v = values;
+  if (v == nullptr) {
+    EnsureSize(ws.values, n, d + 1);
+    ws.values.leftCols(d) = points;
+    ws.values.col(d).setOnes();
+    v = &ws.values;
+  }
+  if (ws.point_norms.size() != n) ws.point_norms.resize(n);
+  ws.point_norms = points.rowwise().squaredNorm();
+  for (auto& t : ws.threads) {
+    EnsureSize(t.tile, kQueryBlock, kPointBlock);
+    EnsureSize(t.partial, kQueryBlock, c);
+    EnsureSize(t.acc, kQueryBlock, c);
+    if (t.query_norms.size() != kQueryBlock) t.query_norms.resize(kQueryBlock);
+    if (t.row_min.size() != kQueryBlock) t.row_min.resize(kQueryBlock);
+  }
+  ParallelFor(m, kQueryBlock, threads, [&](int64_t q0, int64_t q1, int ti) {
+    GemmRows(queries, points, *v, q0, q1, o, ws, ws.threads[ti], out, shift);
+  });
+}
+
+template <typename Scalar>
+void GaussianWeightedMeans(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, double sigma,
+                           KernelWorkspace<Scalar>& ws, int threads, Points* out) {
+  KernelSumsOptions o;
+  o.kernel = PairKernel::kGaussian;
+  o.sigma = sigma;
+  o.max_shift = true;
+  KernelSums<Scalar>(queries, points, nullptr, o, ws, threads, &ws.sums);
+  const int64_t d = points.cols();
+  EnsureSize(*out, queries.rows(), d);
+  *out = ws.sums.leftCols(d).array().colwise() / ws.sums.col(d).array();
+}
+
+template void KernelSums<float>(const PointsF&, const PointsF&, const PointsF*, const KernelSumsOptions&,
+                                KernelWorkspace<float>&, int, Points*, Eigen::VectorXd*);
+template void KernelSums<double>(const Points&, const Points&, const Points*, const KernelSumsOptions&,
+                                 KernelWorkspace<double>&, int, Points*, Eigen::VectorXd*);
+template void GaussianWeightedMeans<float>(const PointsF&, const PointsF&, double, KernelWorkspace<float>&, int,
+                                           Points*);
+template void GaussianWeightedMeans<double>(const Points&, const Points&, double, KernelWorkspace<double>&, int,
+                                            Points*);
+
+}  // namespace sampled
