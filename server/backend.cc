@@ -29,6 +29,14 @@ HeldState Backend::ComputeHeldState() const {
   return h;
 }
 
+absl::Status Backend::CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const {
+  if (dim > 0 && rows > options_.limits.max_array_values / dim) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, " of ", rows, " x ", dim, " values exceed the server's limit of ",
+                                                     options_.limits.max_array_values, " values per array"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Backend::CheckDim(int64_t dim) const {
   if (dim < 0 || dim > options_.limits.max_dim) {
     return absl::InvalidArgumentError(
@@ -88,7 +96,10 @@ absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const Uploa
                                                      " rows exceeds the server's limit of ",
                                                      options_.limits.max_points_per_target, " points per target"));
   }
-  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, options_.limits.max_points_per_target);
+  if (spec.expected_rows > 0) SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.expected_rows, spec.dim, "upload"));
+  const int64_t max_rows =
+      std::min(options_.limits.max_points_per_target, options_.limits.max_array_values / spec.dim);
+  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, max_rows);
 }
 
 absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler) {
@@ -108,6 +119,7 @@ absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id,
                                                      options_.limits.max_points_per_target, " points per target"));
   }
   SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Target> target, CreateAnalyticTarget(family, dim, params));
+  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(sample_count, target->dim(), "sample_count draws"));
   if (sample_count == 0) {
     return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)));
   }
@@ -164,23 +176,28 @@ absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
   identity.total_steps = spec.steps;
   FlowJobSpec job_spec = spec;
   if (job_spec.config.schedule_steps == 0) job_spec.config.schedule_steps = spec.steps;
-  SAMPLED_ASSIGN_OR_RETURN(
-      std::shared_ptr<FlowJob> job,
-      FlowJob::Create(std::move(identity), std::move(job_spec), target.target, init,
-                      [this](const std::string& method, int64_t n, double seconds) {
-                        metrics_.RecordFlowStep(method, n, seconds);
-                      }));
+  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(particles, target.target->dim(), "flow particles"));
+  absl::StatusOr<std::shared_ptr<FlowJob>> created = absl::InternalError("unset");
+  try {
+    created = FlowJob::Create(std::move(identity), std::move(job_spec), target.target, init,
+                              [this](const std::string& method, int64_t n, double seconds) {
+                                metrics_.RecordFlowStep(method, n, seconds);
+                              });
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while creating the flow's particles");
+  }
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<FlowJob> job, std::move(created));
   SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
   if (!sessions_.GetSession(args.session_id).ok()) {  // deleted while the job was being built
     jobs_.Remove(job->id());
     return absl::NotFoundError(absl::StrCat("session '", args.session_id, "' not found"));
   }
   if (spec.steps == 0) {
-    job->Run(0, false);  // created for interactive stepping: succeeded at step 0
+    job->Run(/*generation=*/0, 0, false);  // created for interactive stepping: succeeded at step 0
     return job->Snapshot();
   }
   const int64_t steps = spec.steps;
-  absl::Status queued = jobs_.Submit([job, steps] { job->Run(steps, false); });
+  absl::Status queued = jobs_.Submit([job, steps] { job->Run(/*generation=*/0, steps, false); });
   if (!queued.ok()) {
     jobs_.Remove(job->id());
     return queued;
@@ -196,15 +213,16 @@ void Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowRe
   }
   absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(job_id);
   if (!job.ok()) return done(job.status());
-  absl::StatusOr<JobState> previous = (*job)->Requeue();
-  if (!previous.ok()) return done(previous.status());
-  auto task = [job = *job, steps, done] {
-    FlowJob::RunResult r = job->Run(steps, /*collect_stats=*/true);
+  absl::StatusOr<Job::Requeued> run = (*job)->Requeue();
+  if (!run.ok()) return done(run.status());
+  auto task = [job = *job, generation = run->generation, steps, done] {
+    FlowJob::RunResult r = job->Run(generation, steps, /*collect_stats=*/true);
     if (!r.status.ok()) return done(r.status);
     done(StepFlowResult{job->Snapshot(), std::move(r.stats)});
   };
-  if (absl::Status s = jobs_.Submit(std::move(task)); !s.ok()) {
-    (*job)->UndoRequeue(*previous);
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.Submit(std::move(task), std::move(cancelled)); !s.ok()) {
+    (*job)->UndoRequeue(run->previous);
     done(s);
   }
 }
@@ -241,11 +259,17 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
                                                           " but the target has dimension ", target->dim())));
     }
     auto task = [target, names, options, done, samples = std::move(samples)] {
-      absl::StatusOr<std::map<std::string, double>> values = ComputeMetrics(names, samples, *target, options);
+      absl::StatusOr<std::map<std::string, double>> values = absl::InternalError("unset");
+      try {
+        values = ComputeMetrics(names, samples, *target, options);
+      } catch (const std::bad_alloc&) {
+        values = absl::ResourceExhaustedError("out of memory while computing metrics");
+      }
       if (!values.ok()) return done(values.status());
       done(EvaluateResult{*std::move(values), samples.rows()});
     };
-    if (absl::Status s = jobs_.Submit(std::move(task)); !s.ok()) done(s);
+    auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+    if (absl::Status s = jobs_.Submit(std::move(task), std::move(cancelled)); !s.ok()) done(s);
   };
   if (args.samples.has_value()) return compute(*std::move(args.samples));
   if (!args.samples_target_id.empty()) {

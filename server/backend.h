@@ -120,6 +120,8 @@ class Backend {
 
  private:
   absl::Status CheckDim(int64_t dim) const;
+  // RESOURCE_EXHAUSTED when rows x dim exceeds max_array_values.
+  absl::Status CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const;
 
   const ServerOptions options_;
   ServerMetrics metrics_;

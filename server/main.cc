@@ -24,6 +24,7 @@ ABSL_FLAG(int64_t, max_dim, 4096, "dimension of a target");
 ABSL_FLAG(int64_t, max_queued_jobs, 64, "work items waiting for a worker; more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_jobs_per_session, 1000, "jobs a session holds");
 ABSL_FLAG(int64_t, max_steps, 100000000, "steps of one flow run");
+ABSL_FLAG(int64_t, max_array_values, 100000000, "values (rows x dim) of one array: upload, draws, particles");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
 
 namespace {
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   l.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   l.max_jobs_per_session = absl::GetFlag(FLAGS_max_jobs_per_session);
   l.max_steps = absl::GetFlag(FLAGS_max_steps);
+  l.max_array_values = absl::GetFlag(FLAGS_max_array_values);
 
   auto server = sampled::server::SampledServer::Start(options);
   if (!server.ok()) {

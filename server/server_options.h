@@ -20,6 +20,8 @@ struct Limits {
   int64_t max_queued_jobs = 64;
   int64_t max_jobs_per_session = 1000;
   int64_t max_steps = 100'000'000;
+  // Values (rows x dim) of one array: an upload, a target's draws, a flow's particles (8 bytes each).
+  int64_t max_array_values = 100'000'000;
 };
 
 struct ServerOptions {

@@ -6,6 +6,10 @@
 #include "core/metrics/metric.h"
 
 namespace sampled::server {
+namespace {
+// Steps slower than this always notify watchers (faster ones are rate-limited).
+constexpr double kSlowStepSeconds = 0.025;
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, FlowJobSpec spec,
                                                          std::shared_ptr<const Target> target,
@@ -44,11 +48,26 @@ int64_t FlowJob::StateBytes() const {
   return PointsBytes(state_.particles) + PointsBytes(state_.optimizer_state);
 }
 
+absl::Status FlowJob::GuardedStep(StepStats& stats) {
+  // No exception crosses into the worker loop: an allocation failure fails the job, not the server.
+  try {
+    return flow_->Step(state_, &stats);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory in step ", state_.step + 1));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("step ", state_.step + 1, " failed: ", e.what()));
+  }
+}
+
 absl::StatusOr<std::map<std::string, double>> FlowJob::Evaluate() {
   MetricOptions o;
   o.seed = spec_.config.seed;
   o.threads = spec_.config.threads;
-  return ComputeMetrics(eval_metrics_, state_.particles, *target_, o);
+  try {
+    return ComputeMetrics(eval_metrics_, state_.particles, *target_, o);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while evaluating metrics");
+  }
 }
 
 void FlowJob::ServePendingReads() {
@@ -78,13 +97,13 @@ void FlowJob::ReadParticles(std::function<void(Points, int64_t)> done) {
   done(std::move(copy), step);
 }
 
-FlowJob::RunResult FlowJob::Run(int64_t steps, bool collect_stats) {
+FlowJob::RunResult FlowJob::Run(uint64_t generation, int64_t steps, bool collect_stats) {
   RunResult result;
-  const int64_t first_step = state_.step;  // the job is queued: nobody else touches the state
-  if (!MarkRunning(first_step + steps)) {
-    result.status = absl::CancelledError("the job was cancelled before it started");
+  if (!MarkRunning(generation, steps)) {
+    result.status = absl::CancelledError("the run was cancelled before it started");
     return result;
   }
+  // From here this worker owns the flow state until MarkFinished.
   const absl::Time run_start = absl::Now();
   const int64_t particles = state_.particles.rows();
   StepStats stats;
@@ -97,7 +116,7 @@ FlowJob::RunResult FlowJob::Run(int64_t steps, bool collect_stats) {
     }
     ServePendingReads();
     const absl::Time t0 = absl::Now();
-    status = flow_->Step(state_, &stats);
+    status = GuardedStep(stats);
     const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
     if (!status.ok()) break;
     if (on_step_) on_step_(spec_.config.method, particles, seconds);
@@ -129,7 +148,7 @@ FlowJob::RunResult FlowJob::Run(int64_t steps, bool collect_stats) {
             s.metrics_step = state_.step;
           }
         },
-        /*force=*/evaluate);
+        /*force=*/evaluate || seconds >= kSlowStepSeconds);
   }
   // A run with evaluation ends with the metrics of its last step.
   if (status.ok() && spec_.eval_every > 0 && steps > 0 && evaluated_at != state_.step) {

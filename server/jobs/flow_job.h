@@ -48,12 +48,14 @@ class FlowJob final : public Job {
     absl::Status status;
     std::vector<TimedStepStats> stats;  // when collected
   };
-  // Runs `steps` steps on the calling thread (a worker), from queued to a terminal state.
-  RunResult Run(int64_t steps, bool collect_stats);
+  // Runs `steps` steps on the calling thread (a worker), from queued to a terminal state; `generation`
+  // names the run (0 for the first; Requeue returns the next). A run that no longer applies returns
+  // CANCELLED without touching the flow.
+  RunResult Run(uint64_t generation, int64_t steps, bool collect_stats);
 
   // Prepares another run of an ended job (interactive stepping): succeeded | cancelled -> queued.
-  // Returns the state it left, for UndoRequeue.
-  absl::StatusOr<JobState> Requeue() { return MarkRequeued(); }
+  // Returns the state it left (for UndoRequeue) and the run's generation.
+  absl::StatusOr<Requeued> Requeue() { return MarkRequeued(); }
   void UndoRequeue(JobState previous) { Job::UndoRequeue(previous); }
 
   // Calls done(particles, step) with a copy of the particles: at once when the job is not running,
@@ -69,6 +71,8 @@ class FlowJob final : public Job {
 
   // Serves particle reads that arrived while running (worker only).
   void ServePendingReads();
+  // flow_->Step with exceptions turned into a status.
+  absl::Status GuardedStep(StepStats& stats);
   absl::StatusOr<std::map<std::string, double>> Evaluate();
   int64_t StateBytes() const;
 

@@ -78,12 +78,31 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
   return out;
 }
 
-bool Job::MarkRunning(int64_t total_steps) {
+bool Job::Close() {
+  bool active;
   {
     absl::MutexLock lock(&mu_);
-    if (snap_.state != JobState::kQueued) return false;
+    closed_ = true;
+    active = !IsTerminal(snap_.state);
+    if (active) {
+      cancel_requested_.store(true);
+      if (snap_.state == JobState::kQueued) {
+        snap_.state = JobState::kCancelled;
+        snap_.end_time = absl::Now();
+        snap_.error = absl::CancelledError("cancelled: its session was deleted");
+      }
+    }
+  }
+  Notify();
+  return active;
+}
+
+bool Job::MarkRunning(uint64_t generation, int64_t steps) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (snap_.state != JobState::kQueued || generation != generation_ || closed_) return false;
     snap_.state = JobState::kRunning;
-    snap_.total_steps = total_steps;
+    snap_.total_steps = snap_.step + steps;
     snap_.start_time = absl::Now();
     snap_.end_time = absl::InfinitePast();
     snap_.error = absl::OkStatus();
@@ -110,10 +129,13 @@ void Job::MarkFinished(const absl::Status& status, const std::function<void()>& 
   Notify();
 }
 
-absl::StatusOr<JobState> Job::MarkRequeued() {
-  JobState previous;
+absl::StatusOr<Job::Requeued> Job::MarkRequeued() {
+  Requeued r;
   {
     absl::MutexLock lock(&mu_);
+    if (closed_) {
+      return absl::NotFoundError(absl::StrCat("job '", id_, "' not found (its session was deleted)"));
+    }
     if (snap_.state == JobState::kQueued || snap_.state == JobState::kRunning) {
       return absl::FailedPreconditionError(absl::StrCat("job '", id_, "' is ", JobStateName(snap_.state),
                                                         "; wait for it to end or cancel it before stepping"));
@@ -123,11 +145,12 @@ absl::StatusOr<JobState> Job::MarkRequeued() {
                                                         "); its flow cannot be stepped"));
     }
     cancel_requested_.store(false);
-    previous = snap_.state;
+    r.previous = snap_.state;
+    r.generation = ++generation_;
     snap_.state = JobState::kQueued;
   }
   Notify();
-  return previous;
+  return r;
 }
 
 void Job::UndoRequeue(JobState previous) {

@@ -69,6 +69,12 @@ class Job {
   explicit Job(JobSnapshot initial);
   virtual ~Job() = default;
 
+  // What a requeue for another run returns: the state left, and the new run's generation.
+  struct Requeued {
+    JobState previous;
+    uint64_t generation;
+  };
+
   const std::string& id() const { return id_; }
   const std::string& session_id() const { return session_id_; }
 
@@ -81,22 +87,28 @@ class Job {
   // Cancels a queued job at once, or asks a running one to stop before its next step. FAILED_PRECONDITION
   // for a job that already ended.
   absl::StatusOr<JobSnapshot> Cancel();
+  // Cancels the job if it is queued or running, and refuses any further run (its session was deleted).
+  // Returns whether it was queued or running.
+  bool Close();
   // Whether the running work should stop (checked between steps).
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
 
  protected:
-  // queued -> running, unless the job was cancelled while queued (returns false then).
-  bool MarkRunning(int64_t total_steps);
+  // queued -> running for the run `generation` (0 for the first run, then what MarkRequeued returned), with
+  // total_steps = the current step + `steps`. Returns false when that run no longer applies: the job was
+  // cancelled while queued, closed, or requeued for a newer run.
+  bool MarkRunning(uint64_t generation, int64_t steps);
   // running -> succeeded / failed (status) / cancelled (status CANCELLED). `under_lock` (optional) runs
   // with the lock held right after the transition.
   void MarkFinished(const absl::Status& status, const std::function<void()>& under_lock = nullptr);
-  // succeeded | cancelled -> queued for another run (interactive stepping); returns the state it left.
-  // FAILED_PRECONDITION for a queued, running or failed job.
-  absl::StatusOr<JobState> MarkRequeued();
+  // succeeded | cancelled -> queued for another run (interactive stepping); returns the state it left and
+  // the new run's generation. FAILED_PRECONDITION for a queued, running or failed job, NOT_FOUND for a
+  // closed one.
+  absl::StatusOr<Requeued> MarkRequeued();
   // Back to `previous` when a requeued run could not be submitted.
   void UndoRequeue(JobState previous);
   // Applies `update` to the snapshot under the lock and notifies listeners (at most every 50 ms unless
-  // `force`).
+  // `force`; callers force slow steps so that a watcher never waits on a stale step).
   void UpdateProgress(const std::function<void(JobSnapshot&)>& update, bool force = false);
 
   JobState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return snap_.state; }
@@ -110,6 +122,8 @@ class Job {
   const std::string session_id_;
   JobSnapshot snap_ ABSL_GUARDED_BY(mu_);
   absl::Time last_notify_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> cancel_requested_{false};
   absl::Mutex listeners_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<const JobListener*, std::weak_ptr<JobListener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);

@@ -33,7 +33,9 @@ void JobManager::Remove(const std::string& job_id) {
   ids_.erase(it);
 }
 
-absl::Status JobManager::Submit(std::function<void()> task) { return queue_.Submit(std::move(task)); }
+absl::Status JobManager::Submit(std::function<void()> run, std::function<void()> cancel) {
+  return queue_.Submit(std::move(run), std::move(cancel));
+}
 
 absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(const std::string& job_id) const {
   absl::MutexLock lock(&mu_);
@@ -89,18 +91,18 @@ int JobManager::CancelSession(const std::string& session_id) {
     }
   }
   int cancelled = 0;
-  for (auto& job : removed) cancelled += job->Cancel().ok();
+  for (auto& job : removed) cancelled += job->Close();
   return cancelled;
 }
 
 void JobManager::Shutdown(absl::Duration grace) {
-  queue_.Close();
   std::vector<std::shared_ptr<Job>> all;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [seq, job] : jobs_) all.push_back(job);
   }
-  for (auto& job : all) job->Cancel().IgnoreError();
+  for (auto& job : all) job->Close();  // running flows stop before their next step
+  queue_.Close();                       // queued work is cancelled
   queue_.WaitIdle(grace);
 }
 

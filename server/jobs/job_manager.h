@@ -32,7 +32,8 @@ class JobManager {
   // Forgets a job that never ran (its start could not be queued).
   void Remove(const std::string& job_id);
   // Queues work on the pool: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when shutting down.
-  absl::Status Submit(std::function<void()> task);
+  // `cancel` runs instead of `run` when shutdown drains the queue first.
+  absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr);
 
   // NOT_FOUND for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
@@ -45,7 +46,8 @@ class JobManager {
   // cancelled. Their workers stop before their next step.
   int CancelSession(const std::string& session_id);
 
-  // Refuses new work, cancels every job, and waits up to `grace` for the workers to stop.
+  // Refuses new work (queued work is cancelled), cancels every job, and waits up to `grace` for the workers
+  // to stop.
   void Shutdown(absl::Duration grace);
 
   struct Totals {

@@ -1,5 +1,7 @@
 #include "server/jobs/work_queue.h"
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 
 namespace sampled::server {
@@ -17,20 +19,27 @@ WorkQueue::~WorkQueue() {
   for (std::thread& t : threads_) t.join();
 }
 
-absl::Status WorkQueue::Submit(std::function<void()> task) {
+absl::Status WorkQueue::Submit(std::function<void()> run, std::function<void()> cancel) {
   absl::MutexLock lock(&mu_);
   if (closed_) return absl::UnavailableError("the server is shutting down and accepts no new work");
   if (static_cast<int64_t>(queue_.size()) >= max_queued_) {
     return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", max_queued_,
                                                      " waiting); retry later or cancel a job"));
   }
-  queue_.push_back(std::move(task));
+  queue_.push_back({std::move(run), std::move(cancel)});
   return absl::OkStatus();
 }
 
 void WorkQueue::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  std::deque<Task> drained;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    drained.swap(queue_);
+  }
+  for (Task& t : drained) {
+    if (t.cancel) t.cancel();
+  }
 }
 
 bool WorkQueue::WaitIdle(absl::Duration timeout) {
@@ -51,7 +60,7 @@ int64_t WorkQueue::running() const {
 
 void WorkQueue::WorkerLoop() {
   while (true) {
-    std::function<void()> task;
+    Task task;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
@@ -61,7 +70,12 @@ void WorkQueue::WorkerLoop() {
       queue_.pop_front();
       ++running_;
     }
-    task();
+    try {
+      task.run();
+    } catch (const std::exception& e) {
+      // Tasks turn their errors into statuses; this is the last line of defence for the process.
+      std::fprintf(stderr, "sampled: a task failed with an exception: %s\n", e.what());
+    }
     absl::MutexLock lock(&mu_);
     --running_;
   }

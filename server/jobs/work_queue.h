@@ -24,9 +24,11 @@ class WorkQueue {
   // Stops accepting, finishes what is queued and running, joins.
   ~WorkQueue();
 
-  // Queues `task`. RESOURCE_EXHAUSTED when max_queued tasks already wait; UNAVAILABLE after Close().
-  absl::Status Submit(std::function<void()> task);
-  // Refuses further tasks (queued ones still run).
+  // Queues `run`. RESOURCE_EXHAUSTED when max_queued tasks already wait; UNAVAILABLE after Close().
+  // `cancel` (optional) is called instead of `run` if the queue is drained before the task starts.
+  absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr);
+  // Refuses further tasks and drains the queue: every waiting task's `cancel` is called (on this thread);
+  // running tasks finish.
   void Close();
   // Waits until nothing is queued or running, or `timeout` passes; true if idle.
   bool WaitIdle(absl::Duration timeout);
@@ -39,7 +41,11 @@ class WorkQueue {
 
   const int64_t max_queued_;
   mutable absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  struct Task {
+    std::function<void()> run;
+    std::function<void()> cancel;
+  };
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

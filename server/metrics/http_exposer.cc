@@ -7,7 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/memory/memory.h"
@@ -20,6 +23,9 @@ namespace {
 
 constexpr int kPollMillis = 100;
 constexpr size_t kMaxRequestBytes = 16 * 1024;
+// A connection gets this long in all to send its request (a scraper sends one small GET), and each send
+// of the response may block this long: a slow or stuck client cannot hold the endpoint or its shutdown.
+constexpr int kConnectionMillis = 2000;
 
 void WriteAll(int fd, const std::string& data) {
   size_t sent = 0;
@@ -107,12 +113,16 @@ void HttpExposer::Loop() {
 }
 
 void HttpExposer::Serve(int client) {
-  // Read the request head (a scraper sends a small GET); give up after 2 s of silence.
+  const timeval send_timeout{kConnectionMillis / 1000, 0};
+  ::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectionMillis);
   std::string request;
   char buf[2048];
   while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || stopping_.load()) return;
     pollfd p{client, POLLIN, 0};
-    if (::poll(&p, 1, 2000) <= 0) return;
+    if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), kPollMillis))) <= 0) continue;
     const ssize_t n = ::recv(client, buf, sizeof(buf), 0);
     if (n <= 0) return;
     request.append(buf, static_cast<size_t>(n));

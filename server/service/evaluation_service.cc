@@ -10,13 +10,19 @@ namespace {
 // the evaluation runs on a worker and finishes the call.
 class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest> {
  public:
-  EvaluateReactor(Backend* backend, v1::EvaluateResponse* response)
-      : backend_(backend), response_(response), handle_(std::make_shared<ReactorHandle<EvaluateReactor>>(this)) {
+  EvaluateReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::EvaluateResponse* response)
+      : ctx_(ctx),
+        backend_(backend),
+        response_(response),
+        handle_(std::make_shared<ReactorHandle<EvaluateReactor>>(this)) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return Submit();
+    if (!ok) {
+      if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the evaluation was cancelled"));
+      return Submit();
+    }
     if (!have_header_) {
       if (!request_.has_header()) return Fail(absl::InvalidArgumentError("the first message must be the header"));
       const v1::EvaluateHeader& h = request_.header();
@@ -44,6 +50,10 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
     StartRead(&request_);
   }
 
+  // A client that gives up (or a server shutting down) ends the call now; an evaluation still running
+  // finishes into nothing.
+  void OnCancel() override { Fail(absl::CancelledError("the evaluation was cancelled")); }
+
   void OnDone() override {
     handle_->Detach();
     delete this;
@@ -59,19 +69,31 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
     }
     backend_->Evaluate(std::move(args_), [handle = handle_](absl::StatusOr<EvaluateResult> r) {
       handle->Run([&](EvaluateReactor* reactor) {
+        absl::MutexLock lock(&reactor->mu_);
+        if (reactor->finished_) return;
         if (r.ok()) {
           for (const auto& [name, value] : r->metrics) (*reactor->response_->mutable_metrics())[name] = value;
           reactor->response_->set_sample_count(r->sample_count);
         }
+        reactor->finished_ = true;
         reactor->Finish(ToGrpcStatus(r.status()));
       });
     });
   }
-  void Fail(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+  // Finishes once, whichever of the reader, the canceller and the evaluation gets here first.
+  void Fail(const absl::Status& s) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(ToGrpcStatus(s));
+  }
 
+  grpc::CallbackServerContext* ctx_;
   Backend* backend_;
   v1::EvaluateResponse* response_;
   std::shared_ptr<ReactorHandle<EvaluateReactor>> handle_;
+  absl::Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   v1::EvaluateRequest request_;
   EvaluateArgs args_;
   bool have_header_ = false;
@@ -83,7 +105,7 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
 
 grpc::ServerReadReactor<v1::EvaluateRequest>* EvaluationServiceImpl::Evaluate(CallbackServerContext* ctx,
                                                                                v1::EvaluateResponse* response) {
-  return new EvaluateReactor(backend_, response);
+  return new EvaluateReactor(ctx, backend_, response);
 }
 
 ServerUnaryReactor* EvaluationServiceImpl::ListMetrics(CallbackServerContext* ctx, const v1::ListMetricsRequest* request,

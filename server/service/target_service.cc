@@ -10,12 +10,15 @@ namespace {
 // stored when the client half-closes. Any error finishes the call at once and stores nothing.
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetRequest> {
  public:
-  UploadReactor(Backend* backend, v1::Target* response) : backend_(backend), response_(response) {
+  UploadReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Target* response)
+      : ctx_(ctx), backend_(backend), response_(response) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed: store the upload
+    if (!ok) {
+      // The stream ended: a half-close stores the upload; a cancelled or broken call stores nothing.
+      if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
       if (assembler_ == nullptr) return Fail(absl::InvalidArgumentError("upload ended before its header"));
       absl::StatusOr<TargetEntry> t = backend_->FinishUpload(spec_, *assembler_);
       if (t.ok()) ToProto(*t, response_);
@@ -48,6 +51,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
     Finish(ToGrpcStatus(s));
   }
 
+  grpc::CallbackServerContext* ctx_;
   Backend* backend_;
   v1::Target* response_;
   v1::UploadTargetRequest request_;
@@ -59,7 +63,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
 
 grpc::ServerReadReactor<v1::UploadTargetRequest>* TargetServiceImpl::UploadTarget(CallbackServerContext* ctx,
                                                                                   v1::Target* response) {
-  return new UploadReactor(backend_, response);
+  return new UploadReactor(ctx, backend_, response);
 }
 
 ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, const v1::DefineTargetRequest* request,

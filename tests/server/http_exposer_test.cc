@@ -68,6 +68,21 @@ TEST(HttpExposerTest, ServesMetricsInAProcessThatLoadsLibTorch) {
   (*exposer)->Stop();
 }
 
+// A client that connects and sends nothing holds the endpoint for at most its connection deadline.
+TEST(HttpExposerTest, ASilentClientDoesNotBlockScrapes) {
+  auto exposer = HttpExposer::Start("127.0.0.1:0", [] { return std::string("x 1\n"); });
+  ASSERT_TRUE(exposer.ok());
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>((*exposer)->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_THAT(HttpGet((*exposer)->port(), "/metrics"), ::testing::StartsWith("HTTP/1.1 200 OK"));
+  ::close(silent);
+  (*exposer)->Stop();
+}
+
 TEST(HttpExposerTest, RefusesBadAddresses) {
   EXPECT_EQ(HttpExposer::Start("nonsense", [] { return std::string(); }).status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -78,6 +78,7 @@ class ServerTest : public ::testing::Test {
     o.limits.max_dim = 64;
     o.limits.max_queued_jobs = 2;
     o.limits.max_targets_per_session = 6;
+    o.limits.max_array_values = 200000;
     return o;
   }
   ServerTest() : t_(Options()), c_(*t_.client) {}
@@ -157,8 +158,8 @@ TEST_F(ServerTest, UploadSurvivesAnyChunkingAndBothDtypes) {
   EXPECT_EQ(f64->bytes(), 3000 * 3 * 8);
   auto f32 = c_.UploadTarget(s, "f32", p, DType::kFloat32);
   ASSERT_TRUE(f32.ok());
-  // A big array in many 1 MiB messages (the 4 MiB default message limit is never raised).
-  auto big = c_.UploadTarget(s, "big", Normal(5000, 64, 3));
+  // An array in several 1 MiB messages (the 4 MiB default message limit is never raised).
+  auto big = c_.UploadTarget(s, "big", Normal(3000, 64, 3));
   ASSERT_TRUE(big.ok()) << big.status();
   // The stored samples are the uploaded ones: the energy distance of the set to itself is -(2/n) U < 0.
   client::SampleSource src;
@@ -241,6 +242,40 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndStoreNothing) {
   ASSERT_EQ(targets->size(), 1u);
   EXPECT_EQ((*targets)[0].id(), kept);
   EXPECT_EQ((*targets)[0].point_count(), 300);
+}
+
+TEST_F(ServerTest, ACancelledUploadStoresNothing) {
+  const std::string s = NewSession();
+  auto stub = v1::TargetService::NewStub(grpc::CreateChannel(t_.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::Target target;
+  auto w = stub->UploadTarget(&ctx, &target);
+  v1::UploadTargetRequest r;
+  r.mutable_header()->set_session_id(s);
+  r.mutable_header()->set_name("partial");
+  r.mutable_header()->set_dtype(v1::DTYPE_FLOAT64);
+  r.mutable_header()->set_dim(2);
+  ASSERT_TRUE(w->Write(r));
+  r.Clear();
+  r.set_chunk(EncodeRows(Normal(10, 2, 1), 0, 10, DType::kFloat64));  // whole rows: a valid prefix
+  ASSERT_TRUE(w->Write(r));
+  ctx.TryCancel();
+  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The server may see the cancellation a little later; either way it must not store the prefix.
+  auto again = c_.UploadTarget(s, "partial", Normal(3, 2, 2));
+  ASSERT_TRUE(again.ok()) << again.status();  // the name was never taken
+  EXPECT_EQ(c_.ListTargets(s)->size(), 1u);
+}
+
+TEST_F(ServerTest, ArraysPastTheValueLimitAreRefused) {
+  const std::string s = NewSession();
+  // 200000 values: 3125 x 64 passes, 3126 x 64 does not (the row limit, 5000, is not what stops it).
+  EXPECT_TRUE(c_.UploadTarget(s, "ok", Normal(3125, 64, 1)).ok());
+  auto big = c_.UploadTarget(s, "big", Normal(3126, 64, 1));
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(big.status().message(), HasSubstr("200000 values"));
+  auto draws = c_.DefineTarget(s, "draws", "gaussian", 64, {}, 3126);
+  EXPECT_EQ(draws.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(ServerTest, DefineTargetsAndTheirErrors) {
@@ -524,6 +559,23 @@ TEST_F(ServerTest, MetricsEndpointCountsTraffic) {
   EXPECT_EQ(Sample(after, "sampled_targets"), 1);
   EXPECT_EQ(Sample(after, "sampled_held_bytes"), 300 * 2 * 8 + 100 * 2 * 8);
   EXPECT_GE(Sample(after, "sampled_rpc_duration_seconds_count{method=\"SessionService/CreateSession\"}"), 1);
+}
+
+TEST_F(ServerTest, ShutdownCancelsQueuedWorkWithUnavailable) {
+  const std::string s = NewSession();
+  const std::string data = DataTarget(s, "data");
+  auto running = c_.StartFlow(s, data, SdSpec(100, 100000000));
+  ASSERT_TRUE(running.ok());
+  WaitRunning(running->id());
+  auto interactive = c_.StartFlow(s, data, SdSpec(20, 0));
+  ASSERT_TRUE(interactive.ok());
+  absl::StatusOr<v1::StepFlowResponse> stepped;
+  std::thread stepper([&] { stepped = c_.StepFlow(interactive->id(), 3); });
+  // The step waits in the queue behind the running job (one worker).
+  while (t_.server->backend().jobs().ComputeTotals().queued_tasks == 0) std::this_thread::yield();
+  t_.server->Shutdown();
+  stepper.join();
+  EXPECT_EQ(stepped.status().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(ServerTest, HealthServesUntilShutdownAndShutdownCancelsJobs) {

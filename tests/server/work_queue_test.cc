@@ -31,5 +31,32 @@ TEST(WorkQueueTest, RunsTasksAndRefusesPastTheBound) {
   EXPECT_EQ(q.Submit([] {}).code(), absl::StatusCode::kUnavailable);
 }
 
+TEST(WorkQueueTest, CloseCancelsWhatIsStillQueued) {
+  WorkQueue q(1, 4);
+  absl::Notification release, started;
+  std::atomic<int> ran{0}, cancelled{0};
+  ASSERT_TRUE(q.Submit([&] {
+    started.Notify();
+    release.WaitForNotification();
+    ++ran;
+  }).ok());
+  started.WaitForNotification();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.Submit([&] { ++ran; }, [&] { ++cancelled; }).ok());
+  q.Close();
+  EXPECT_EQ(cancelled.load(), 3);
+  release.Notify();
+  EXPECT_TRUE(q.WaitIdle(absl::Seconds(60)));
+  EXPECT_EQ(ran.load(), 1);
+}
+
+TEST(WorkQueueTest, AnExceptionDoesNotKillTheWorker) {
+  WorkQueue q(1, 4);
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(q.Submit([] { throw std::runtime_error("boom"); }).ok());
+  ASSERT_TRUE(q.Submit([&] { ++ran; }).ok());
+  EXPECT_TRUE(q.WaitIdle(absl::Seconds(60)));
+  EXPECT_EQ(ran.load(), 1);
+}
+
 }  // namespace
 }  // namespace sampled::server
