@@ -106,6 +106,11 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateFlow(const FlowConfig& config, std::
 const FlowMethod& SdFlowMethod();
 const FlowMethod& SvgdFlowMethod();
 const FlowMethod& LangevinFlowMethod();
+const FlowMethod& MmdFlowMethod();
+const FlowMethod& MmdGaussianFlowMethod();
+const FlowMethod& WgfFlowMethod();
+const FlowMethod& MalaFlowMethod();
+const FlowMethod& HmcFlowMethod();
 
 }  // namespace sampled
 

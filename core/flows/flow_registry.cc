@@ -34,8 +34,10 @@ const char* FlowFieldName(FlowField f) {
 }
 
 const std::vector<const FlowMethod*>& FlowMethods() {
-  static const std::vector<const FlowMethod*> kMethods = {&SdFlowMethod(), &SvgdFlowMethod(),
-                                                          &LangevinFlowMethod()};
+  static const std::vector<const FlowMethod*> kMethods = {
+      &SdFlowMethod(),  &SvgdFlowMethod(), &LangevinFlowMethod(), &MmdFlowMethod(),
+      &MmdGaussianFlowMethod(), &WgfFlowMethod(),  &MalaFlowMethod(),     &HmcFlowMethod(),
+  };
   return kMethods;
 }
 

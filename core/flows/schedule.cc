@@ -17,7 +17,8 @@ constexpr double kPi = 3.14159265358979323846;
 absl::Status Malformed(const std::string& field, const std::string& spec, const std::string& why) {
   const std::string follow = field == "bandwidth" ? "noise" : "bandwidth";
   return absl::InvalidArgumentError(absl::StrCat(
-      field, " '", spec, "': ", why, "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median",
+      field, " '", spec, "': ", why,
+      "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median, median-distance",
       field == "noise" ? ", none" : "", " or ", follow));
 }
 
@@ -30,6 +31,8 @@ absl::StatusOr<SigmaRule> SigmaRule::Parse(const std::string& spec, const std::s
     r.kind_ = Kind::kMedian;
   } else if (spec == "svgd-median") {
     r.kind_ = Kind::kSvgdMedian;
+  } else if (spec == "median-distance") {
+    r.kind_ = Kind::kMedianDistance;
   } else if (spec == follow) {
     r.kind_ = Kind::kFollow;
   } else if (spec == "none") {
@@ -71,6 +74,8 @@ double SigmaRule::Sigma(int64_t step, int64_t total, double median_sq, int64_t n
       return std::sqrt(2.0 * median_sq / std::log(n + 1.0));
     case Kind::kSvgdMedian:  // Liu & Wang (2016)
       return std::sqrt(median_sq / (2.0 * std::log(n + 1.0)));
+    case Kind::kMedianDistance:
+      return std::sqrt(median_sq);
   }
   return 0.0;
 }
@@ -83,6 +88,7 @@ std::string SigmaRule::ToString() const {
     case Kind::kCosine: return absl::StrCat("cosine:", a_, ",", b_);
     case Kind::kMedian: return "median";
     case Kind::kSvgdMedian: return "svgd-median";
+    case Kind::kMedianDistance: return "median-distance";
   }
   return "";
 }

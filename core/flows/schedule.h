@@ -8,6 +8,7 @@
 //                          the paper: cosine:10,0.5 for the 25-Gaussian grid)
 //   median                 002 footnote 15: sigma^2 = 2 median(|y - y'|^2) / log(N + 1) over the particles
 //   svgd-median            Liu & Wang's SVGD rule: sigma^2 = median(|y - y'|^2) / (2 log(N + 1))
+//   median-distance        the plain median heuristic: sigma = median |y - y'| (000 App. F)
 //   none                   (noise only) no noise is injected: z = y
 //   noise | bandwidth      follow the other rule: the bandwidth equals the noise level, or the noise level
 //                          equals the bandwidth (002 Remark 2)
@@ -24,14 +25,16 @@ namespace sampled {
 
 class SigmaRule {
  public:
-  enum class Kind { kNone, kConstant, kCosine, kMedian, kSvgdMedian, kFollow };
+  enum class Kind { kNone, kConstant, kCosine, kMedian, kSvgdMedian, kMedianDistance, kFollow };
 
   // `field` is "bandwidth" or "noise" (it decides which follow word and whether "none" is accepted).
   // INVALID_ARGUMENT with the grammar when `spec` does not parse or a value is out of range.
   static absl::StatusOr<SigmaRule> Parse(const std::string& spec, const std::string& field);
 
   Kind kind() const { return kind_; }
-  bool needs_median() const { return kind_ == Kind::kMedian || kind_ == Kind::kSvgdMedian; }
+  bool needs_median() const {
+    return kind_ == Kind::kMedian || kind_ == Kind::kSvgdMedian || kind_ == Kind::kMedianDistance;
+  }
   bool needs_schedule_length() const { return kind_ == Kind::kCosine; }
 
   // Sigma at 0-based `step` of a schedule of `total` steps, for `n` particles whose median pairwise
