@@ -69,6 +69,9 @@ class Flow {
   // Advances `state` by one step and fills `stats`. On error (the step would make particles non-finite:
   // FAILED_PRECONDITION naming the step), `state` is left unchanged.
   virtual absl::Status Step(FlowState& state, StepStats* stats) = 0;
+  // Checks what depends on the particles (e.g. a basis drawn from them); called once on the initial state.
+  // INVALID_ARGUMENT naming the option that does not fit.
+  virtual absl::Status CheckState(const FlowState& state) const { return absl::OkStatus(); }
 };
 
 // Fields of FlowConfig a method may use (besides method, seed, threads and schedule_steps).
@@ -111,6 +114,9 @@ const FlowMethod& MmdGaussianFlowMethod();
 const FlowMethod& WgfFlowMethod();
 const FlowMethod& MalaFlowMethod();
 const FlowMethod& HmcFlowMethod();
+const FlowMethod& KingFlowMethod();
+const FlowMethod& NtKingFlowMethod();
+const FlowMethod& SteinKingFlowMethod();
 
 }  // namespace sampled
 

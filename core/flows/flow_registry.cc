@@ -37,6 +37,7 @@ const std::vector<const FlowMethod*>& FlowMethods() {
   static const std::vector<const FlowMethod*> kMethods = {
       &SdFlowMethod(),  &SvgdFlowMethod(), &LangevinFlowMethod(), &MmdFlowMethod(),
       &MmdGaussianFlowMethod(), &WgfFlowMethod(),  &MalaFlowMethod(),     &HmcFlowMethod(),
+      &KingFlowMethod(), &NtKingFlowMethod(), &SteinKingFlowMethod(),
   };
   return kMethods;
 }

@@ -50,6 +50,17 @@ absl::StatusOr<bool> OptionReader::Bool(const std::string& name, bool default_va
   return v;
 }
 
+absl::StatusOr<std::string> OptionReader::String(const std::string& name, const std::string& default_value) {
+  known_.insert(name);
+  auto it = options_.find(name);
+  return it == options_.end() ? default_value : it->second;
+}
+
+bool OptionReader::Has(const std::string& name) {
+  known_.insert(name);
+  return options_.count(name) > 0;
+}
+
 absl::StatusOr<std::string> OptionReader::Choice(const std::string& name, const std::string& default_value,
                                                  const std::vector<std::string>& choices) {
   known_.insert(name);

@@ -23,6 +23,10 @@ class OptionReader {
   absl::StatusOr<double> Double(const std::string& name, double default_value, double min, double max);
   absl::StatusOr<int64_t> Int(const std::string& name, int64_t default_value, int64_t min, int64_t max);
   absl::StatusOr<bool> Bool(const std::string& name, bool default_value);
+  // Any text.
+  absl::StatusOr<std::string> String(const std::string& name, const std::string& default_value);
+  // Whether the option was given (marks it known).
+  bool Has(const std::string& name);
   // One of `choices`.
   absl::StatusOr<std::string> Choice(const std::string& name, const std::string& default_value,
                                      const std::vector<std::string>& choices);

@@ -18,7 +18,7 @@ absl::Status Malformed(const std::string& field, const std::string& spec, const 
   const std::string follow = field == "bandwidth" ? "noise" : "bandwidth";
   return absl::InvalidArgumentError(absl::StrCat(
       field, " '", spec, "': ", why,
-      "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median, median-distance",
+      "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median, median-distance, median-scaled:F",
       field == "noise" ? ", none" : "", " or ", follow));
 }
 
@@ -32,7 +32,13 @@ absl::StatusOr<SigmaRule> SigmaRule::Parse(const std::string& spec, const std::s
   } else if (spec == "svgd-median") {
     r.kind_ = Kind::kSvgdMedian;
   } else if (spec == "median-distance") {
-    r.kind_ = Kind::kMedianDistance;
+    r.kind_ = Kind::kMedianScaled;
+    r.a_ = 1.0;
+  } else if (absl::StartsWith(spec, "median-scaled:")) {
+    if (!absl::SimpleAtod(spec.substr(14), &r.a_) || !(r.a_ > 0 && std::isfinite(r.a_))) {
+      return Malformed(field, spec, "median-scaled takes a factor F > 0");
+    }
+    r.kind_ = Kind::kMedianScaled;
   } else if (spec == follow) {
     r.kind_ = Kind::kFollow;
   } else if (spec == "none") {
@@ -74,8 +80,8 @@ double SigmaRule::Sigma(int64_t step, int64_t total, double median_sq, int64_t n
       return std::sqrt(2.0 * median_sq / std::log(n + 1.0));
     case Kind::kSvgdMedian:  // Liu & Wang (2016)
       return std::sqrt(median_sq / (2.0 * std::log(n + 1.0)));
-    case Kind::kMedianDistance:
-      return std::sqrt(median_sq);
+    case Kind::kMedianScaled:
+      return std::sqrt(a_ * median_sq);
   }
   return 0.0;
 }
@@ -88,7 +94,7 @@ std::string SigmaRule::ToString() const {
     case Kind::kCosine: return absl::StrCat("cosine:", a_, ",", b_);
     case Kind::kMedian: return "median";
     case Kind::kSvgdMedian: return "svgd-median";
-    case Kind::kMedianDistance: return "median-distance";
+    case Kind::kMedianScaled: return absl::StrCat("median-scaled:", a_);
   }
   return "";
 }

@@ -9,6 +9,7 @@
 //   median                 002 footnote 15: sigma^2 = 2 median(|y - y'|^2) / log(N + 1) over the particles
 //   svgd-median            Liu & Wang's SVGD rule: sigma^2 = median(|y - y'|^2) / (2 log(N + 1))
 //   median-distance        the plain median heuristic: sigma = median |y - y'| (000 App. F)
+//   median-scaled:F        sigma^2 = F median(|y - y'|^2) (F > 0; median-scaled:0.5 is k = exp(-D^2 / median D^2))
 //   none                   (noise only) no noise is injected: z = y
 //   noise | bandwidth      follow the other rule: the bandwidth equals the noise level, or the noise level
 //                          equals the bandwidth (002 Remark 2)
@@ -25,7 +26,7 @@ namespace sampled {
 
 class SigmaRule {
  public:
-  enum class Kind { kNone, kConstant, kCosine, kMedian, kSvgdMedian, kMedianDistance, kFollow };
+  enum class Kind { kNone, kConstant, kCosine, kMedian, kSvgdMedian, kMedianScaled, kFollow };
 
   // `field` is "bandwidth" or "noise" (it decides which follow word and whether "none" is accepted).
   // INVALID_ARGUMENT with the grammar when `spec` does not parse or a value is out of range.
@@ -33,7 +34,7 @@ class SigmaRule {
 
   Kind kind() const { return kind_; }
   bool needs_median() const {
-    return kind_ == Kind::kMedian || kind_ == Kind::kSvgdMedian || kind_ == Kind::kMedianDistance;
+    return kind_ == Kind::kMedian || kind_ == Kind::kSvgdMedian || kind_ == Kind::kMedianScaled;
   }
   bool needs_schedule_length() const { return kind_ == Kind::kCosine; }
 
@@ -46,7 +47,7 @@ class SigmaRule {
 
  private:
   Kind kind_ = Kind::kNone;
-  double a_ = 0, b_ = 0;  // constant: a_ = sigma; cosine: a_ = S2MAX, b_ = S2MIN
+  double a_ = 0, b_ = 0;  // constant: a_ = sigma; cosine: a_ = S2MAX, b_ = S2MIN; median-scaled: a_ = F
 };
 
 // The bandwidth and noise rules of one flow, defaults applied: when neither is given both take the

@@ -26,6 +26,10 @@ class GaussianTarget final : public Target {
     g_.Score(x, out);
     return absl::OkStatus();
   }
+  absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const override {
+    out->assign(x.rows(), -g_.precision());
+    return absl::OkStatus();
+  }
   bool can_sample() const override { return true; }
   absl::Status Sample(int64_t n, Rng& rng, Points* out) const override {
     g_.Sample(n, rng, out);

@@ -42,6 +42,11 @@ class Target {
   // The score grad_x log q at each row of x (out: N x d). FAILED_PRECONDITION without a density.
   virtual absl::Status Score(const Points& x, Points* out) const;
 
+  // The Jacobian of the score (the Hessian of log q) at each row of x: out[i] is d x d with
+  // (out[i])(a, c) = d/dx_c d/dx_a log q. The default takes central differences of Score (relative step
+  // 1e-5, error ~1e-9 for smooth densities); families override it with the closed form where they can.
+  virtual absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const;
+
   // True when Sample draws exact independent samples.
   virtual bool can_sample() const { return false; }
   // n exact samples into out (n x d). FAILED_PRECONDITION when the target cannot sample.

@@ -16,6 +16,7 @@ absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, F
                                                          const InitialParticles& init, StepObserver on_step) {
   SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Flow> flow, CreateFlow(spec.config, target));
   SAMPLED_ASSIGN_OR_RETURN(FlowState state, MakeInitialState(init, target->dim(), spec.config.seed));
+  SAMPLED_RETURN_IF_ERROR(flow->CheckState(state));
   if (spec.eval_metrics.empty()) spec.eval_metrics = DefaultMetrics(*target);
   for (const std::string& name : spec.eval_metrics) {
     SAMPLED_ASSIGN_OR_RETURN(const Metric* m, FindMetric(name));

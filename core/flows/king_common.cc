@@ -1,0 +1,102 @@
+#include "core/flows/king_common.h"
+
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/flows/kernel_flow_util.h"
+
+namespace sampled {
+
+absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim, bool stein, int64_t default_basis) {
+  KingStatsConfig c;
+  std::string kind = "stein";
+  if (!stein) {
+    SAMPLED_ASSIGN_OR_RETURN(kind, options.Choice("stats", "rbf", {"gaussian", "rbf", "rbf+pairs"}));
+  }
+  c.kind = kind == "gaussian" ? KingStatsConfig::Kind::kGaussian
+           : kind == "rbf"    ? KingStatsConfig::Kind::kRbf
+           : kind == "stein"  ? KingStatsConfig::Kind::kStein
+                              : KingStatsConfig::Kind::kRbfPairs;
+  if (c.kind == KingStatsConfig::Kind::kGaussian) {
+    for (const char* misplaced : {"basis", "pairs", "feature_bandwidth"}) {
+      if (options.Has(misplaced)) {
+        return options.Error(misplaced, "does not apply to stats=gaussian (T = [x, x x^T] has no basis)");
+      }
+    }
+    return c;
+  }
+  SAMPLED_ASSIGN_OR_RETURN(c.basis, options.Int("basis", default_basis, 1, 100000));
+  SAMPLED_ASSIGN_OR_RETURN(std::string rule, options.String("feature_bandwidth", "median-scaled:0.5"));
+  absl::StatusOr<SigmaRule> r = SigmaRule::Parse(rule, "bandwidth");
+  if (!r.ok() || r->kind() == SigmaRule::Kind::kFollow || r->needs_schedule_length()) {
+    return options.Error("feature_bandwidth", absl::StrCat("'", rule, "' is not a fixed value or median rule"));
+  }
+  c.feature_bandwidth = *r;
+  if (c.kind == KingStatsConfig::Kind::kRbfPairs) {
+    if (!options.Has("pairs")) return options.Error("pairs", "stats=rbf+pairs needs pairs, e.g. pairs=0-1,2-5");
+    SAMPLED_ASSIGN_OR_RETURN(std::string text, options.String("pairs", ""));
+    SAMPLED_ASSIGN_OR_RETURN(c.pairs, ParsePairs(text, dim));
+  } else if (options.Has("pairs")) {
+    return options.Error("pairs", "applies only to stats=rbf+pairs");
+  }
+  return c;
+}
+
+absl::Status KingStatsBuilder::CheckSizes(int64_t particles, int64_t targets) const {
+  if (config_.kind == KingStatsConfig::Kind::kGaussian) return absl::OkStatus();
+  const int64_t available = particles + targets;
+  if (config_.basis > available) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "option 'basis' (", config_.basis, ") exceeds the ", available, " points it is drawn from (",
+        targets > 0 ? "particles and targets" : "particles", ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SufficientStatistics>> KingStatsBuilder::Build(const Points& particles,
+                                                                             const Points* targets,
+                                                                             std::shared_ptr<const Target> density,
+                                                                             Rng& rng, int threads) {
+  const int64_t d = particles.cols();
+  if (config_.kind == KingStatsConfig::Kind::kGaussian) {
+    last_sigma_ = std::numeric_limits<double>::quiet_NaN();
+    return GaussianStatistics(d);
+  }
+  // The pool the basis and the bandwidth come from.
+  const int64_t n = particles.rows(), m = targets != nullptr ? targets->rows() : 0;
+  pool_.resize(n + m, d);
+  pool_.topRows(n) = particles;
+  if (m > 0) pool_.bottomRows(m) = *targets;
+  double median_sq = 0;
+  if (config_.feature_bandwidth.needs_median()) {
+    const Eigen::RowVectorXd center = pool_.colwise().mean();
+    GatherCentred(pool_, center, pool_.rows() > kMedianMaxPoints ? kMedianMaxPoints : 0, rng, perm_, index_,
+                  &median_points_);
+    median_sq = MedianPairwiseSquaredDistance(median_points_, threads, median_ws_);
+  }
+  last_sigma_ = config_.feature_bandwidth.Sigma(0, 0, median_sq, pool_.rows());
+  if (!(last_sigma_ > 0 && std::isfinite(last_sigma_))) {
+    return absl::FailedPreconditionError("the feature bandwidth is 0 (all points coincide); set feature_bandwidth");
+  }
+  const int64_t b = std::min(config_.basis, pool_.rows());
+  if (static_cast<int64_t>(perm_.size()) != pool_.rows()) {
+    perm_.resize(pool_.rows());
+    std::iota(perm_.begin(), perm_.end(), 0);
+  }
+  index_.resize(b);
+  rng.SampleWithoutReplacement(pool_.rows(), b, perm_.data(), index_.data());
+  Points basis(b, d);
+  for (int64_t i = 0; i < b; ++i) basis.row(i) = pool_.row(index_[i]);
+  if (config_.kind == KingStatsConfig::Kind::kStein) return SteinStatistics(std::move(density), std::move(basis), last_sigma_);
+  std::unique_ptr<SufficientStatistics> rbf = RbfStatistics(std::move(basis), last_sigma_);
+  if (config_.kind == KingStatsConfig::Kind::kRbf) return rbf;
+  std::vector<std::unique_ptr<SufficientStatistics>> parts;
+  parts.push_back(std::move(rbf));
+  parts.push_back(PairStatistics(d, config_.pairs));
+  return ConcatStatistics(std::move(parts));
+}
+
+}  // namespace sampled

@@ -1,0 +1,125 @@
+// The "king" method: kernel implicit natural-gradient descent (000 Thm 4.3, Eq. 9, Alg. 2) for data
+// targets. Each step projects onto the exponential family of the chosen sufficient statistics
+// (gaussian, rbf on a fresh basis of particles and targets, or rbf+pairs), with grad L = E_p[T] - E_q[T]
+// and F = Cov_q[T], and moves the particles along the closed-form RKHS drift of an RBF kernel.
+#include <cmath>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/flows/flow.h"
+#include "core/flows/flow_state.h"
+#include "core/flows/kernel_flow_util.h"
+#include "core/flows/king_common.h"
+#include "core/flows/natural_gradient.h"
+#include "core/flows/optimizer.h"
+#include "core/flows/options.h"
+#include "core/flows/schedule.h"
+
+namespace sampled {
+namespace {
+
+struct KingParams {
+  double step_size = 1.0;
+  Optimizer optimizer;
+  SigmaRule bandwidth;  // of the drift kernel k, over the particles
+  double lambda = 1e-3, ridge = 1e-3;
+  int threads = 0;
+};
+
+class KingFlow final : public Flow {
+ public:
+  KingFlow(KingParams p, KingStatsConfig stats, std::shared_ptr<const Target> target)
+      : p_(std::move(p)), builder_(std::move(stats)), target_(std::move(target)) {}
+
+  absl::Status CheckState(const FlowState& state) const override {
+    return builder_.CheckSizes(state.particles.rows(), target_->samples()->rows());
+  }
+
+  absl::Status Step(FlowState& state, StepStats* stats) override {
+    const Points& y = state.particles;
+    const Points& x = *target_->samples();
+    Rng rng = state.rng;
+    SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<SufficientStatistics> t,
+                             builder_.Build(y, &x, nullptr, rng, p_.threads));
+    SAMPLED_RETURN_IF_ERROR(t->Evaluate(x, &tx_, nullptr));
+    SAMPLED_RETURN_IF_ERROR(t->Evaluate(y, &ty_, &jy_));
+    grad_ = (tx_.colwise().mean() - ty_.colwise().mean()).transpose();  // E_p[T] - E_q[T]
+    double median_sq = 0;
+    if (p_.bandwidth.needs_median()) median_sq = median_(y, y.colwise().mean(), rng, p_.threads);
+    const double sigma = p_.bandwidth.Sigma(state.step, 0, median_sq, y.rows());
+    if (!(sigma > 0 && std::isfinite(sigma))) {
+      return absl::FailedPreconditionError(absl::StrCat("king step ", state.step + 1, ": the kernel bandwidth is ",
+                                                        sigma, "; give a bandwidth"));
+    }
+    NaturalGradientProblem problem;
+    problem.particles = &y;
+    problem.stats = &ty_;
+    problem.jacobian = &jy_;
+    problem.grad = &grad_;
+    problem.lambda = p_.lambda;
+    problem.ridge = p_.ridge;
+    problem.threads = p_.threads;
+    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, &velocity_));
+    p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
+    next_ = y + displacement_;
+    if (!next_.allFinite()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("king step ", state.step + 1, " made particles non-finite; lower the step size"));
+    }
+    state.particles.swap(next_);
+    state.optimizer_state.swap(memory_);
+    state.rng = rng;
+    ++state.step;
+    stats->step = state.step;
+    stats->bandwidth = sigma;
+    DisplacementStats(displacement_, stats);
+    return absl::OkStatus();
+  }
+
+ private:
+  KingParams p_;
+  KingStatsBuilder builder_;
+  std::shared_ptr<const Target> target_;
+  Points tx_, ty_, jy_, velocity_, displacement_, memory_, next_;
+  Eigen::VectorXd grad_;
+  ParticleMedian<double> median_;
+};
+
+absl::StatusOr<std::unique_ptr<Flow>> CreateKingFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
+  OptionReader options(c.options, "king");
+  SAMPLED_ASSIGN_OR_RETURN(KingStatsConfig stats, ReadKingStats(options, target->dim(), /*stein=*/false, 200));
+  KingParams p;
+  SAMPLED_ASSIGN_OR_RETURN(p.lambda, options.Double("lambda", 1e-3, 0.0, 1e12));
+  SAMPLED_ASSIGN_OR_RETURN(p.ridge, options.Double("ridge", 1e-3, 0.0, 1e12));
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
+  p.step_size = c.step_size.value_or(1.0);
+  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
+  SAMPLED_ASSIGN_OR_RETURN(p.bandwidth, SigmaRule::Parse(c.bandwidth.value_or("median-scaled:0.5"), "bandwidth"));
+  if (p.bandwidth.kind() == SigmaRule::Kind::kFollow || p.bandwidth.needs_schedule_length()) {
+    return absl::InvalidArgumentError("king: bandwidth must be a value or a median rule");
+  }
+  p.threads = c.threads;
+  return std::unique_ptr<Flow>(std::make_unique<KingFlow>(std::move(p), std::move(stats), std::move(target)));
+}
+
+}  // namespace
+
+const FlowMethod& KingFlowMethod() {
+  static const FlowMethod kMethod{
+      "king",
+      "kernel natural-gradient flow KiNG, 000 Thm 4.3 / Eq. 9 (data targets; step size 1 by default)",
+      /*needs_samples=*/true,
+      /*needs_density=*/false,
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
+      {{"stats", "sufficient statistics: gaussian ([x, x x^T]), rbf (default), rbf+pairs"},
+       {"basis", "RBF basis points drawn each step from particles and targets (default 200)"},
+       {"pairs", "for rbf+pairs: coordinate pairs I-J whose products x_I x_J join T, e.g. 0-1,2-5"},
+       {"feature_bandwidth", "bandwidth rule of the RBF features over particles and targets (default median-scaled:0.5)"},
+       {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},
+       {"ridge", "added to Gamma's diagonal (default 1e-3)"}},
+      CreateKingFlow};
+  return kMethod;
+}
+
+}  // namespace sampled

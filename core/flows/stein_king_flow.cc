@@ -1,0 +1,124 @@
+// The "stein-king" method: KiNG on the Stein exponential family of a density target (000 App. D). With
+// T = S_p f for RBF test functions f_m, E_p[T] = 0, so grad L = -E_q[T] needs only the score: KiNG runs on
+// an unnormalised density without samples. The statistics' Jacobian uses the score's Jacobian.
+#include <cmath>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/flows/flow.h"
+#include "core/flows/flow_state.h"
+#include "core/flows/kernel_flow_util.h"
+#include "core/flows/king_common.h"
+#include "core/flows/natural_gradient.h"
+#include "core/flows/optimizer.h"
+#include "core/flows/options.h"
+#include "core/flows/schedule.h"
+
+namespace sampled {
+namespace {
+
+struct SteinKingParams {
+  double step_size = 1.0;
+  Optimizer optimizer;
+  SigmaRule bandwidth;
+  double lambda = 1e-3, ridge = 1e-3;
+  int threads = 0;
+};
+
+class SteinKingFlow final : public Flow {
+ public:
+  SteinKingFlow(SteinKingParams p, KingStatsConfig stats, std::shared_ptr<const Target> target)
+      : p_(std::move(p)), builder_(std::move(stats)), target_(std::move(target)) {}
+
+  absl::Status CheckState(const FlowState& state) const override {
+    return builder_.CheckSizes(state.particles.rows(), 0);
+  }
+
+  absl::Status Step(FlowState& state, StepStats* stats) override {
+    const Points& y = state.particles;
+    Rng rng = state.rng;
+    SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<SufficientStatistics> t,
+                             builder_.Build(y, nullptr, target_, rng, p_.threads));
+    SAMPLED_RETURN_IF_ERROR(t->Evaluate(y, &ty_, &jy_));
+    if (!ty_.allFinite() || !jy_.allFinite()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stein-king step ", state.step + 1, ": the score is not finite at some particle"));
+    }
+    grad_ = -ty_.colwise().mean().transpose();  // E_p[T] - E_q[T] with E_p[T] = 0
+    double median_sq = 0;
+    if (p_.bandwidth.needs_median()) median_sq = median_(y, y.colwise().mean(), rng, p_.threads);
+    const double sigma = p_.bandwidth.Sigma(state.step, 0, median_sq, y.rows());
+    if (!(sigma > 0 && std::isfinite(sigma))) {
+      return absl::FailedPreconditionError(absl::StrCat("stein-king step ", state.step + 1,
+                                                        ": the kernel bandwidth is ", sigma, "; give a bandwidth"));
+    }
+    NaturalGradientProblem problem;
+    problem.particles = &y;
+    problem.stats = &ty_;
+    problem.jacobian = &jy_;
+    problem.grad = &grad_;
+    problem.lambda = p_.lambda;
+    problem.ridge = p_.ridge;
+    problem.threads = p_.threads;
+    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, &velocity_));
+    p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
+    next_ = y + displacement_;
+    if (!next_.allFinite()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stein-king step ", state.step + 1, " made particles non-finite; lower the step size"));
+    }
+    state.particles.swap(next_);
+    state.optimizer_state.swap(memory_);
+    state.rng = rng;
+    ++state.step;
+    stats->step = state.step;
+    stats->bandwidth = sigma;
+    DisplacementStats(displacement_, stats);
+    return absl::OkStatus();
+  }
+
+ private:
+  SteinKingParams p_;
+  KingStatsBuilder builder_;
+  std::shared_ptr<const Target> target_;
+  Points ty_, jy_, velocity_, displacement_, memory_, next_;
+  Eigen::VectorXd grad_;
+  ParticleMedian<double> median_;
+};
+
+absl::StatusOr<std::unique_ptr<Flow>> CreateSteinKingFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
+  OptionReader options(c.options, "stein-king");
+  SAMPLED_ASSIGN_OR_RETURN(KingStatsConfig stats, ReadKingStats(options, target->dim(), /*stein=*/true, 50));
+  SteinKingParams p;
+  SAMPLED_ASSIGN_OR_RETURN(p.lambda, options.Double("lambda", 1e-3, 0.0, 1e12));
+  SAMPLED_ASSIGN_OR_RETURN(p.ridge, options.Double("ridge", 1e-3, 0.0, 1e12));
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
+  p.step_size = c.step_size.value_or(1.0);
+  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
+  SAMPLED_ASSIGN_OR_RETURN(p.bandwidth, SigmaRule::Parse(c.bandwidth.value_or("median-scaled:0.5"), "bandwidth"));
+  if (p.bandwidth.kind() == SigmaRule::Kind::kFollow || p.bandwidth.needs_schedule_length()) {
+    return absl::InvalidArgumentError("stein-king: bandwidth must be a value or a median rule");
+  }
+  p.threads = c.threads;
+  return std::unique_ptr<Flow>(std::make_unique<SteinKingFlow>(std::move(p), std::move(stats), std::move(target)));
+}
+
+}  // namespace
+
+const FlowMethod& SteinKingFlowMethod() {
+  static const FlowMethod kMethod{
+      "stein-king",
+      "KiNG on the Stein exponential family T = S_p f, 000 App. D (density targets)",
+      /*needs_samples=*/false,
+      /*needs_density=*/true,
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
+      {{"basis", "RBF test functions centred on particles drawn each step (default 50; T has d * basis entries)"},
+       {"feature_bandwidth", "bandwidth rule of the test functions over the particles (default median-scaled:0.5)"},
+       {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},
+       {"ridge", "added to Gamma's diagonal (default 1e-3)"}},
+      CreateSteinKingFlow};
+  return kMethod;
+}
+
+}  // namespace sampled
