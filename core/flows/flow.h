@@ -48,12 +48,14 @@ struct FlowState {
   int64_t step = 0;         // steps taken so far
   Points optimizer_state;   // per-coordinate optimiser memory (AdaGrad); empty for SGD
   Rng rng;
+  std::map<std::string, double> values;  // method scalars fixed during the run (e.g. an automatic step size)
 };
 
 // Statistics of one step. NaN marks "does not apply to this method".
 struct StepStats {
   static constexpr double kNotApplicable = std::numeric_limits<double>::quiet_NaN();
   int64_t step = 0;                    // the step number after this step (1 for the first)
+  double step_size = kNotApplicable;   // the step size used
   double mean_displacement = 0;        // mean over particles of |y_new - y_old|
   double max_displacement = 0;
   double bandwidth = kNotApplicable;   // kernel bandwidth sigma used

@@ -11,7 +11,7 @@
 namespace sampled {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'M', 'P', 'F', 'L', 'O', 'W', '1'};
+constexpr char kMagic[8] = {'S', 'M', 'P', 'F', 'L', 'O', 'W', '2'};
 
 void PutU64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -117,6 +117,14 @@ std::string SerializeFlowState(const FlowState& state) {
   const std::string rng = state.rng.Serialize();
   PutU64(out, rng.size());
   out += rng;
+  PutU64(out, state.values.size());
+  for (const auto& [key, value] : state.values) {
+    PutU64(out, key.size());
+    out += key;
+    uint64_t bits;
+    std::memcpy(&bits, &value, 8);
+    PutU64(out, bits);
+  }
   return out;
 }
 
@@ -126,10 +134,20 @@ absl::StatusOr<FlowState> ParseFlowState(std::string_view bytes) {
   uint64_t step;
   std::string rng;
   if (!r.Magic()) return absl::InvalidArgumentError("not a flow state (bad magic)");
+  uint64_t count = 0;
   if (!r.U64(&step) || !r.Matrix(&state.particles) || !r.Matrix(&state.optimizer_state) || !r.String(&rng) ||
-      !r.Done()) {
+      !r.U64(&count)) {
     return absl::InvalidArgumentError("flow state is truncated or malformed");
   }
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string key;
+    uint64_t bits;
+    if (!r.String(&key) || !r.U64(&bits)) return absl::InvalidArgumentError("flow state is truncated or malformed");
+    double value;
+    std::memcpy(&value, &bits, 8);
+    state.values[key] = value;
+  }
+  if (!r.Done()) return absl::InvalidArgumentError("flow state has trailing bytes");
   state.step = static_cast<int64_t>(step);
   SAMPLED_RETURN_IF_ERROR(state.rng.Deserialize(rng));
   return state;

@@ -33,6 +33,7 @@ class LangevinFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = step_size_;
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }

@@ -48,6 +48,7 @@ class MalaFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = eta_;
     stats->acceptance_rate = m > 0 ? static_cast<double>(accepted) / m : 0.0;
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();

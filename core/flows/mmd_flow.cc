@@ -57,6 +57,7 @@ class MmdFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = p_.step_size;
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }

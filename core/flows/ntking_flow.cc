@@ -74,6 +74,7 @@ class NtKingFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = p_.step_size;
     stats->bandwidth = builder_.last_feature_bandwidth();
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();

@@ -21,8 +21,12 @@ namespace {
 // with the square of the count, and 8192 points give the median of ~33 million pairs.
 constexpr int64_t kMedianMaxPoints = 8192;
 
+constexpr char kAutoStepSize[] = "auto_step_size";
+
 struct SdParams {
   double step_size = 0.1;
+  // > 0: choose the step size at the first step so that the first perturbation has this norm (001 App. C).
+  double first_step_norm = 0;
   Optimizer optimizer;
   KernelSigmas sigmas;
   int64_t batch = 0;
@@ -66,7 +70,26 @@ class SdFlow final : public Flow {
     Gather(y, p_.batch, rng, y_perm_, &y_);
 
     SdFlowDirection(z_, x_, y_, bandwidth, ws_, p_.threads, &mean_p_, &direction_);
-    p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
+    double step_size = p_.step_size;
+    bool chose_step_size = false;
+    if (p_.first_step_norm > 0) {
+      auto it = state.values.find(kAutoStepSize);
+      if (it != state.values.end()) {
+        step_size = it->second;
+      } else {
+        // 001 App. C: the step size that makes the first perturbation's norm first_step_norm (the Frobenius
+        // norm of the whole M x d perturbation).
+        p_.optimizer.Displacement(direction_, 1.0, state.optimizer_state, &memory_, &displacement_);
+        const double norm = displacement_.norm();
+        if (!(norm > 0 && std::isfinite(norm))) {
+          return absl::FailedPreconditionError(
+              "sd: the first perturbation is zero, so first_step_norm cannot set the step size; give step_size");
+        }
+        step_size = p_.first_step_norm / norm;
+        chose_step_size = true;
+      }
+    }
+    p_.optimizer.Displacement(direction_, step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -75,8 +98,10 @@ class SdFlow final : public Flow {
     state.particles.swap(next_);
     state.optimizer_state.swap(memory_);
     state.rng = rng;
+    if (chose_step_size) state.values[kAutoStepSize] = step_size;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = step_size;
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     DisplacementStats(displacement_, stats);
@@ -129,8 +154,12 @@ class SdFlow final : public Flow {
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
   OptionReader options(c.options, "sd");
-  SAMPLED_RETURN_IF_ERROR(options.Finish());
   SdParams p;
+  SAMPLED_ASSIGN_OR_RETURN(p.first_step_norm, options.Double("first_step_norm", 0.0, 0.0, 1e300));
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
+  if (p.first_step_norm > 0 && c.step_size.has_value()) {
+    return options.Error("first_step_norm", "sets the step size itself; give step_size or first_step_norm, not both");
+  }
   p.step_size = c.step_size.value_or(0.1);
   SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
   SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
@@ -166,7 +195,8 @@ const FlowMethod& SdFlowMethod() {
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
        FlowField::kBatchSize, FlowField::kDType},
-      {},
+      {{"first_step_norm", "instead of step_size: choose the step size so that the first perturbation (the whole "
+                           "M x d array) has this Frobenius norm, 001 App. C (e.g. 0.5)"}},
       CreateSdFlow};
   return kMethod;
 }

@@ -73,6 +73,7 @@ class SteinKingFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = p_.step_size;
     stats->bandwidth = sigma;
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();

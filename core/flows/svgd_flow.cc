@@ -109,6 +109,7 @@ class SvgdFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = p_.step_size;
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     DisplacementStats(displacement_, stats);

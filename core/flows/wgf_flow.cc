@@ -69,6 +69,7 @@ class WgfFlow final : public Flow {
     state.rng = rng;
     ++state.step;
     stats->step = state.step;
+    stats->step_size = p_.step_size;
     stats->bandwidth = h;
     DisplacementStats(displacement_, stats);
     return absl::OkStatus();

@@ -153,6 +153,7 @@ void ToProto(const StepStats& s, double seconds, v1::StepStats* out) {
   if (!std::isnan(s.bandwidth)) out->set_bandwidth(s.bandwidth);
   if (!std::isnan(s.noise)) out->set_noise(s.noise);
   if (!std::isnan(s.acceptance_rate)) out->set_acceptance_rate(s.acceptance_rate);
+  if (!std::isnan(s.step_size)) out->set_step_size(s.step_size);
   out->set_seconds(seconds);
 }
 

@@ -16,6 +16,7 @@ TEST(FlowStateTest, SerializeRoundTrip) {
   state->step = 42;
   state->optimizer_state = Points::Constant(17, 3, 0.25);
   state->rng.NextU64();
+  state->values["auto_step_size"] = 0.25;
   const std::string bytes = SerializeFlowState(*state);
   auto back = ParseFlowState(bytes);
   ASSERT_TRUE(back.ok()) << back.status();
@@ -23,6 +24,7 @@ TEST(FlowStateTest, SerializeRoundTrip) {
   EXPECT_EQ(back->optimizer_state, state->optimizer_state);
   EXPECT_EQ(back->step, 42);
   EXPECT_TRUE(back->rng == state->rng);
+  EXPECT_EQ(back->values, state->values);
   EXPECT_FALSE(ParseFlowState(bytes.substr(0, bytes.size() - 3)).ok());
   EXPECT_FALSE(ParseFlowState("garbage").ok());
   EXPECT_FALSE(ParseFlowState(bytes + "x").ok());

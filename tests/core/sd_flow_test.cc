@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/common/rng.h"
@@ -168,6 +169,35 @@ TEST(SdFlowTest, Float32FollowsFloat64) {
   c.dtype = DType::kFloat32;
   const FlowState f32 = RunSd(c, x, 50, 5);
   EXPECT_LT((f64.particles - f32.particles).cwiseAbs().maxCoeff(), 1e-3);
+}
+
+// 001 App. C: with first_step_norm the first perturbation has that Frobenius norm, and the chosen step size
+// stays (in the state, so a checkpoint keeps it).
+TEST(SdFlowTest, FirstStepNormChoosesAndKeepsTheStepSize) {
+  const Points x = RandomPoints(200, 2, 20, 3.0);
+  FlowConfig c;
+  c.method = "sd";
+  c.options = {{"first_step_norm", "0.5"}};
+  auto flow = CreateFlow(c, DataTarget(x));
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  InitialParticles init;
+  init.count = 100;
+  auto state = MakeInitialState(init, 2, 21);
+  ASSERT_TRUE(state.ok());
+  const Points y0 = state->particles;
+  StepStats first, second;
+  ASSERT_TRUE((*flow)->Step(*state, &first).ok());
+  EXPECT_NEAR((state->particles - y0).norm(), 0.5, 1e-12);
+  ASSERT_TRUE(state->values.count("auto_step_size"));
+  EXPECT_DOUBLE_EQ(state->values.at("auto_step_size"), first.step_size);
+  auto restored = ParseFlowState(SerializeFlowState(*state));
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->values, state->values);
+  ASSERT_TRUE((*flow)->Step(*state, &second).ok());
+  EXPECT_DOUBLE_EQ(second.step_size, first.step_size);
+  c.step_size = 0.1;
+  EXPECT_THAT(std::string(CreateFlow(c, DataTarget(x)).status().message()),
+              ::testing::HasSubstr("give step_size or first_step_norm, not both"));
 }
 
 // A failed step leaves the state as it was.
