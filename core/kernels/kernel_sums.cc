@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/common/parallel.h"
+#include "core/kernels/simd_math.h"
 
 namespace sampled {
 namespace {
@@ -30,90 +31,171 @@ void EnsureSize(Matrix& m, int64_t rows, int64_t cols) {
 }
 
 // Fused path ---------------------------------------------------------------------------------------------
+//
+// Points live in padded SoA rows (coords: d x n_padded, zero padding). Only the last packet holds padding;
+// its lanes past n are masked out of every minimum and every weight.
 
-// Weights of one query against the points [p0, p0 + np) (np a multiple of the packet size), written to
-// `w`. Templated on the dimension so the distance loop unrolls.
-// D = 0 means a runtime dimension `dim` (any d, exact differences: the inverse-distance kernel above 8
-// dimensions, where the GEMM expansion would turn coincident points into huge weights).
-template <typename Scalar, int D, PairKernel K>
-EIGEN_ALWAYS_INLINE void FusedWeights(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t p0,
-                                      int64_t np, Scalar neg_inv_two_s2, Scalar shift_d2, Scalar* w) {
+template <typename Packet>
+EIGEN_ALWAYS_INLINE Packet TailMask(int64_t valid_lanes) {
+  using Scalar = typename ei::unpacket_traits<Packet>::type;
+  return ei::pcmp_lt(ei::plset<Packet>(Scalar(0)), ei::pset1<Packet>(static_cast<Scalar>(valid_lanes)));
+}
+
+// The weight of squared distance d2. Gaussian: `scale` is -1/(2 s^2) (times log2(e) in float, for 2^x),
+// `shift` the query's minimum squared distance; inverse distance: 1/sqrt(d2), 0 at d2 = 0.
+template <typename Scalar, PairKernel K>
+EIGEN_ALWAYS_INLINE typename ei::packet_traits<Scalar>::type Weight(const typename ei::packet_traits<Scalar>::type& d2,
+                                                                    const typename ei::packet_traits<Scalar>::type& shift,
+                                                                    const typename ei::packet_traits<Scalar>::type& scale) {
   using Packet = typename ei::packet_traits<Scalar>::type;
-  constexpr int P = ei::unpacket_traits<Packet>::size;
-  constexpr int kRegs = D > 0 ? D : 1;
-  Packet qk[kRegs];
-  if constexpr (D > 0) {
-    for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
-  }
-  const Packet c = ei::pset1<Packet>(neg_inv_two_s2);
-  const Packet s = ei::pset1<Packet>(shift_d2);
-  const Packet zero = ei::pzero(c);
-  for (int64_t j = 0; j < np; j += P) {
-    Packet d2 = zero;
-    if constexpr (D > 0) {
-      for (int k = 0; k < D; ++k) {
-        const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + p0 + j), qk[k]);
-        d2 = ei::pmadd(diff, diff, d2);
-      }
+  if constexpr (K == PairKernel::kGaussian) {
+    const Packet x = ei::pmul(ei::psub(d2, shift), scale);  // <= 0
+    if constexpr (std::is_same_v<Scalar, float>) {
+      return Exp2NonPositive(x);
     } else {
-      for (int k = 0; k < dim; ++k) {
-        const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + p0 + j), ei::pset1<Packet>(q[k]));
-        d2 = ei::pmadd(diff, diff, d2);
-      }
+      return ei::pexp(x);
     }
-    Packet wk;
-    if constexpr (K == PairKernel::kGaussian) {
-      wk = ei::pexp(ei::pmul(ei::psub(d2, s), c));  // exp(-(d2 - min d2) / (2 s^2)) <= 1
-    } else {
-      // 1/|q - p|, 0 at coincident points (and at +inf padding, where rsqrt gives 0).
-      const Packet positive = ei::pcmp_lt(zero, d2);
-      wk = ei::pand(ei::prsqrt(d2), positive);
-    }
-    ei::pstoreu(w + j, wk);
+  } else {
+    const Packet zero = ei::pzero(d2);
+    return ei::pand(ei::prsqrt(d2), ei::pcmp_lt(zero, d2));
   }
 }
 
-// Minimum squared distance from q to all (padded) points.
+template <typename Scalar>
+Scalar WeightScale(const KernelSumsOptions& o) {
+  const double c = -1.0 / (2.0 * o.sigma * o.sigma);
+  // float weights are computed as powers of 2.
+  return static_cast<Scalar>(std::is_same_v<Scalar, float> ? c * 1.4426950408889634 : c);
+}
+
+// Squared distance from q to the points [j, j + P) (D = 0: runtime dimension).
 template <typename Scalar, int D>
-Scalar FusedMinDistance(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t n_padded) {
+EIGEN_ALWAYS_INLINE typename ei::packet_traits<Scalar>::type SquaredDistance(
+    const Scalar* coords, int64_t stride, int dim, const typename ei::packet_traits<Scalar>::type* qk,
+    const Scalar* q, int64_t j) {
   using Packet = typename ei::packet_traits<Scalar>::type;
-  constexpr int P = ei::unpacket_traits<Packet>::size;
-  const int d = D > 0 ? D : dim;
-  Packet mn = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
-  for (int64_t j = 0; j < n_padded; j += P) {
-    Packet d2 = ei::pzero(mn);
-    for (int k = 0; k < d; ++k) {
+  Packet d2 = ei::pzero(Packet());
+  if constexpr (D > 0) {
+    for (int k = 0; k < D; ++k) {
+      const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + j), qk[k]);
+      d2 = ei::pmadd(diff, diff, d2);
+    }
+  } else {
+    for (int k = 0; k < dim; ++k) {
       const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + j), ei::pset1<Packet>(q[k]));
       d2 = ei::pmadd(diff, diff, d2);
     }
-    mn = ei::pmin(mn, d2);
+  }
+  return d2;
+}
+
+// Minimum squared distance from q to the n points.
+template <typename Scalar, int D>
+Scalar MinDistance(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t n) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  Packet qk[D > 0 ? D : 1];
+  if constexpr (D > 0) {
+    for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
+  }
+  const Packet inf = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
+  Packet mn = inf;
+  const int64_t full = n / P * P;
+  for (int64_t j = 0; j < full; j += P) mn = ei::pmin(mn, SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, j));
+  if (full < n) {
+    const Packet d2 = SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, full);
+    mn = ei::pmin(mn, ei::pselect(TailMask<Packet>(n - full), d2, inf));
   }
   return ei::predux_min(mn);
 }
 
+// Values [p | 1] (values == nullptr) for d <= 8: one pass, the d + 1 sums in registers. Packet sums are
+// moved into float64 every kFusedPointBlock points.
 template <typename Scalar, int D, PairKernel K>
-void FusedRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t q1, int64_t n_padded, int64_t c,
-               const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws, typename KernelWorkspace<Scalar>::Thread& t,
-               Points* out, Eigen::VectorXd* shift) {
+void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n, const KernelSumsOptions& o,
+                       KernelWorkspace<Scalar>& ws, Points* out, Eigen::VectorXd* shift) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  const Scalar* coords = ws.coords.data();
+  const int64_t stride = ws.coords.cols();
+  const Packet scale = ei::pset1<Packet>(WeightScale<Scalar>(o));
+  const bool shifted = K == PairKernel::kGaussian && o.max_shift;
+  const int64_t full = n / P * P;
+  for (int64_t i = q0; i < q1; ++i) {
+    const Scalar* q = queries.data() + i * D;
+    const Scalar min_d2 = shifted ? MinDistance<Scalar, D>(coords, stride, D, q, n) : Scalar(0);
+    const Packet s = ei::pset1<Packet>(min_d2);
+    Packet qk[D];
+    for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
+    double total[D + 1] = {};
+    Packet acc[D + 1];
+    auto flush = [&] {
+      for (int k = 0; k <= D; ++k) {
+        total[k] += static_cast<double>(ei::predux(acc[k]));
+        acc[k] = ei::pzero(acc[k]);
+      }
+    };
+    for (int k = 0; k <= D; ++k) acc[k] = ei::pzero(Packet());
+    auto accumulate = [&](int64_t j, const Packet& mask, bool masked) __attribute__((always_inline)) {
+      Packet d2 = ei::pzero(Packet());
+      Packet pk[D];
+      for (int k = 0; k < D; ++k) {
+        pk[k] = ei::ploadu<Packet>(coords + k * stride + j);
+        const Packet diff = ei::psub(pk[k], qk[k]);
+        d2 = ei::pmadd(diff, diff, d2);
+      }
+      Packet w = Weight<Scalar, K>(d2, s, scale);
+      if (masked) w = ei::pand(w, mask);
+      for (int k = 0; k < D; ++k) acc[k] = ei::pmadd(w, pk[k], acc[k]);
+      acc[D] = ei::padd(acc[D], w);
+    };
+    const Packet no_mask = ei::pzero(Packet());
+    for (int64_t b0 = 0; b0 < full; b0 += kFusedPointBlock) {
+      const int64_t b1 = std::min(full, b0 + kFusedPointBlock);
+      for (int64_t j = b0; j < b1; j += P) accumulate(j, no_mask, false);
+      flush();
+    }
+    if (full < n) {
+      accumulate(full, TailMask<Packet>(n - full), true);
+      flush();
+    }
+    for (int k = 0; k <= D; ++k) (*out)(i, k) = total[k];
+    if (shift != nullptr) (*shift)(i) = shifted ? static_cast<double>(min_d2) / (2.0 * o.sigma * o.sigma) : 0.0;
+  }
+}
+
+// Explicit values (c columns, padded SoA rows in ws.values) or d > 8: weights of a block of points into a
+// buffer, then the c sums of the block as dot products.
+template <typename Scalar, int D, PairKernel K>
+void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t q1, int64_t n, int64_t c,
+                    const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws, typename KernelWorkspace<Scalar>::Thread& t,
+                    Points* out, Eigen::VectorXd* shift) {
   using Packet = typename ei::packet_traits<Scalar>::type;
   constexpr int P = ei::unpacket_traits<Packet>::size;
   const Scalar* coords = ws.coords.data();
   const Scalar* values = ws.values.data();
   const int64_t stride = ws.coords.cols();
-  const Scalar neg_inv_two_s2 = static_cast<Scalar>(-1.0 / (2.0 * o.sigma * o.sigma));
+  const int64_t n_padded = (n + P - 1) / P * P;
+  const Packet scale = ei::pset1<Packet>(WeightScale<Scalar>(o));
+  const bool shifted = K == PairKernel::kGaussian && o.max_shift;
   Scalar* w = t.weights.data();
   double acc[kMaxFusedValues];
+  Packet qk[D > 0 ? D : 1];
   for (int64_t i = q0; i < q1; ++i) {
     const Scalar* q = queries.data() + i * dim;
-    Scalar shift_d2 = 0;
-    if (K == PairKernel::kGaussian && o.max_shift) {
-      shift_d2 = FusedMinDistance<Scalar, D>(coords, stride, dim, q, n_padded);
+    if constexpr (D > 0) {
+      for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
     }
+    const Scalar min_d2 = shifted ? MinDistance<Scalar, D>(coords, stride, dim, q, n) : Scalar(0);
+    const Packet s = ei::pset1<Packet>(min_d2);
     std::fill(acc, acc + c, 0.0);
     for (int64_t p0 = 0; p0 < n_padded; p0 += kFusedPointBlock) {
       const int64_t np = std::min(kFusedPointBlock, n_padded - p0);
-      FusedWeights<Scalar, D, K>(coords, stride, dim, q, p0, np, neg_inv_two_s2, shift_d2, w);
-      // Sums of this block in Scalar, added to the float64 accumulators.
+      for (int64_t j = 0; j < np; j += P) {
+        Packet wk = Weight<Scalar, K>(SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, p0 + j), s, scale);
+        if (p0 + j + P > n) wk = ei::pand(wk, TailMask<Packet>(n - (p0 + j)));
+        ei::pstoreu(w + j, wk);
+      }
       for (int64_t v = 0; v < c; ++v) {
         const Scalar* vals = values + v * stride + p0;
         Packet s0 = ei::pzero(Packet()), s1 = ei::pzero(Packet());
@@ -127,22 +209,19 @@ void FusedRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t q1, 
       }
     }
     for (int64_t v = 0; v < c; ++v) (*out)(i, v) = acc[v];
-    if (shift != nullptr) {
-      (*shift)(i) = K == PairKernel::kGaussian && o.max_shift
-                        ? static_cast<double>(shift_d2) * -static_cast<double>(neg_inv_two_s2)
-                        : 0.0;
-    }
+    if (shift != nullptr) (*shift)(i) = shifted ? static_cast<double>(min_d2) / (2.0 * o.sigma * o.sigma) : 0.0;
   }
 }
 
 template <typename Scalar, PairKernel K>
-void FusedDispatch(int d, const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n_padded, int64_t c,
-                   const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws,
+void FusedDispatch(int d, bool implicit, const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n,
+                   int64_t c, const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws,
                    typename KernelWorkspace<Scalar>::Thread& t, Points* out, Eigen::VectorXd* shift) {
   switch (d) {
-#define SAMPLED_FUSED_CASE(D) \
-  case D:                     \
-    return FusedRows<Scalar, D, K>(queries, d, q0, q1, n_padded, c, o, ws, t, out, shift);
+#define SAMPLED_FUSED_CASE(D)                                                                        \
+  case D:                                                                                            \
+    if (implicit) return FusedImplicitRows<Scalar, D, K>(queries, q0, q1, n, o, ws, out, shift);     \
+    return FusedBlockRows<Scalar, D, K>(queries, d, q0, q1, n, c, o, ws, t, out, shift);
     SAMPLED_FUSED_CASE(1)
     SAMPLED_FUSED_CASE(2)
     SAMPLED_FUSED_CASE(3)
@@ -153,7 +232,7 @@ void FusedDispatch(int d, const PointsT<Scalar>& queries, int64_t q0, int64_t q1
     SAMPLED_FUSED_CASE(8)
 #undef SAMPLED_FUSED_CASE
     default:
-      return FusedRows<Scalar, 0, K>(queries, d, q0, q1, n_padded, c, o, ws, t, out, shift);
+      return FusedBlockRows<Scalar, 0, K>(queries, d, q0, q1, n, c, o, ws, t, out, shift);
   }
 }
 
@@ -231,30 +310,32 @@ void KernelSums(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, c
   const bool fused = c <= kMaxFusedValues && (d <= kMaxFusedDim || o.kernel == PairKernel::kInverseDistance);
 
   if (fused) {
-    // Coordinates and values as padded SoA rows: padding points sit at +inf (weight 0, never the nearest)
-    // and carry value 0.
+    // Coordinates (and explicit values) as zero-padded SoA rows; the padding lanes are masked.
     const int64_t n_padded = (n + P - 1) / P * P;
+    const bool implicit = values == nullptr && d <= kMaxFusedDim;
     EnsureSize(ws.coords, d, n_padded);
-    EnsureSize(ws.values, c, n_padded);
     ws.coords.leftCols(n) = points.transpose();
-    ws.coords.rightCols(n_padded - n).setConstant(std::numeric_limits<Scalar>::infinity());
-    if (values != nullptr) {
-      ws.values.leftCols(n) = values->transpose();
-    } else {
-      ws.values.topLeftCorner(d, n) = points.transpose();
-      ws.values.row(d).head(n).setOnes();
+    ws.coords.rightCols(n_padded - n).setZero();
+    if (!implicit) {
+      EnsureSize(ws.values, c, n_padded);
+      if (values != nullptr) {
+        ws.values.leftCols(n) = values->transpose();
+      } else {
+        ws.values.topLeftCorner(d, n) = points.transpose();
+        ws.values.row(d).head(n).setOnes();
+      }
+      ws.values.rightCols(n_padded - n).setZero();
     }
-    ws.values.rightCols(n_padded - n).setZero();
     for (auto& t : ws.threads) {
       if (static_cast<int64_t>(t.weights.size()) < kFusedPointBlock) t.weights.resize(kFusedPointBlock);
     }
     ParallelFor(m, kFusedQueryGrain, threads, [&](int64_t q0, int64_t q1, int ti) {
       if (o.kernel == PairKernel::kGaussian) {
-        FusedDispatch<Scalar, PairKernel::kGaussian>(static_cast<int>(d), queries, q0, q1, n_padded, c, o, ws,
+        FusedDispatch<Scalar, PairKernel::kGaussian>(static_cast<int>(d), implicit, queries, q0, q1, n, c, o, ws,
                                                      ws.threads[ti], out, shift);
       } else {
-        FusedDispatch<Scalar, PairKernel::kInverseDistance>(static_cast<int>(d), queries, q0, q1, n_padded, c, o, ws,
-                                                            ws.threads[ti], out, shift);
+        FusedDispatch<Scalar, PairKernel::kInverseDistance>(static_cast<int>(d), implicit, queries, q0, q1, n, c, o,
+                                                            ws, ws.threads[ti], out, shift);
       }
     });
     return;

@@ -1,0 +1,430 @@
+// Flow-step benchmark: our step beside the reference peer (../shared/bench/peer_flows.py) in one run, one
+// JSON line per case. See ../shared/bench/README.md for the peer and docs/performance.md for results.
+//
+//   sampled_flow_bench                     CPU probe, then every case against the peer (as shipped and tuned)
+//   sampled_flow_bench --cases sd:4096x4096x50,king:100x100x20 --repeats 10 --threads 2 [--no-peer]
+//   sampled_flow_bench --check             numerics: our step and the peer's on identical inputs
+//   sampled_flow_bench --memory            one SD step with 65536 targets and particles in 2-D, peak RSS
+//
+// Our step is the production step (core/flows): it draws its own noise and centres and casts its inputs,
+// work the peer's timed step does not do. Times are medians over --repeats steps after one warm-up step.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/common/parallel.h"
+#include "core/common/rng.h"
+#include "core/flows/flow.h"
+#include "core/flows/flow_state.h"
+#include "core/flows/sd_flow.h"
+#include "core/io/array_file.h"
+#include "core/kernels/simd_math.h"
+#include "core/targets/empirical_target.h"
+#include "core/targets/target_family.h"
+
+namespace sampled {
+namespace {
+
+namespace ei = Eigen::internal;
+
+struct Options {
+  std::string peer = SAMPLED_PEER_FLOWS_DEFAULT;
+  std::string python = SAMPLED_PYTHON_DEFAULT;
+  int threads = 2;
+  int repeats = 20;
+  bool use_peer = true;
+  std::string cases = "sd:1024x1024x2,sd:4096x4096x2,sd:4096x4096x50,svgd:1024x1024x2,svgd:4096x4096x2,"
+                      "svgd:4096x4096x50,mmd:1024x1024x2,mmd:4096x4096x2,mmd:4096x4096x50,king:100x100x20,"
+                      "king:1024x1024x2";
+  std::string dtype = "float32";
+};
+
+struct Case {
+  std::string method;
+  int64_t targets, particles, dim;
+};
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Points Normal(int64_t n, int64_t d, uint64_t seed, double shift) {
+  Rng rng(seed);
+  Points p(n, d);
+  rng.FillNormal(p.data(), p.size());
+  return p.array() + shift;
+}
+
+// The peer's svgd target: 0.5 N(-2*1, I) + 0.5 N(2*1, I).
+std::shared_ptr<const Target> PeerMixture(int64_t d) {
+  std::vector<double> means(2 * d, -2.0);
+  std::fill(means.begin() + d, means.end(), 2.0);
+  return std::shared_ptr<const Target>(*CreateAnalyticTarget("mixture", d, {{"means", means}, {"std", {1.0}}}));
+}
+
+// The flow configuration that computes the same step as the peer's method.
+FlowConfig PeerConfig(const std::string& method, DType dtype) {
+  FlowConfig c;
+  c.method = method;
+  if (method == "sd") {
+    c.step_size = 0.1;
+    c.noise = "constant:1";  // sigma = 1 noise and kernel bandwidth, as the peer
+    c.dtype = dtype;
+  } else if (method == "svgd") {
+    c.step_size = 0.1;  // svgd-median bandwidth by default, as the peer
+    c.dtype = dtype;
+  } else if (method == "mmd") {
+    c.step_size = 0.1;
+    c.dtype = dtype;
+  } else if (method == "king") {
+    c.step_size = 0.1;  // rbf statistics on 200 basis points, lambda = ridge = 1e-3: the peer's defaults
+  }
+  return c;
+}
+
+// Runs a command, returns its stdout (empty on failure).
+std::string Capture(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The peer's median seconds per step, run as shipped or tuned (../shared/bench/README.md).
+std::optional<double> PeerSeconds(const Options& o, const Case& c, bool tuned) {
+  const std::string env = tuned ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+                                  "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold="
+                                  "1073741824 "
+                                : "";
+  const int repeats = c.method == "king" ? std::min(o.repeats, 5) : o.repeats;
+  const std::string cmd = absl::StrFormat(
+      "%s%s %s --method %s --targets %d --particles %d --dim %d --dtype %s --threads %d --repeats %d 2>/dev/null",
+      env, o.python, o.peer, c.method, c.targets, c.particles, c.dim, c.method == "king" ? "float32" : o.dtype,
+      o.threads, repeats);
+  const std::string out = Capture(cmd);
+  std::smatch m;
+  static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
+  if (!std::regex_search(out, m, kMedian)) return std::nullopt;
+  double v;
+  if (!absl::SimpleAtod(m[1].str(), &v)) return std::nullopt;
+  return v;
+}
+
+struct Timing {
+  double median = 0;
+};
+
+Timing OurSeconds(const Options& o, const Case& c) {
+  const DType dtype = o.dtype == "float32" ? DType::kFloat32 : DType::kFloat64;
+  FlowConfig config = PeerConfig(c.method, dtype);
+  config.threads = o.threads;
+  std::shared_ptr<const Target> target =
+      c.method == "svgd" ? PeerMixture(c.dim)
+                         : std::shared_ptr<const Target>(*EmpiricalTarget::Create(Normal(c.targets, c.dim, 1, 2.0)));
+  auto flow = CreateFlow(config, target);
+  if (!flow.ok()) {
+    std::fprintf(stderr, "bench: %s\n", flow.status().ToString().c_str());
+    std::exit(1);
+  }
+  FlowState state;
+  state.particles = Normal(c.particles, c.dim, 2, 0.0);
+  state.rng = Rng(3);
+  StepStats stats;
+  (void)(*flow)->Step(state, &stats);  // warm-up: workspaces grow here
+  const int repeats = c.method == "king" ? std::min(o.repeats, 5) : o.repeats;
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = Now();
+    absl::Status s = (*flow)->Step(state, &stats);
+    times.push_back(Now() - t0);
+    if (!s.ok()) {
+      std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
+      std::exit(1);
+    }
+  }
+  return {Median(times)};
+}
+
+// Kernel evaluations of one step (the work that scales with N x M).
+double Pairs(const Case& c) {
+  const double n = c.targets, m = c.particles;
+  if (c.method == "sd" || c.method == "mmd") return m * (n + m);
+  return m * m;  // svgd, king
+}
+
+// The CPU probe: SIMD exp and FMA throughput per core, and how much a second thread adds.
+struct Probe {
+  double exp_per_s = 0;   // float32 exps per second on one core
+  double fma_per_s = 0;   // float32 FMAs per second on one core
+  double two_thread_scaling = 0;  // (work per second on 2 threads) / (on 1 thread)
+};
+
+// The exp the kernel sums use (2^t, t <= 0), in independent chains.
+double ExpLoop(int64_t iterations, float start) {
+  using Packet = ei::packet_traits<float>::type;
+  constexpr int kChains = 8;
+  Packet x[kChains];
+  for (int k = 0; k < kChains; ++k) x[k] = ei::pset1<Packet>(start - 0.01f * k);
+  const Packet shift = ei::pset1<Packet>(-1.0f);
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int k = 0; k < kChains; ++k) x[k] = ei::padd(Exp2NonPositive(x[k]), shift);  // stays in (-1, 0)
+  }
+  float s = 0;
+  for (int k = 0; k < kChains; ++k) s += ei::predux(x[k]);
+  return s;
+}
+
+double FmaLoop(int64_t iterations, float start) {
+  using Packet = ei::packet_traits<float>::type;
+  constexpr int kChains = 12;
+  Packet x[kChains];
+  for (int k = 0; k < kChains; ++k) x[k] = ei::pset1<Packet>(start + 0.01f * k);
+  const Packet a = ei::pset1<Packet>(0.999999f), b = ei::pset1<Packet>(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int k = 0; k < kChains; ++k) x[k] = ei::pmadd(x[k], a, b);
+  }
+  float s = 0;
+  for (int k = 0; k < kChains; ++k) s += ei::predux(x[k]);
+  return s;
+}
+
+Probe RunProbe() {
+  constexpr int P = ei::unpacket_traits<ei::packet_traits<float>::type>::size;
+  Probe p;
+  volatile double sink = 0;
+  const int64_t exp_iters = 4'000'000, fma_iters = 20'000'000;
+  // Distinct start values keep the compiler from merging the calls.
+  double t0 = Now();
+  sink = sink + ExpLoop(exp_iters, -0.5f);
+  p.exp_per_s = static_cast<double>(exp_iters) * 8 * P / (Now() - t0);
+  t0 = Now();
+  sink = sink + FmaLoop(fma_iters, 0.5f);
+  p.fma_per_s = static_cast<double>(fma_iters) * 12 * P / (Now() - t0);
+  t0 = Now();
+  sink = sink + ExpLoop(exp_iters, -0.6f);
+  const double one = Now() - t0;
+  double other_sink = 0;
+  t0 = Now();
+  std::thread other([&] { other_sink = ExpLoop(exp_iters, -0.7f); });
+  sink = sink + ExpLoop(exp_iters, -0.8f);
+  other.join();
+  sink = sink + other_sink;
+  const double two = Now() - t0;
+  p.two_thread_scaling = 2.0 * one / two;
+  return p;
+}
+
+int RunBenchmark(const Options& o) {
+  const Probe probe = RunProbe();
+  std::printf(
+      "{\"probe\": {\"exp_per_s_per_core\": %.3g, \"fma_per_s_per_core\": %.3g, \"two_thread_scaling\": %.2f, "
+      "\"hardware_threads\": %u}}\n",
+      probe.exp_per_s, probe.fma_per_s, probe.two_thread_scaling, std::thread::hardware_concurrency());
+  std::fflush(stdout);
+  for (absl::string_view spec : absl::StrSplit(o.cases, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(spec, absl::ByAnyChar(":x"));
+    Case c;
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[1], &c.targets) || !absl::SimpleAtoi(parts[2], &c.particles) ||
+        !absl::SimpleAtoi(parts[3], &c.dim)) {
+      std::fprintf(stderr, "bench: bad case '%s' (METHOD:NxMxD)\n", std::string(spec).c_str());
+      return 2;
+    }
+    c.method = parts[0];
+    const Timing ours = OurSeconds(o, c);
+    std::optional<double> shipped, tuned;
+    if (o.use_peer) {
+      shipped = PeerSeconds(o, c, false);
+      tuned = PeerSeconds(o, c, true);
+    }
+    const std::string dtype = c.method == "king" ? "float64" : o.dtype;
+    std::string line = absl::StrFormat(
+        "{\"method\": \"%s\", \"targets\": %d, \"particles\": %d, \"dim\": %d, \"dtype\": \"%s\", \"threads\": %d, "
+        "\"ours_s\": %.6g, \"pairs_per_s\": %.4g",
+        c.method, c.targets, c.particles, c.dim, dtype, o.threads, ours.median, Pairs(c) / ours.median);
+    if (shipped) absl::StrAppendFormat(&line, ", \"peer_shipped_s\": %.6g, \"speedup_vs_shipped\": %.3g", *shipped, *shipped / ours.median);
+    if (tuned) absl::StrAppendFormat(&line, ", \"peer_tuned_s\": %.6g, \"speedup_vs_tuned\": %.3g", *tuned, *tuned / ours.median);
+    if (c.method == "sd" && o.dtype == "float32") {
+      // Practical lower bound (../shared/bench/README.md): one exp per kernel pair at the probed SIMD exp rate
+      // plus the FLOPs (distance 2d, weights 1, sums d + 1 per pair, as FMAs) at the probed FMA rate, on all
+      // threads with the measured scaling.
+      const double cores = 1.0 + (o.threads > 1 ? probe.two_thread_scaling - 1.0 : 0.0);
+      const double bound = Pairs(c) / (probe.exp_per_s * cores) + Pairs(c) * (3.0 * c.dim + 2) / (probe.fma_per_s * cores);
+      absl::StrAppendFormat(&line, ", \"lower_bound_s\": %.4g, \"ours_over_lower_bound\": %.3g", bound, ours.median / bound);
+    }
+    if (c.method == "king") line += ", \"note\": \"ours in float64, the peer in float32\"";
+    line += "}";
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+// --check --------------------------------------------------------------------------------------------------
+
+// Our step on the given inputs, as the flow computes it.
+template <typename Scalar>
+Points OurStep(const std::string& method, const Points& x, const Points& y, const Points& eps) {
+  const DType dtype = std::is_same_v<Scalar, float> ? DType::kFloat32 : DType::kFloat64;
+  if (method == "sd") {
+    // The SD flow's arithmetic with the given noise: centred on the particles' mean, z = y + 1 eps.
+    const Eigen::RowVectorXd center = y.colwise().mean();
+    const PointsT<Scalar> z = ((y.rowwise() - center) + eps).template cast<Scalar>();
+    const PointsT<Scalar> xc = (x.rowwise() - center).template cast<Scalar>();
+    const PointsT<Scalar> yc = (y.rowwise() - center).template cast<Scalar>();
+    KernelWorkspace<Scalar> ws;
+    Points scratch, dir;
+    SdFlowDirection(z, xc, yc, 1.0, ws, 2, &scratch, &dir);
+    return y + 0.1 * dir;
+  }
+  std::shared_ptr<const Target> target = method == "svgd" ? PeerMixture(y.cols())
+                                                          : std::shared_ptr<const Target>(*EmpiricalTarget::Create(x));
+  FlowConfig c = PeerConfig(method, dtype);
+  c.threads = 2;
+  auto flow = CreateFlow(c, target);
+  FlowState state;
+  state.particles = y;
+  StepStats stats;
+  if (!flow.ok() || !(*flow)->Step(state, &stats).ok()) {
+    std::fprintf(stderr, "check: our %s step failed\n", method.c_str());
+    std::exit(1);
+  }
+  return state.particles;
+}
+
+int RunCheck(const Options& o) {
+  if (access(o.peer.c_str(), R_OK) != 0) {
+    std::printf("{\"check\": \"skipped\", \"reason\": \"peer not found at %s\"}\n", o.peer.c_str());
+    return 77;
+  }
+  char dir_template[] = "/tmp/sampled_check_XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  bool all_ok = true;
+  // d = 3 takes the fused SIMD path, d = 50 the GEMM path (and exact differences for mmd).
+  for (const auto [n, m, d] : {std::tuple<int, int, int>{700, 500, 3}, std::tuple<int, int, int>{300, 250, 50}}) {
+  const Points x = Normal(n, d, 11, 2.0), y = Normal(m, d, 12, 0.0), eps = Normal(m, d, 13, 0.0);
+  for (const std::string dtype : {"float32", "float64"}) {
+    const DType t = dtype == "float32" ? DType::kFloat32 : DType::kFloat64;
+    // The inputs in the checked precision, so that both sides start from the same numbers.
+    const Points xr = t == DType::kFloat32 ? Points(x.cast<float>().cast<double>()) : x;
+    const Points yr = t == DType::kFloat32 ? Points(y.cast<float>().cast<double>()) : y;
+    const Points er = t == DType::kFloat32 ? Points(eps.cast<float>().cast<double>()) : eps;
+    if (!WriteArrayFile(dir + "/x.npy", xr, t).ok() || !WriteArrayFile(dir + "/y.npy", yr, t).ok() ||
+        !WriteArrayFile(dir + "/eps.npy", er, t).ok()) {
+      std::fprintf(stderr, "check: cannot write inputs to %s\n", dir.c_str());
+      return 1;
+    }
+    for (const std::string method : {"sd", "svgd", "mmd"}) {
+      std::remove((dir + "/y_next.npy").c_str());
+      Capture(absl::StrFormat("%s %s --method %s --dtype %s --threads 2 --repeats 1 --inputs %s --out %s >/dev/null 2>&1",
+                              o.python, o.peer, method, dtype, dir, dir));
+      auto peer = ReadArrayFile(dir + "/y_next.npy");
+      if (!peer.ok()) {
+        std::printf("{\"check\": \"%s\", \"dtype\": \"%s\", \"error\": \"the peer wrote no output\"}\n", method.c_str(),
+                    dtype.c_str());
+        all_ok = false;
+        continue;
+      }
+      const Points ours = t == DType::kFloat32 ? OurStep<float>(method, xr, yr, er) : OurStep<double>(method, xr, yr, er);
+      const double diff = (ours - peer->points).cwiseAbs().maxCoeff();
+      const double tol = t == DType::kFloat32 ? 1e-4 : 1e-9;
+      const bool ok = diff <= tol;
+      all_ok &= ok;
+      std::printf(
+          "{\"check\": \"%s\", \"dtype\": \"%s\", \"targets\": %d, \"particles\": %d, \"dim\": %d, "
+          "\"max_abs_diff\": %.3g, \"tolerance\": %.0e, \"pass\": %s}\n",
+          method.c_str(), dtype.c_str(), n, m, d, diff, tol, ok ? "true" : "false");
+    }
+  }
+  }
+  return all_ok ? 0 : 1;
+}
+
+// --memory -------------------------------------------------------------------------------------------------
+
+int RunMemoryChild() {
+  FlowConfig c = PeerConfig("sd", DType::kFloat32);
+  c.threads = 2;
+  auto flow = CreateFlow(c, std::shared_ptr<const Target>(*EmpiricalTarget::Create(Normal(65536, 2, 1, 2.0))));
+  FlowState state;
+  state.particles = Normal(65536, 2, 2, 0.0);
+  StepStats stats;
+  const double t0 = Now();
+  if (!flow.ok() || !(*flow)->Step(state, &stats).ok()) return 1;
+  const double seconds = Now() - t0;
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  std::printf(
+      "{\"memory\": \"sd\", \"targets\": 65536, \"particles\": 65536, \"dim\": 2, \"dtype\": \"float32\", "
+      "\"step_s\": %.3g, \"peak_rss_bytes\": %ld, \"under_1_gib\": %s}\n",
+      seconds, u.ru_maxrss * 1024L, u.ru_maxrss * 1024L < (1L << 30) ? "true" : "false");
+  return 0;
+}
+
+}  // namespace
+}  // namespace sampled
+
+int main(int argc, char** argv) {
+  sampled::Options o;
+  bool check = false, memory = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--peer") {
+      o.peer = value();
+    } else if (a == "--python") {
+      o.python = value();
+    } else if (a == "--threads") {
+      o.threads = std::atoi(value().c_str());
+    } else if (a == "--repeats") {
+      o.repeats = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--cases") {
+      o.cases = value();
+    } else if (a == "--dtype") {
+      o.dtype = value();
+    } else if (a == "--no-peer") {
+      o.use_peer = false;
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "--memory") {
+      memory = true;
+    } else {
+      std::fprintf(stderr, "usage: %s [--cases LIST] [--repeats R] [--threads T] [--dtype float32|float64] "
+                   "[--peer PATH] [--python PATH] [--no-peer] | --check | --memory\n", argv[0]);
+      return 2;
+    }
+  }
+  sampled::SetDefaultComputeThreads(o.threads);
+  if (check) return sampled::RunCheck(o);
+  if (memory) return sampled::RunMemoryChild();
+  return sampled::RunBenchmark(o);
+}
