@@ -76,14 +76,17 @@ MatrixXd NtkMlp::Kernel(const Points& x) const {
   // Backward: delta of the output layer is 1 for every sample; delta_l = (delta_{l+1} W_{l+1}) * sigma'(pre_l).
   // d f / d W_l = delta_l^T inputs_l and d f / d b_l = delta_l per sample, so
   // K = sum_l (delta_l delta_l^T) .* (inputs_l inputs_l^T + 1).
+  // In the NTK parameterisation (Jacot et al. 2018) the weights of layer l carry a factor 1/sqrt(fan_in):
+  // the same network, with the gradient of W_l scaled by that factor, so the gram term is divided by fan_in
+  // and K stays of order one whatever the widths.
   MatrixXd delta = MatrixXd::Ones(n, 1);
   MatrixXd k = MatrixXd::Zero(n, n);
   for (int64_t l = layers - 1; l >= 0; --l) {
-    const MatrixXd gram = inputs[l] * inputs[l].transpose();
+    const MatrixXd gram = inputs[l] * inputs[l].transpose() / static_cast<double>(inputs[l].cols());
     k.array() += (delta * delta.transpose()).array() * (gram.array() + 1.0);
     if (l > 0) delta = (delta * weights_[l]).cwiseProduct(Derivative(activation_, pre[l - 1]));
   }
-  return k / static_cast<double>(parameters_);
+  return k;
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseHidden(const std::string& text) {

@@ -1,7 +1,8 @@
 // A small multilayer perceptron R^d -> R at its initial weights, for the empirical neural tangent kernel
-// K(x, y) = grad_beta f(x) . grad_beta f(y) / P (P parameters) that ntKiNG uses (000 Eq. 11, with the
-// diagonal scalar-kernel form). Computed from the layers' activations and back-propagated deltas, without
-// forming per-sample gradients.
+// K(x, y) = grad_beta f(x) . grad_beta f(y) that ntKiNG uses (000 Eq. 11, with the diagonal scalar-kernel
+// form), in the NTK parameterisation: layer l computes W_l a / sqrt(fan_in_l) + b_l with W_l ~ N(0, 1), so
+// K is of order one whatever the widths. Computed from the layers' activations and back-propagated deltas,
+// without forming per-sample gradients.
 #ifndef SAMPLED_CORE_FLOWS_NTK_MLP_H_
 #define SAMPLED_CORE_FLOWS_NTK_MLP_H_
 
@@ -19,7 +20,8 @@ enum class Activation { kTanh, kRelu, kSilu };
 // Immutable after construction; thread-safe.
 class NtkMlp {
  public:
-  // Weights ~ N(0, 1/fan_in), biases 0, drawn from `seed`.
+  // Weights drawn from `seed` (stored as W_l / sqrt(fan_in), i.e. the equivalent standard-parameterisation
+  // weights), biases 0.
   NtkMlp(int64_t input_dim, std::vector<int64_t> hidden, Activation activation, uint64_t seed);
 
   int64_t parameter_count() const { return parameters_; }

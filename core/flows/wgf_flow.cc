@@ -93,7 +93,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateWgfFlow(const FlowConfig& c, std::sh
   p.step_size = c.step_size.value_or(0.1);
   SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
   SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
-                           KernelSigmas::Resolve(c.bandwidth, std::string("none"), "median-distance", "none",
+                           KernelSigmas::Resolve(c.bandwidth, std::string("none"), "median-scaled:0.5", "none",
                                                  c.schedule_steps));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
@@ -109,7 +109,7 @@ const FlowMethod& WgfFlowMethod() {
   static const FlowMethod kMethod{
       "wgf",
       "reverse-KL Wasserstein gradient flow with kernel density score estimates, 000 App. E (any target; KDE "
-      "bandwidth median-distance by default)",
+      "bandwidth median-scaled:0.5 by default, k = exp(-D^2 / median D^2) as in 000's experiments)",
       /*needs_samples=*/false,
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kBatchSize, FlowField::kDType},

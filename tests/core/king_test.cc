@@ -173,8 +173,8 @@ TEST(NaturalGradientTest, ScalarKernelVelocityIsEq11WithADiagonalKernel) {
   }
 }
 
-// The NTK is the Gram matrix of the parameter gradients (central differences of the output over every
-// weight and bias), divided by the parameter count.
+// The NTK is the Gram matrix of the parameter gradients in the NTK parameterisation: central differences
+// of the output over every weight (whose gradient carries the layer's 1/sqrt(fan_in)) and bias.
 TEST(NtkMlpTest, KernelIsTheGramOfParameterGradients) {
   const NtkMlp mlp(2, {5, 4}, Activation::kTanh, 3);
   const Points x = RandomPoints(3, 2, 12);
@@ -196,7 +196,10 @@ TEST(NtkMlpTest, KernelIsTheGramOfParameterGradients) {
     for (int r = 0; r < mlp.weights()[l].rows(); ++r) {
       for (int c = 0; c <= mlp.weights()[l].cols(); ++c) {  // the last column stands for the bias
         const bool bias = c == mlp.weights()[l].cols();
-        const Eigen::VectorXd g = (perturbed(l, r, c, bias, h) - perturbed(l, r, c, bias, -h)) / (2 * h);
+        // The stored weight is W / sqrt(fan_in): d f / d W = (d f / d stored) / sqrt(fan_in).
+        const double fan_in = static_cast<double>(mlp.weights()[l].cols());
+        const Eigen::VectorXd g = (perturbed(l, r, c, bias, h) - perturbed(l, r, c, bias, -h)) / (2 * h) /
+                                  (bias ? 1.0 : std::sqrt(fan_in));
         for (int i = 0; i < 3; ++i) grads[i](index) = g(i);
         ++index;
       }
@@ -204,7 +207,7 @@ TEST(NtkMlpTest, KernelIsTheGramOfParameterGradients) {
   }
   ASSERT_EQ(index, mlp.parameter_count());
   for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) EXPECT_NEAR(k(i, j), grads[i].dot(grads[j]) / mlp.parameter_count(), 1e-8);
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(k(i, j), grads[i].dot(grads[j]), 1e-6 * (1 + std::abs(k(i, j))));
 }
 
 std::shared_ptr<const Target> Data(const Points& x) { return std::shared_ptr<const Target>(*EmpiricalTarget::Create(x)); }
