@@ -44,6 +44,8 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
              [--optimizer sgd|adagrad] [--noise SPEC] [--bandwidth SPEC] [--batch B]
              [--dtype float32|float64] [--seed S] [--eval-every K] [--eval-metrics a,b]
              [--METHOD-OPTION VALUE ...] [--watch]
+             M: sd svgd langevin mala hmc mmd mmd-gaussian wgf king ntking stein-king; method options
+             such as --stats rbf+pairs --pairs 0-1,2-5 --basis 100 --leapfrog 10 (see flow methods)
   flow step --job J [--steps K]             run K more steps of a stopped flow
   flow methods                              methods, their parameters and options
   job watch J | job status J | job list --session S | job cancel J

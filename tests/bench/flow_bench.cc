@@ -5,6 +5,7 @@
 //   sampled_flow_bench --cases sd:4096x4096x50,king:100x100x20 --repeats 10 --threads 2 [--no-peer]
 //   sampled_flow_bench --check             numerics: our step and the peer's on identical inputs
 //   sampled_flow_bench --memory            one SD step with 65536 targets and particles in 2-D, peak RSS
+//   sampled_flow_bench --scaling           SD step time against N, M and d, and the parts of one step
 //
 // Our step is the production step (core/flows): it draws its own noise and centres and casts its inputs,
 // work the peer's timed step does not do. Times are medians over --repeats steps after one warm-up step.
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -35,6 +37,8 @@
 #include "core/flows/flow_state.h"
 #include "core/flows/sd_flow.h"
 #include "core/io/array_file.h"
+#include "core/kernels/kernel_sums.h"
+#include "core/kernels/pairwise_median.h"
 #include "core/kernels/simd_math.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
@@ -283,6 +287,64 @@ int RunBenchmark(const Options& o) {
   return 0;
 }
 
+// --scaling ------------------------------------------------------------------------------------------------
+
+// How an SD step's time grows with N (targets), M (particles) and d, and where it goes.
+int RunScaling(const Options& o) {
+  Options one = o;
+  one.repeats = std::min(o.repeats, 10);
+  auto report = [&](const Case& c) {
+    const Timing t = OurSeconds(one, c);
+    std::printf("{\"scaling\": \"sd\", \"targets\": %ld, \"particles\": %ld, \"dim\": %ld, \"dtype\": \"%s\", "
+                "\"seconds\": %.4g, \"ns_per_pair\": %.4g}\n",
+                static_cast<long>(c.targets), static_cast<long>(c.particles), static_cast<long>(c.dim), o.dtype.c_str(),
+                t.median, 1e9 * t.median / Pairs(c));
+    std::fflush(stdout);
+  };
+  for (int64_t n : {512, 1024, 2048, 4096, 8192, 16384}) report({"sd", n, n, 2});
+  for (int64_t n : {1024, 16384}) report({"sd", n, 4096, 2});
+  for (int64_t m : {1024, 16384}) report({"sd", 4096, m, 2});
+  for (int64_t d : {1, 2, 4, 8, 9, 16, 32, 50, 100}) report({"sd", 4096, 4096, d});
+
+  // Where the time of one SD step (4096 x 4096 x 2, float32) goes: the parts timed on their own.
+  const int64_t n = 4096, d = 2;
+  const Points x = Normal(n, d, 1, 2.0), y = Normal(n, d, 2, 0.0);
+  const PointsF xf = x.cast<float>(), yf = y.cast<float>();
+  KernelWorkspace<float> ws;
+  Points out;
+  auto time = [&](const char* part, const std::function<void()>& f) {
+    f();
+    std::vector<double> t;
+    for (int r = 0; r < one.repeats; ++r) {
+      const double t0 = Now();
+      f();
+      t.push_back(Now() - t0);
+    }
+    std::printf("{\"part\": \"%s\", \"seconds\": %.4g}\n", part, Median(t));
+    std::fflush(stdout);
+  };
+  Rng rng(4);
+  Points eps(n, d);
+  time("noise: M x d normal draws", [&] { rng.FillNormal(eps.data(), eps.size()); });
+  time("centre and cast particles and targets", [&] {
+    const Eigen::RowVectorXd c = y.colwise().mean();
+    PointsF a = (y.rowwise() - c).cast<float>(), b = (x.rowwise() - c).cast<float>();
+    (void)a;
+    (void)b;
+  });
+  KernelSumsOptions shifted;
+  shifted.sigma = 1.0;
+  shifted.max_shift = true;
+  KernelSumsOptions plain = shifted;
+  plain.max_shift = false;
+  time("one kernel sum, N x M, with the max-shift pass", [&] { KernelSums<float>(yf, xf, nullptr, shifted, ws, o.threads, &out); });
+  time("one kernel sum, N x M, without it", [&] { KernelSums<float>(yf, xf, nullptr, plain, ws, o.threads, &out); });
+  PairwiseMedianWorkspace<float> mws;
+  time("median of the M particles' pairwise distances (median rules)",
+       [&] { MedianPairwiseSquaredDistance(yf, o.threads, mws); });
+  return 0;
+}
+
 // --check --------------------------------------------------------------------------------------------------
 
 // Our step on the given inputs, as the flow computes it.
@@ -389,7 +451,7 @@ int RunMemoryChild() {
 
 int main(int argc, char** argv) {
   sampled::Options o;
-  bool check = false, memory = false;
+  bool check = false, memory = false, scaling = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -417,14 +479,17 @@ int main(int argc, char** argv) {
       check = true;
     } else if (a == "--memory") {
       memory = true;
+    } else if (a == "--scaling") {
+      scaling = true;
     } else {
       std::fprintf(stderr, "usage: %s [--cases LIST] [--repeats R] [--threads T] [--dtype float32|float64] "
-                   "[--peer PATH] [--python PATH] [--no-peer] | --check | --memory\n", argv[0]);
+                   "[--peer PATH] [--python PATH] [--no-peer] | --check | --memory | --scaling\n", argv[0]);
       return 2;
     }
   }
   sampled::SetDefaultComputeThreads(o.threads);
   if (check) return sampled::RunCheck(o);
   if (memory) return sampled::RunMemoryChild();
+  if (scaling) return sampled::RunScaling(o);
   return sampled::RunBenchmark(o);
 }

@@ -45,8 +45,28 @@ std::shared_ptr<const Target> Grid() {
   return Family("mixture", 2, {{"means", means}, {"std", {0.3}}});
 }
 
-// Minimum CFD of one run (every 10 steps) and its final CFD.
-std::pair<double, double> RunCondition(const std::string& method, const Condition& c, int seed,
+struct RunResult {
+  double min_cfd = 1e9;
+  int occupied = 0;         // grid components holding at least 1% of the particles at the end
+  double bandwidth = 0;     // the kernel bandwidth of the last step
+};
+
+// How many of the 25 grid components hold at least 1% of the particles (nearest mean within 1).
+int OccupiedComponents(const Points& particles) {
+  std::vector<int> counts(25, 0);
+  for (int64_t i = 0; i < particles.rows(); ++i) {
+    const double a = std::round(particles(i, 0) / 2.0), b = std::round(particles(i, 1) / 2.0);
+    if (std::abs(a) > 2 || std::abs(b) > 2) continue;
+    if (std::hypot(particles(i, 0) - 2 * a, particles(i, 1) - 2 * b) > 1.0) continue;
+    ++counts[static_cast<int>((a + 2) * 5 + (b + 2))];
+  }
+  int occupied = 0;
+  for (int c : counts) occupied += c >= particles.rows() / 100;
+  return occupied;
+}
+
+// One run: its minimum CFD (every 10 steps), and how it ended.
+RunResult RunCondition(const std::string& method, const Condition& c, int seed,
                                        const std::shared_ptr<const Target>& density,
                                        const std::shared_ptr<const Target>& data, const Points& frequencies) {
   FlowConfig f;
@@ -67,15 +87,16 @@ std::pair<double, double> RunCondition(const std::string& method, const Conditio
   init.mean = {-8.0, 8.0};
   auto state = MakeInitialState(init, 2, 100 + seed);
   StepStats stats;
-  double min_cfd = 1e9, cfd = 1e9;
+  RunResult r;
   for (int step = 1; step <= kSteps; ++step) {
     if (!(*flow)->Step(*state, &stats).ok()) break;  // a diverged run keeps its best CFD
     if (step % 10 == 0) {
-      cfd = CharacteristicFunctionDistance(state->particles, *data->samples(), frequencies);
-      min_cfd = std::min(min_cfd, cfd);
+      r.min_cfd = std::min(r.min_cfd, CharacteristicFunctionDistance(state->particles, *data->samples(), frequencies));
     }
   }
-  return {min_cfd, cfd};
+  r.occupied = OccupiedComponents(state->particles);
+  r.bandwidth = stats.bandwidth;
+  return r;
 }
 
 TEST(SdGridTable1Experiment, SixteenConditions) {
@@ -90,8 +111,9 @@ TEST(SdGridTable1Experiment, SixteenConditions) {
   }
   std::printf("\n002 Table 1 in our terms (threshold %.4f; paper 0.0651 over 1000 trials)\n", threshold);
   std::printf(
-      "| ADAGRAD | BATCH | CONST | ANNEAL | SD | MMD | SVGD | SD min CFD | MMD min CFD | SVGD min CFD | paper SD/MMD/SVGD |\n"
-      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+      "| ADAGRAD | BATCH | CONST | ANNEAL | SD | MMD | SVGD | SD min CFD | MMD min CFD | SVGD min CFD | paper SD/MMD/SVGD "
+      "| components held SD/MMD/SVGD | final bandwidth SD/MMD/SVGD |\n"
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   int row = 0;
   for (bool adagrad : {false, true}) {
     for (bool batch : {false, true}) {
@@ -99,20 +121,26 @@ TEST(SdGridTable1Experiment, SixteenConditions) {
         for (bool anneal : {false, true}) {
           const Condition c{adagrad, batch, constant, anneal};
           std::map<std::string, int> converged;
-          std::map<std::string, std::vector<double>> mins;
+          std::map<std::string, std::vector<double>> mins, occupied, bandwidth;
           for (const char* method : {"sd", "mmd-gaussian", "svgd"}) {
             for (int seed = 0; seed < kSeeds; ++seed) {
-              const auto [min_cfd, final_cfd] = RunCondition(method, c, seed, density, data, frequencies);
-              mins[method].push_back(min_cfd);
-              converged[method] += min_cfd < threshold;
+              const RunResult r = RunCondition(method, c, seed, density, data, frequencies);
+              mins[method].push_back(r.min_cfd);
+              occupied[method].push_back(r.occupied);
+              bandwidth[method].push_back(r.bandwidth);
+              converged[method] += r.min_cfd < threshold;
             }
           }
           const PaperRow& p = kPaper[row++];
-          std::printf("| %s | %s | %s | %s | %d/3 | %d/3 | %d/3 | %.4f | %.4f | %.4f | %d/%d/%d (CFD %.4f / %.4f / %.4f) |\n",
-                      adagrad ? "Y" : "N", batch ? "Y" : "N", constant ? "Y" : "N", anneal ? "Y" : "N",
-                      converged["sd"], converged["mmd-gaussian"], converged["svgd"], Summarise(mins["sd"]).mean,
-                      Summarise(mins["mmd-gaussian"]).mean, Summarise(mins["svgd"]).mean, p.sd, p.mmd, p.svgd,
-                      p.sd_cfd, p.mmd_cfd, p.svgd_cfd);
+          auto mean = [&](std::map<std::string, std::vector<double>>& m, const char* k) { return Summarise(m[k]).mean; };
+          std::printf(
+              "| %s | %s | %s | %s | %d/3 | %d/3 | %d/3 | %.4f | %.4f | %.4f | %d/%d/%d (CFD %.4f / %.4f / %.4f) "
+              "| %.0f / %.0f / %.0f | %.2f / %.2f / %.2f |\n",
+              adagrad ? "Y" : "N", batch ? "Y" : "N", constant ? "Y" : "N", anneal ? "Y" : "N", converged["sd"],
+              converged["mmd-gaussian"], converged["svgd"], mean(mins, "sd"), mean(mins, "mmd-gaussian"),
+              mean(mins, "svgd"), p.sd, p.mmd, p.svgd, p.sd_cfd, p.mmd_cfd, p.svgd_cfd, mean(occupied, "sd"),
+              mean(occupied, "mmd-gaussian"), mean(occupied, "svgd"), mean(bandwidth, "sd"),
+              mean(bandwidth, "mmd-gaussian"), mean(bandwidth, "svgd"));
           std::fflush(stdout);
           // SD converges under every cosine schedule, and with AdaGrad under the constant (median) one.
           if (!constant || adagrad) EXPECT_EQ(converged["sd"], kSeeds) << "condition row " << row;
