@@ -28,6 +28,7 @@ absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim
     }
     return c;
   }
+  c.basis_given = options.Has("basis");
   SAMPLED_ASSIGN_OR_RETURN(c.basis, options.Int("basis", default_basis, 1, 100000));
   SAMPLED_ASSIGN_OR_RETURN(std::string rule, options.String("feature_bandwidth", "median-scaled:0.5"));
   absl::StatusOr<SigmaRule> r = SigmaRule::Parse(rule, "bandwidth");
@@ -46,7 +47,7 @@ absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim
 }
 
 absl::Status KingStatsBuilder::CheckSizes(int64_t particles, int64_t targets) const {
-  if (config_.kind == KingStatsConfig::Kind::kGaussian) return absl::OkStatus();
+  if (config_.kind == KingStatsConfig::Kind::kGaussian || !config_.basis_given) return absl::OkStatus();
   const int64_t available = particles + targets;
   if (config_.basis > available) {
     return absl::InvalidArgumentError(absl::StrCat(

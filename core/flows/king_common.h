@@ -21,7 +21,8 @@ namespace sampled {
 struct KingStatsConfig {
   enum class Kind { kGaussian, kRbf, kRbfPairs, kStein };
   Kind kind = Kind::kRbf;
-  int64_t basis = 200;
+  int64_t basis = 200;         // up to this many basis points (fewer when fewer points exist)
+  bool basis_given = false;    // set by the caller: then more than the available points is an error
   std::vector<std::pair<int, int>> pairs;
   SigmaRule feature_bandwidth;
 };

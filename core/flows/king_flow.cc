@@ -114,7 +114,8 @@ const FlowMethod& KingFlowMethod() {
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
       {{"stats", "sufficient statistics: gaussian ([x, x x^T]), rbf (default), rbf+pairs"},
-       {"basis", "RBF basis points drawn each step from particles and targets (default 200)"},
+       {"basis", "RBF basis points drawn each step from particles and targets (default: up to 200; a larger "
+                 "explicit value than there are points is refused)"},
        {"pairs", "for rbf+pairs: coordinate pairs I-J whose products x_I x_J join T, e.g. 0-1,2-5"},
        {"feature_bandwidth", "bandwidth rule of the RBF features over particles and targets (default median-scaled:0.5)"},
        {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},

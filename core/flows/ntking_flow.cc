@@ -120,7 +120,7 @@ const FlowMethod& NtKingFlowMethod() {
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer},
       {{"stats", "sufficient statistics: gaussian, rbf (default), rbf+pairs"},
-       {"basis", "RBF basis points drawn each step from particles and targets (default 200)"},
+       {"basis", "RBF basis points drawn each step from particles and targets (default: up to 200)"},
        {"pairs", "for rbf+pairs: coordinate pairs I-J, e.g. 0-1,2-5"},
        {"feature_bandwidth", "bandwidth rule of the RBF features (default median-scaled:0.5)"},
        {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},

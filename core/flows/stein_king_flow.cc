@@ -114,7 +114,8 @@ const FlowMethod& SteinKingFlowMethod() {
       /*needs_samples=*/false,
       /*needs_density=*/true,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
-      {{"basis", "RBF test functions centred on particles drawn each step (default 50; T has d * basis entries)"},
+      {{"basis", "RBF test functions centred on particles drawn each step (default: up to 50; T has d * basis "
+                 "entries)"},
        {"feature_bandwidth", "bandwidth rule of the test functions over the particles (default median-scaled:0.5)"},
        {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},
        {"ridge", "added to Gamma's diagonal (default 1e-3)"}},
