@@ -2,12 +2,19 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
+
+#include <immintrin.h>
 #include <type_traits>
 
 #include "core/common/parallel.h"
 
+#include <Eigen/Core>
+
 namespace sampled {
 namespace {
+
+namespace ei = Eigen::internal;
 
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kColBlock = 1024;
@@ -63,11 +70,43 @@ void ForEachPair(const PointsT<Scalar>& points, int threads, PairwiseMedianWorks
   });
 }
 
+// Appends the lanes of `values` where `mask` is set to the first `count` entries of `out` (storage that
+// grows by doubling): a compress-store on AVX-512, lane by lane elsewhere.
+template <typename Packet, typename Scalar>
+EIGEN_ALWAYS_INLINE void AppendSelected(const Packet& values, const Packet& mask, std::vector<Scalar>& out,
+                                        size_t& count) {
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  if (out.size() < count + P) out.resize(std::max<size_t>(2 * out.size(), count + 4096));
+  Scalar* dst = out.data() + count;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (std::is_same_v<Packet, Eigen::internal::Packet16f>) {
+    const __mmask16 m = _mm512_movepi32_mask(_mm512_castps_si512(mask));
+    _mm512_mask_compressstoreu_ps(dst, m, values);
+    count += __builtin_popcount(m);
+    return;
+  } else if constexpr (std::is_same_v<Packet, Eigen::internal::Packet8d>) {
+    const __mmask8 m = _mm512_movepi64_mask(_mm512_castpd_si512(mask));
+    _mm512_mask_compressstoreu_pd(dst, m, values);
+    count += __builtin_popcount(m);
+    return;
+  }
+#endif
+  alignas(64) Scalar v[P], k[P];
+  ei::pstoreu(v, values);
+  ei::pstoreu(k, mask);
+  for (int l = 0; l < P; ++l) {
+    Bits<Scalar> bits;
+    std::memcpy(&bits, &k[l], sizeof(bits));
+    if (bits != 0) out[count++] = v[l];
+  }
+}
+
 }  // namespace
 
+// Exact, and robust to any distribution of distances: a radix select over the bit patterns (two or three
+// sweeps over the pairs, each with a scattered histogram update per pair).
 template <typename Scalar>
-double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
-                                     PairwiseMedianWorkspace<Scalar>& ws) {
+double RadixSelectMedian(const PointsT<Scalar>& points, int threads, PairwiseMedianWorkspace<Scalar>& ws) {
   using B = Bits<Scalar>;
   const int64_t n = points.rows();
   if (n < 2) return 0.0;
@@ -133,6 +172,111 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
   Scalar v;
   std::memcpy(&v, &prefix, sizeof(v));
   return static_cast<double>(v);
+}
+
+// Exact, usually in one sweep: the order statistics of a fixed random sample of pairs bracket the median
+// with near certainty; one SIMD sweep counts the distances below the bracket and gathers those inside it
+// (about 1% of the pairs), and the median is selected among those. When the bracket misses (the sample
+// was unlucky, or there are heavy ties) the radix select answers instead.
+template <typename Scalar>
+double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads, PairwiseMedianWorkspace<Scalar>& ws) {
+  using Packet = typename ei::packet_traits<Scalar>::type;
+  constexpr int P = ei::unpacket_traits<Packet>::size;
+  const int64_t n = points.rows(), d = points.cols();
+  if (n < 2) return 0.0;
+  const uint64_t pairs = static_cast<uint64_t>(n) * static_cast<uint64_t>(n - 1) / 2;
+  const uint64_t rank = (pairs - 1) / 2;
+  if (pairs < (uint64_t{1} << 16)) return RadixSelectMedian(points, threads, ws);
+  threads = ResolveThreads(threads);
+
+  // The bracket: sample order statistics at +-5 standard deviations around the median's rank. The sample
+  // (1/16 of the pairs, at most 2^17) comes from a fixed seed, so the median stays deterministic.
+  const int64_t kSample = static_cast<int64_t>(std::min<uint64_t>(uint64_t{1} << 16, pairs / 16));
+  std::mt19937_64 engine(0x5eedULL + static_cast<uint64_t>(n));
+  ws.merged.resize(kSample);
+  const uint64_t un = static_cast<uint64_t>(n);
+  const Scalar* data = points.data();
+  for (int64_t s = 0; s < kSample; ++s) {
+    // Two indices from one draw (multiply-high maps 32 random bits onto [0, n)); i == j is skipped.
+    uint64_t i, j;
+    do {
+      const uint64_t r = engine();
+      i = ((r & 0xffffffffULL) * un) >> 32;
+      j = ((r >> 32) * un) >> 32;
+    } while (i == j);
+    const Scalar* a = data + i * d;
+    const Scalar* b = data + j * d;
+    Scalar d2 = 0;
+    for (int64_t k = 0; k < d; ++k) d2 += (a[k] - b[k]) * (a[k] - b[k]);
+    ws.merged[s] = d2;
+  }
+  const double q = static_cast<double>(rank) / pairs;
+  const double spread = 5.0 * std::sqrt(q * (1 - q) * kSample);
+  const int64_t lo_index = std::max<int64_t>(0, static_cast<int64_t>(q * kSample - spread));
+  const int64_t hi_index = std::min<int64_t>(kSample - 1, static_cast<int64_t>(q * kSample + spread));
+  std::nth_element(ws.merged.begin(), ws.merged.begin() + lo_index, ws.merged.end());
+  const Scalar lo = ws.merged[lo_index];
+  std::nth_element(ws.merged.begin() + lo_index, ws.merged.begin() + hi_index, ws.merged.end());
+  const Scalar hi = ws.merged[hi_index];
+
+  // One sweep: count d2 < lo, gather lo <= d2 <= hi.
+  ws.points_t = points.transpose();
+  ws.candidates.resize(threads);
+  ws.counts.assign(threads, 0);
+  ws.below.assign(threads, 0);
+  const Packet plo = ei::pset1<Packet>(lo), phi = ei::pset1<Packet>(hi);
+  const Scalar* coords = ws.points_t.data();
+  const int64_t stride = ws.points_t.cols();
+  ParallelFor(n, kRowBlock, threads, [&](int64_t i0, int64_t i1, int ti) {
+    std::vector<Scalar>& out = ws.candidates[ti];
+    // A local count: the threads' counters share a cache line, so updating them in place would bounce it.
+    size_t count = ws.counts[ti];
+    uint64_t below = 0;
+    const Packet one = ei::pset1<Packet>(Scalar(1));
+    constexpr int64_t kLocal = 16;
+    Packet qk[kLocal];
+    for (int64_t i = i0; i < i1; ++i) {
+      const Scalar* q = data + i * d;
+      for (int64_t k = 0; k < std::min(d, kLocal); ++k) qk[k] = ei::pset1<Packet>(q[k]);
+      Packet below_lanes = ei::pzero(one);  // per-lane counts of this row (< n / P each: exact)
+      // Pairs (i, j) with j > i, a packet at a time; lanes outside (i, n) are masked.
+      const int64_t first = (i + 1) / P * P;
+      for (int64_t j = first; j < n; j += P) {
+        Packet d2 = ei::pzero(plo);
+        for (int64_t k = 0; k < d; ++k) {
+          const Packet qv = k < kLocal ? qk[k] : ei::pset1<Packet>(q[k]);
+          const Packet diff = ei::psub(ei::ploadu<Packet>(coords + k * stride + j), qv);
+          d2 = ei::pmadd(diff, diff, d2);
+        }
+        const bool partial = j <= i || j + P > n;
+        Packet valid = ei::ptrue(plo);
+        if (partial) {
+          const Packet index = ei::plset<Packet>(static_cast<Scalar>(j));
+          valid = ei::pand(ei::pcmp_lt(ei::pset1<Packet>(static_cast<Scalar>(i)), index),
+                           ei::pcmp_lt(index, ei::pset1<Packet>(static_cast<Scalar>(n))));
+        }
+        const Packet is_below = ei::pand(valid, ei::pcmp_lt(d2, plo));
+        const Packet inside = ei::pand(valid, ei::pand(ei::pcmp_le(plo, d2), ei::pcmp_le(d2, phi)));
+        below_lanes = ei::padd(below_lanes, ei::pand(is_below, one));
+        if (ei::predux_any(inside)) AppendSelected(d2, inside, out, count);
+      }
+      below += static_cast<uint64_t>(ei::predux(below_lanes));
+    }
+    ws.below[ti] += below;
+    ws.counts[ti] = count;
+  });
+  uint64_t below = 0, inside = 0;
+  for (int t = 0; t < threads; ++t) {
+    below += ws.below[t];
+    inside += ws.counts[t];
+  }
+  if (rank < below || rank >= below + inside) return RadixSelectMedian(points, threads, ws);
+  ws.merged.clear();
+  for (int t = 0; t < threads; ++t) {
+    ws.merged.insert(ws.merged.end(), ws.candidates[t].begin(), ws.candidates[t].begin() + ws.counts[t]);
+  }
+  std::nth_element(ws.merged.begin(), ws.merged.begin() + (rank - below), ws.merged.end());
+  return static_cast<double>(ws.merged[rank - below]);
 }
 
 double MedianPairwiseSquaredDistance(const Points& points, int threads) {

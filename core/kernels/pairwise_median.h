@@ -1,7 +1,8 @@
 // The median of pairwise squared distances within a point set, the statistic behind the median bandwidth
-// rules (002 footnote 15, Liu & Wang's SVGD rule, the MMD metric's default bandwidth). Computed exactly by
-// a radix select over the bit patterns of the squared distances, in tiles, without holding the N^2/2
-// distances: two or three sweeps over the pairs.
+// rules (002 footnote 15, Liu & Wang's SVGD rule, the MMD metric's default bandwidth). Exact, without
+// holding the N^2/2 distances: a sample of pairs brackets the median, one SIMD sweep counts the distances
+// below the bracket and gathers those inside, and the median is selected among them; a radix select over
+// the distances' bit patterns answers when the bracket misses.
 #ifndef SAMPLED_CORE_KERNELS_PAIRWISE_MEDIAN_H_
 #define SAMPLED_CORE_KERNELS_PAIRWISE_MEDIAN_H_
 
@@ -22,6 +23,8 @@ struct PairwiseMedianWorkspace {
   PointsT<Scalar> points_t;
   VectorT<Scalar> norms;
   std::vector<PointsT<Scalar>> tiles;              // one per thread
+  std::vector<uint64_t> below;                     // one per thread
+  std::vector<size_t> counts;                      // candidates gathered, one per thread
 };
 
 // The lower median (the element of rank floor((P-1)/2) in ascending order, as torch.median returns) of

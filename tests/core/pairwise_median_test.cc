@@ -38,7 +38,7 @@ TEST_P(PairwiseMedianTest, EqualsTheSortedLowerMedian) {
 INSTANTIATE_TEST_SUITE_P(Sizes, PairwiseMedianTest,
                          ::testing::Values(std::make_pair(2, 1), std::make_pair(3, 2), std::make_pair(100, 2),
                                            std::make_pair(513, 2), std::make_pair(1500, 3),
-                                           std::make_pair(700, 50)));
+                                           std::make_pair(700, 50), std::make_pair(3000, 2)));
 
 TEST(PairwiseMedianTest, HandlesTiesAndCoincidentPoints) {
   Points p = Points::Zero(200, 2);
@@ -53,6 +53,19 @@ TEST(PairwiseMedianTest, HandlesTiesAndCoincidentPoints) {
   // 2 * 4950 = 9900 zeros, 10000 distances of 18: the lower median (rank 9949) is 18.
   EXPECT_EQ(MedianPairwiseSquaredDistance(p), 18.0);
   EXPECT_EQ(MedianPairwiseSquaredDistance(Points::Zero(1, 2)), 0.0);
+}
+
+// Large enough for the bracketing path, with every distance tied: 0 or 9.
+TEST(PairwiseMedianTest, TiesOnTheBracketingPath) {
+  Points p = Points::Zero(600, 2);
+  p.bottomRows(300).col(0).setConstant(3.0);
+  // 2 * C(300, 2) = 89700 zeros and 90000 nines among 179700 pairs: the lower median (rank 89849) is 9.
+  EXPECT_EQ(MedianPairwiseSquaredDistance(p), 9.0);
+  p.bottomRows(299).col(0).setZero();  // 598 of 600 points at 0: the median is 0
+  EXPECT_EQ(MedianPairwiseSquaredDistance(p), 0.0);
+  PairwiseMedianWorkspace<float> wsf;
+  const PointsF pf = p.cast<float>();
+  EXPECT_EQ(MedianPairwiseSquaredDistance(pf, 2, wsf), 0.0);
 }
 
 TEST(PairwiseMedianTest, ReusedWorkspaceGivesTheSameAnswer) {
