@@ -15,7 +15,7 @@ int DefaultComputeThreads() { return default_threads.load(); }
 int ResolveThreads(int threads) { return threads > 0 ? threads : DefaultComputeThreads(); }
 
 void ParallelFor(int64_t n, int64_t grain, int threads,
-                 const std::function<void(int64_t, int64_t, int)>& fn) {
+                 absl::FunctionRef<void(int64_t, int64_t, int)> fn) {
   if (n <= 0) return;
   threads = ResolveThreads(threads);
   grain = std::max<int64_t>(1, grain);

@@ -6,16 +6,18 @@
 #define SAMPLED_CORE_COMMON_PARALLEL_H_
 
 #include <cstdint>
-#include <functional>
+
+#include "absl/functional/function_ref.h"
 
 namespace sampled {
 
 // Calls fn(begin, end, thread_index) for the blocks [k*grain, min(n, (k+1)*grain)) of [0, n), on at most
 // `threads` threads (0: DefaultComputeThreads()); thread_index < the thread count, so per-thread scratch
 // can be indexed by it. Runs the blocks in order on the calling thread when there is one thread or one
-// block. Thread-safe; fn must only write state owned by its block or its thread_index.
+// block. Thread-safe; fn must only write state owned by its block or its thread_index. Allocates nothing
+// (fn is borrowed, not copied; the OpenMP team is reused).
 void ParallelFor(int64_t n, int64_t grain, int threads,
-                 const std::function<void(int64_t begin, int64_t end, int thread_index)>& fn);
+                 absl::FunctionRef<void(int64_t begin, int64_t end, int thread_index)> fn);
 
 // The number of threads ParallelFor uses for `threads` (resolves 0 to the default).
 int ResolveThreads(int threads);

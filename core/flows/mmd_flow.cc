@@ -43,7 +43,7 @@ class MmdFlow final : public Flow {
     // [sum_k r_ik y_k | sum_k r_ik] with r = 1/|y_i - y_k|: sum_k u(y_i - y_k) = y_i sum r - sum r y_k.
     KernelSums<Scalar>(y_, yb_, nullptr, kernel_, ws_, p_.threads, &self_);
     KernelSums<Scalar>(y_, xb_, nullptr, kernel_, ws_, p_.threads, &cross_);
-    const auto yc = y_.template cast<double>();
+    const auto& yc = y_.template cast<double>();  // a reference, not a copy, when Scalar is double
     direction_ = (2.0 / (n * n)) * ((yc.array().colwise() * self_.col(d).array()).matrix() - self_.leftCols(d)) -
                  (2.0 / (n * m)) * ((yc.array().colwise() * cross_.col(d).array()).matrix() - cross_.leftCols(d));
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);

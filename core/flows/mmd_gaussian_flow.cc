@@ -60,10 +60,11 @@ class MmdGaussianFlow final : public Flow {
     KernelSums<Scalar>(z_, yb_, nullptr, kernel, ws_, p_.threads, &sq_);
     const double scale_p = 1.0 / (xb_.rows() * bandwidth * bandwidth);
     const double scale_q = 1.0 / (yb_.rows() * bandwidth * bandwidth);
-    const auto zc = z_.template cast<double>();
+    const auto& zc = z_.template cast<double>();  // a reference, not a copy, when Scalar is double
     // Eq. 51: sum w^p x - sum w^q y + (sum w^q - sum w^p) z.
+    weight_diff_ = scale_q * sq_.col(d) - scale_p * sp_.col(d);
     direction_ = scale_p * sp_.leftCols(d) - scale_q * sq_.leftCols(d) +
-                 (zc.array().colwise() * (scale_q * sq_.col(d) - scale_p * sp_.col(d)).array()).matrix();
+                 (zc.array().colwise() * weight_diff_.array()).matrix();
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
@@ -88,6 +89,7 @@ class MmdGaussianFlow final : public Flow {
   const Points& targets_;
   Eigen::RowVectorXd center_;
   Points eps_, sp_, sq_, direction_, displacement_, memory_, next_;
+  Eigen::VectorXd weight_diff_;
   PointsT<Scalar> z_, xb_, yb_;
   std::vector<int64_t> perm_x_, perm_y_, index_;
   KernelWorkspace<Scalar> ws_;

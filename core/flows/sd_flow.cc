@@ -3,23 +3,18 @@
 
 #include <cmath>
 #include <memory>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/flows/flow.h"
 #include "core/flows/flow_state.h"
+#include "core/flows/kernel_flow_util.h"
 #include "core/flows/optimizer.h"
 #include "core/flows/options.h"
 #include "core/flows/schedule.h"
-#include "core/kernels/pairwise_median.h"
 
 namespace sampled {
 namespace {
-
-// The median rule looks at no more than this many particles (a random subset beyond it): its cost grows
-// with the square of the count, and 8192 points give the median of ~33 million pairs.
-constexpr int64_t kMedianMaxPoints = 8192;
 
 constexpr char kAutoStepSize[] = "auto_step_size";
 
@@ -49,7 +44,7 @@ class SdFlow final : public Flow {
     center_ = y.colwise().mean();
 
     double median_sq = 0;
-    if (p_.sigmas.needs_median()) median_sq = ParticleMedian(y, rng);
+    if (p_.sigmas.needs_median()) median_sq = median_(y, center_, rng, p_.threads);
     double bandwidth, noise;
     p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
@@ -66,8 +61,8 @@ class SdFlow final : public Flow {
     } else {
       z_ = (y.rowwise() - center_).template cast<Scalar>();
     }
-    Gather(targets_, p_.batch, rng, x_perm_, &x_);
-    Gather(y, p_.batch, rng, y_perm_, &y_);
+    GatherCentred(targets_, center_, p_.batch, rng, x_perm_, index_, &x_);
+    GatherCentred(y, center_, p_.batch, rng, y_perm_, index_, &y_);
 
     SdFlowDirection(z_, x_, y_, bandwidth, ws_, p_.threads, &mean_p_, &direction_);
     double step_size = p_.step_size;
@@ -110,46 +105,16 @@ class SdFlow final : public Flow {
   }
 
  private:
-  // Copies the rows of `src` (all of them, or a random batch of `batch` when 0 < batch < rows) centred
-  // and cast into `dst`.
-  void Gather(const Points& src, int64_t batch, Rng& rng, std::vector<int64_t>& perm, PointsT<Scalar>* dst) {
-    const int64_t rows = src.rows();
-    if (batch <= 0 || batch >= rows) {
-      *dst = (src.rowwise() - center_).template cast<Scalar>();
-      return;
-    }
-    if (static_cast<int64_t>(perm.size()) != rows) {
-      perm.resize(rows);
-      std::iota(perm.begin(), perm.end(), 0);
-    }
-    index_.resize(batch);
-    rng.SampleWithoutReplacement(rows, batch, perm.data(), index_.data());
-    dst->resize(batch, src.cols());
-    for (int64_t i = 0; i < batch; ++i) {
-      dst->row(i) = (src.row(index_[i]) - center_).template cast<Scalar>();
-    }
-  }
-
-  double ParticleMedian(const Points& y, Rng& rng) {
-    const int64_t m = y.rows();
-    if (m <= kMedianMaxPoints) {
-      median_points_ = (y.rowwise() - center_).template cast<Scalar>();
-    } else {
-      Gather(y, kMedianMaxPoints, rng, median_perm_, &median_points_);
-    }
-    return MedianPairwiseSquaredDistance(median_points_, p_.threads, median_ws_);
-  }
-
   SdParams p_;
   std::shared_ptr<const Target> target_;
   const Points& targets_;
   // Scratch reused by every step.
   Eigen::RowVectorXd center_;
   Points eps_, mean_p_, direction_, displacement_, memory_, next_;
-  PointsT<Scalar> z_, x_, y_, median_points_;
-  std::vector<int64_t> x_perm_, y_perm_, median_perm_, index_;
+  PointsT<Scalar> z_, x_, y_;
+  std::vector<int64_t> x_perm_, y_perm_, index_;
   KernelWorkspace<Scalar> ws_;
-  PairwiseMedianWorkspace<Scalar> median_ws_;
+  ParticleMedian<Scalar> median_;
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {

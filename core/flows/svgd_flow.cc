@@ -10,16 +10,14 @@
 #include "core/common/status_macros.h"
 #include "core/flows/flow.h"
 #include "core/flows/flow_state.h"
+#include "core/flows/kernel_flow_util.h"
 #include "core/flows/optimizer.h"
 #include "core/flows/options.h"
 #include "core/flows/schedule.h"
 #include "core/kernels/kernel_sums.h"
-#include "core/kernels/pairwise_median.h"
 
 namespace sampled {
 namespace {
-
-constexpr int64_t kMedianMaxPoints = 8192;
 
 struct SvgdParams {
   double step_size = 0.1;
@@ -40,19 +38,7 @@ class SvgdFlow final : public Flow {
     Rng rng = state.rng;
     center_ = y.colwise().mean();
 
-    double median_sq = 0;
-    if (p_.sigmas.needs_median()) {
-      if (m <= kMedianMaxPoints) {
-        median_points_ = (y.rowwise() - center_).template cast<Scalar>();
-      } else {
-        GatherRows(y, kMedianMaxPoints, rng, median_perm_);
-        median_points_.resize(kMedianMaxPoints, d);
-        for (int64_t i = 0; i < kMedianMaxPoints; ++i) {
-          median_points_.row(i) = (y.row(index_[i]) - center_).template cast<Scalar>();
-        }
-      }
-      median_sq = MedianPairwiseSquaredDistance(median_points_, p_.threads, median_ws_);
-    }
+    const double median_sq = p_.sigmas.needs_median() ? median_(y, center_, rng, p_.threads) : 0.0;
     double bandwidth, noise;
     p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
@@ -131,10 +117,10 @@ class SvgdFlow final : public Flow {
   std::shared_ptr<const Target> target_;
   Eigen::RowVectorXd center_;
   Points eps_, z_abs_, scores_, sums_, direction_, displacement_, memory_, next_;
-  PointsT<Scalar> z_, zb_, values_, median_points_;
-  std::vector<int64_t> perm_, median_perm_, index_;
+  PointsT<Scalar> z_, zb_, values_;
+  std::vector<int64_t> perm_, index_;
   KernelWorkspace<Scalar> ws_;
-  PairwiseMedianWorkspace<Scalar> median_ws_;
+  ParticleMedian<Scalar> median_;
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSvgdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {

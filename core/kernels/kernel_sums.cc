@@ -30,6 +30,13 @@ void EnsureSize(Matrix& m, int64_t rows, int64_t cols) {
   if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
 }
 
+// Grows m to at least rows x cols and never shrinks it: callers use its top-left corner, so calls that
+// alternate between point sets of different sizes reuse the same memory.
+template <typename Matrix>
+void EnsureCapacity(Matrix& m, int64_t rows, int64_t cols) {
+  if (m.rows() < rows || m.cols() < cols) m.resize(std::max<int64_t>(m.rows(), rows), std::max<int64_t>(m.cols(), cols));
+}
+
 // Fused path ---------------------------------------------------------------------------------------------
 //
 // Points live in padded SoA rows (coords: d x n_padded, zero padding). Only the last packet holds padding;
@@ -239,7 +246,8 @@ void FusedDispatch(int d, bool implicit, const PointsT<Scalar>& queries, int64_t
 // GEMM path ----------------------------------------------------------------------------------------------
 
 template <typename Scalar>
-void GemmRows(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, const PointsT<Scalar>& values,
+void GemmRows(const PointsT<Scalar>& queries, const PointsT<Scalar>& points,
+              const Eigen::Ref<const PointsT<Scalar>>& values,
               int64_t q0, int64_t q1, const KernelSumsOptions& o, KernelWorkspace<Scalar>& ws,
               typename KernelWorkspace<Scalar>::Thread& t, Points* out, Eigen::VectorXd* shift) {
   const int64_t n = points.rows(), nq = q1 - q0;
@@ -313,18 +321,20 @@ void KernelSums(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, c
     // Coordinates (and explicit values) as zero-padded SoA rows; the padding lanes are masked.
     const int64_t n_padded = (n + P - 1) / P * P;
     const bool implicit = values == nullptr && d <= kMaxFusedDim;
-    EnsureSize(ws.coords, d, n_padded);
-    ws.coords.leftCols(n) = points.transpose();
-    ws.coords.rightCols(n_padded - n).setZero();
+    // coords and values share one row stride (their column capacity), which only grows.
+    const int64_t stride = std::max<int64_t>(ws.coords.cols(), n_padded);
+    if (ws.coords.rows() < d || ws.coords.cols() != stride) ws.coords.resize(std::max<int64_t>(ws.coords.rows(), d), stride);
+    ws.coords.topLeftCorner(d, n) = points.transpose();
+    ws.coords.block(0, n, d, n_padded - n).setZero();
     if (!implicit) {
-      EnsureSize(ws.values, c, n_padded);
+      if (ws.values.rows() < c || ws.values.cols() != stride) ws.values.resize(std::max<int64_t>(ws.values.rows(), c), stride);
       if (values != nullptr) {
-        ws.values.leftCols(n) = values->transpose();
+        ws.values.topLeftCorner(c, n) = values->transpose();
       } else {
         ws.values.topLeftCorner(d, n) = points.transpose();
         ws.values.row(d).head(n).setOnes();
       }
-      ws.values.rightCols(n_padded - n).setZero();
+      ws.values.block(0, n, c, n_padded - n).setZero();
     }
     for (auto& t : ws.threads) {
       if (static_cast<int64_t>(t.weights.size()) < kFusedPointBlock) t.weights.resize(kFusedPointBlock);
@@ -342,15 +352,18 @@ void KernelSums(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, c
   }
 
   // GEMM path.
-  const PointsT<Scalar>* v = values;
-  if (v == nullptr) {
-    EnsureSize(ws.values, n, d + 1);
-    ws.values.leftCols(d) = points;
-    ws.values.col(d).setOnes();
-    v = &ws.values;
+  if (values == nullptr) {
+    if (ws.gemm_values.rows() < n || ws.gemm_values.cols() != d + 1) {
+      ws.gemm_values.resize(std::max<int64_t>(ws.gemm_values.cols() == d + 1 ? ws.gemm_values.rows() : 0, n), d + 1);
+    }
+    ws.gemm_values.topLeftCorner(n, d) = points;
+    ws.gemm_values.col(d).head(n).setOnes();
   }
-  if (ws.point_norms.size() != n) ws.point_norms.resize(n);
-  ws.point_norms = points.rowwise().squaredNorm();
+  // Contiguous rows either way: binds without a copy.
+  const Eigen::Ref<const PointsT<Scalar>> v =
+      values != nullptr ? Eigen::Ref<const PointsT<Scalar>>(*values) : Eigen::Ref<const PointsT<Scalar>>(ws.gemm_values.topRows(n));
+  if (ws.point_norms.size() < n) ws.point_norms.resize(n);
+  ws.point_norms.head(n) = points.rowwise().squaredNorm();
   for (auto& t : ws.threads) {
     EnsureSize(t.tile, kQueryBlock, kPointBlock);
     EnsureSize(t.partial, kQueryBlock, c);
@@ -359,7 +372,7 @@ void KernelSums(const PointsT<Scalar>& queries, const PointsT<Scalar>& points, c
     if (t.row_min.size() != kQueryBlock) t.row_min.resize(kQueryBlock);
   }
   ParallelFor(m, kQueryBlock, threads, [&](int64_t q0, int64_t q1, int ti) {
-    GemmRows(queries, points, *v, q0, q1, o, ws, ws.threads[ti], out, shift);
+    GemmRows(queries, points, v, q0, q1, o, ws, ws.threads[ti], out, shift);
   });
 }
 

@@ -42,10 +42,13 @@ struct KernelWorkspace {
     VectorT<Scalar> row_min;
     std::vector<Scalar> weights;  // one block of fused weights
   };
+  // Capacities that only grow (the top-left corner is in use), so that calls alternating between point
+  // sets of different sizes allocate nothing.
   std::vector<Thread> threads;
-  PointsT<Scalar> coords;   // points, d x N (SIMD path: padded to whole packets with +inf)
-  PointsT<Scalar> values;   // values, c x N (SIMD path, padded with 0) or N x c (GEMM path)
-  VectorT<Scalar> point_norms;
+  PointsT<Scalar> coords;       // fused path: points as SoA rows, d x N padded to whole packets with 0
+  PointsT<Scalar> values;       // fused path: values as SoA rows, c x N, same row stride as coords
+  PointsT<Scalar> gemm_values;  // GEMM path: [points | 1], N x (d + 1)
+  VectorT<Scalar> point_norms;  // GEMM path: |p_i|^2
   Points sums;
 };
 

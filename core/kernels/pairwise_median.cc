@@ -190,7 +190,7 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
   threads = ResolveThreads(threads);
 
   // The bracket: sample order statistics at +-5 standard deviations around the median's rank. The sample
-  // (1/16 of the pairs, at most 2^17) comes from a fixed seed, so the median stays deterministic.
+  // (1/16 of the pairs, at most 2^16) comes from a fixed seed, so the median stays deterministic.
   const int64_t kSample = static_cast<int64_t>(std::min<uint64_t>(uint64_t{1} << 16, pairs / 16));
   std::mt19937_64 engine(0x5eedULL + static_cast<uint64_t>(n));
   ws.merged.resize(kSample);
@@ -224,6 +224,15 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
   ws.candidates.resize(threads);
   ws.counts.assign(threads, 0);
   ws.below.assign(threads, 0);
+  // Room for 1.5 times the expected number of candidates in every thread's buffer (blocks are taken
+  // dynamically, so one thread may gather them all) and in the merged list, so that calls in a flow's
+  // steady state do not grow them.
+  const size_t expected =
+      static_cast<size_t>(1.5 * static_cast<double>(hi_index - lo_index + 1) / kSample * static_cast<double>(pairs)) + 4096;
+  for (auto& c : ws.candidates) {
+    if (c.size() < expected) c.resize(expected);
+  }
+  if (ws.merged.capacity() < expected) ws.merged.reserve(expected);
   const Packet plo = ei::pset1<Packet>(lo), phi = ei::pset1<Packet>(hi);
   const Scalar* coords = ws.points_t.data();
   const int64_t stride = ws.points_t.cols();
