@@ -56,9 +56,10 @@ EIGEN_ALWAYS_INLINE typename ei::packet_traits<Scalar>::type Weight(const typena
                                                                     const typename ei::packet_traits<Scalar>::type& scale) {
   using Packet = typename ei::packet_traits<Scalar>::type;
   if constexpr (K == PairKernel::kGaussian) {
-    const Packet x = ei::pmul(ei::psub(d2, shift), scale);  // <= 0
+    // x <= 0 once the shift is the minimum; below kMaxLagExponent while the running shift lags.
+    const Packet x = ei::pmul(ei::psub(d2, shift), scale);
     if constexpr (std::is_same_v<Scalar, float>) {
-      return Exp2NonPositive(x);
+      return FastExp2(x);
     } else {
       return ei::pexp(x);
     }
@@ -96,28 +97,27 @@ EIGEN_ALWAYS_INLINE typename ei::packet_traits<Scalar>::type SquaredDistance(
   return d2;
 }
 
-// Minimum squared distance from q to the n points.
-template <typename Scalar, int D>
-Scalar MinDistance(const Scalar* coords, int64_t stride, int dim, const Scalar* q, int64_t n) {
-  using Packet = typename ei::packet_traits<Scalar>::type;
-  constexpr int P = ei::unpacket_traits<Packet>::size;
-  Packet qk[D > 0 ? D : 1];
-  if constexpr (D > 0) {
-    for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
-  }
-  const Packet inf = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
-  Packet mn = inf;
-  const int64_t full = n / P * P;
-  for (int64_t j = 0; j < full; j += P) mn = ei::pmin(mn, SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, j));
-  if (full < n) {
-    const Packet d2 = SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, full);
-    mn = ei::pmin(mn, ei::pselect(TailMask<Packet>(n - full), d2, inf));
-  }
-  return ei::predux_min(mn);
+// The running max-shift. The shift of a query is the smallest squared distance seen so far; weights are
+// exp((d2 - shift) * scale) (in float, powers of 2), so the nearest point so far has weight 1 and nothing
+// underflows to 0/0. When a later block of points holds a nearer one, the sums so far are rescaled by
+// RescaleFactor and the shift moves down to it: one pass over the points, and the final shift is the
+// minimum over all of them, as a separate minimum pass would give.
+template <typename Scalar>
+double RescaleFactor(double old_shift, double new_shift, double scale) {
+  const double x = (old_shift - new_shift) * scale;  // <= 0
+  return std::is_same_v<Scalar, float> ? std::exp2(x) : std::exp(x);
 }
 
+// Largest exponent (log2 units in float, natural in double) a weight may reach while the shift lags
+// behind the true minimum: weights and block sums stay far from overflow below it.
+template <typename Scalar>
+constexpr double kMaxLagExponent = std::is_same_v<Scalar, float> ? 100.0 : 600.0;
+
 // Values [p | 1] (values == nullptr) for d <= 8: one pass, the d + 1 sums in registers. Packet sums are
-// moved into float64 every kFusedPointBlock points.
+// moved into float64 every kFusedPointBlock points. With the max-shift, a block's weights use the shift
+// from before the block (they may exceed 1) while the block's minimum is taken alongside; the rare block
+// whose minimum lies so far below the shift that its weights could overflow is recomputed with the new
+// shift.
 template <typename Scalar, int D, PairKernel K>
 void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n, const KernelSumsOptions& o,
                        KernelWorkspace<Scalar>& ws, Points* out, Eigen::VectorXd* shift) {
@@ -125,25 +125,24 @@ void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, i
   constexpr int P = ei::unpacket_traits<Packet>::size;
   const Scalar* coords = ws.coords.data();
   const int64_t stride = ws.coords.cols();
-  const Packet scale = ei::pset1<Packet>(WeightScale<Scalar>(o));
+  const Scalar scale_s = WeightScale<Scalar>(o);
+  const Packet scale = ei::pset1<Packet>(scale_s);
   const bool shifted = K == PairKernel::kGaussian && o.max_shift;
+  const Packet inf = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
   const int64_t full = n / P * P;
   for (int64_t i = q0; i < q1; ++i) {
     const Scalar* q = queries.data() + i * D;
-    const Scalar min_d2 = shifted ? MinDistance<Scalar, D>(coords, stride, D, q, n) : Scalar(0);
-    const Packet s = ei::pset1<Packet>(min_d2);
     Packet qk[D];
     for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
+    // Start from the distance to the first point.
+    Scalar s_cur = 0;
+    if (shifted && n > 0) {
+      for (int k = 0; k < D; ++k) s_cur += (coords[k * stride] - q[k]) * (coords[k * stride] - q[k]);
+    }
     double total[D + 1] = {};
     Packet acc[D + 1];
-    auto flush = [&] {
-      for (int k = 0; k <= D; ++k) {
-        total[k] += static_cast<double>(ei::predux(acc[k]));
-        acc[k] = ei::pzero(acc[k]);
-      }
-    };
-    for (int k = 0; k <= D; ++k) acc[k] = ei::pzero(Packet());
-    auto accumulate = [&](int64_t j, const Packet& mask, bool masked) __attribute__((always_inline)) {
+    Packet block_min;
+    auto accumulate = [&](int64_t j, const Packet& s, const Packet& mask, bool masked) __attribute__((always_inline)) {
       Packet d2 = ei::pzero(Packet());
       Packet pk[D];
       for (int k = 0; k < D; ++k) {
@@ -152,22 +151,46 @@ void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, i
         d2 = ei::pmadd(diff, diff, d2);
       }
       Packet w = Weight<Scalar, K>(d2, s, scale);
-      if (masked) w = ei::pand(w, mask);
+      if (masked) {
+        w = ei::pand(w, mask);
+        d2 = ei::pselect(mask, d2, inf);
+      }
+      if (shifted) block_min = ei::pmin(block_min, d2);
       for (int k = 0; k < D; ++k) acc[k] = ei::pmadd(w, pk[k], acc[k]);
       acc[D] = ei::padd(acc[D], w);
     };
-    const Packet no_mask = ei::pzero(Packet());
+    // One block [b0, b1) of whole packets (plus the masked tail when `tail`), flushed into `total`.
+    auto block = [&](int64_t b0, int64_t b1, bool tail) __attribute__((always_inline)) {
+      for (int pass = 0; pass < 2; ++pass) {
+        const Packet s = ei::pset1<Packet>(s_cur);
+        for (int k = 0; k <= D; ++k) acc[k] = ei::pzero(Packet());
+        block_min = inf;
+        for (int64_t j = b0; j < b1; j += P) accumulate(j, s, ei::pzero(Packet()), false);
+        if (tail) accumulate(full, s, TailMask<Packet>(n - full), true);
+        const Scalar m = shifted ? ei::predux_min(block_min) : s_cur;
+        if (m < s_cur && static_cast<double>(s_cur - m) * -static_cast<double>(scale_s) > kMaxLagExponent<Scalar>) {
+          // Weights of this block may have overflowed: move the shift and recompute it.
+          const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
+          for (int k = 0; k <= D; ++k) total[k] *= f;
+          s_cur = m;
+          continue;
+        }
+        for (int k = 0; k <= D; ++k) total[k] += static_cast<double>(ei::predux(acc[k]));
+        if (m < s_cur) {
+          const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
+          for (int k = 0; k <= D; ++k) total[k] *= f;
+          s_cur = m;
+        }
+        return;
+      }
+    };
     for (int64_t b0 = 0; b0 < full; b0 += kFusedPointBlock) {
       const int64_t b1 = std::min(full, b0 + kFusedPointBlock);
-      for (int64_t j = b0; j < b1; j += P) accumulate(j, no_mask, false);
-      flush();
+      block(b0, b1, false);
     }
-    if (full < n) {
-      accumulate(full, TailMask<Packet>(n - full), true);
-      flush();
-    }
+    if (full < n) block(full, full, true);
     for (int k = 0; k <= D; ++k) (*out)(i, k) = total[k];
-    if (shift != nullptr) (*shift)(i) = shifted ? static_cast<double>(min_d2) / (2.0 * o.sigma * o.sigma) : 0.0;
+    if (shift != nullptr) (*shift)(i) = shifted ? static_cast<double>(s_cur) / (2.0 * o.sigma * o.sigma) : 0.0;
   }
 }
 
@@ -185,6 +208,7 @@ void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t
   const int64_t n_padded = (n + P - 1) / P * P;
   const Packet scale = ei::pset1<Packet>(WeightScale<Scalar>(o));
   const bool shifted = K == PairKernel::kGaussian && o.max_shift;
+  const Packet inf = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
   Scalar* w = t.weights.data();
   double acc[kMaxFusedValues];
   Packet qk[D > 0 ? D : 1];
@@ -193,15 +217,40 @@ void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t
     if constexpr (D > 0) {
       for (int k = 0; k < D; ++k) qk[k] = ei::pset1<Packet>(q[k]);
     }
-    const Scalar min_d2 = shifted ? MinDistance<Scalar, D>(coords, stride, dim, q, n) : Scalar(0);
-    const Packet s = ei::pset1<Packet>(min_d2);
+    Scalar s_cur = std::numeric_limits<Scalar>::infinity();  // running shift (see RescaleFactor)
     std::fill(acc, acc + c, 0.0);
     for (int64_t p0 = 0; p0 < n_padded; p0 += kFusedPointBlock) {
       const int64_t np = std::min(kFusedPointBlock, n_padded - p0);
-      for (int64_t j = 0; j < np; j += P) {
-        Packet wk = Weight<Scalar, K>(SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, p0 + j), s, scale);
-        if (p0 + j + P > n) wk = ei::pand(wk, TailMask<Packet>(n - (p0 + j)));
-        ei::pstoreu(w + j, wk);
+      if (shifted) {
+        // The block's distances into the buffer and their minimum; then the weights in place.
+        Packet mn = inf;
+        for (int64_t j = 0; j < np; j += P) {
+          Packet d2 = SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, p0 + j);
+          if (p0 + j + P > n) d2 = ei::pselect(TailMask<Packet>(n - (p0 + j)), d2, inf);
+          mn = ei::pmin(mn, d2);
+          ei::pstoreu(w + j, d2);
+        }
+        const Scalar m = ei::predux_min(mn);
+        if (m < s_cur) {
+          if (s_cur < std::numeric_limits<Scalar>::infinity()) {
+            const double f = RescaleFactor<Scalar>(s_cur, m, WeightScale<Scalar>(o));
+            for (int64_t v = 0; v < c; ++v) acc[v] *= f;
+          }
+          s_cur = m;
+        }
+        const Packet s = ei::pset1<Packet>(s_cur);
+        for (int64_t j = 0; j < np; j += P) {
+          Packet wk = Weight<Scalar, K>(ei::ploadu<Packet>(w + j), s, scale);
+          if (p0 + j + P > n) wk = ei::pand(wk, TailMask<Packet>(n - (p0 + j)));
+          ei::pstoreu(w + j, wk);
+        }
+      } else {
+        const Packet s = ei::pzero(Packet());
+        for (int64_t j = 0; j < np; j += P) {
+          Packet wk = Weight<Scalar, K>(SquaredDistance<Scalar, D>(coords, stride, dim, qk, q, p0 + j), s, scale);
+          if (p0 + j + P > n) wk = ei::pand(wk, TailMask<Packet>(n - (p0 + j)));
+          ei::pstoreu(w + j, wk);
+        }
       }
       for (int64_t v = 0; v < c; ++v) {
         const Scalar* vals = values + v * stride + p0;
@@ -216,7 +265,9 @@ void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t
       }
     }
     for (int64_t v = 0; v < c; ++v) (*out)(i, v) = acc[v];
-    if (shift != nullptr) (*shift)(i) = shifted ? static_cast<double>(min_d2) / (2.0 * o.sigma * o.sigma) : 0.0;
+    if (shift != nullptr) {
+      (*shift)(i) = shifted && n > 0 ? static_cast<double>(s_cur) / (2.0 * o.sigma * o.sigma) : 0.0;
+    }
   }
 }
 
@@ -255,38 +306,36 @@ void GemmRows(const PointsT<Scalar>& queries, const PointsT<Scalar>& points,
   const bool gaussian = o.kernel == PairKernel::kGaussian;
   auto qn = t.query_norms.head(nq);
   qn = queries.middleRows(q0, nq).rowwise().squaredNorm();
-  auto tile_d2 = [&](int64_t p0, int64_t np) {
+  const bool shifted = gaussian && o.max_shift;
+  auto acc = t.acc.topRows(nq);
+  acc.setZero();
+  auto row_min = t.row_min.head(nq);  // the running shifts (see RescaleFactor)
+  row_min.setConstant(std::numeric_limits<Scalar>::infinity());
+  for (int64_t p0 = 0; p0 < n; p0 += kPointBlock) {
+    const int64_t np = std::min(kPointBlock, n - p0);
     auto tile = t.tile.topLeftCorner(nq, np);
     tile.noalias() = queries.middleRows(q0, nq) * points.middleRows(p0, np).transpose();
     const auto pn = ws.point_norms.segment(p0, np).transpose().array();
     for (int64_t r = 0; r < nq; ++r) {
-      tile.row(r).array() = (qn(r) + pn - Scalar(2) * tile.row(r).array()).max(Scalar(0));
-    }
-  };
-  const bool shifted = gaussian && o.max_shift;
-  auto acc = t.acc.topRows(nq);
-  acc.setZero();
-  auto row_min = t.row_min.head(nq);
-  if (shifted) {
-    // First pass: each query's nearest squared distance.
-    row_min.setConstant(std::numeric_limits<Scalar>::infinity());
-    for (int64_t p0 = 0; p0 < n; p0 += kPointBlock) {
-      const int64_t np = std::min(kPointBlock, n - p0);
-      tile_d2(p0, np);
-      for (int64_t r = 0; r < nq; ++r) row_min[r] = std::min(row_min[r], t.tile.row(r).head(np).minCoeff());
-    }
-  }
-  for (int64_t p0 = 0; p0 < n; p0 += kPointBlock) {
-    const int64_t np = std::min(kPointBlock, n - p0);
-    tile_d2(p0, np);
-    auto tile = t.tile.topLeftCorner(nq, np);
-    if (gaussian) {
-      for (int64_t r = 0; r < nq; ++r) {
-        const Scalar s = shifted ? row_min[r] : Scalar(0);
-        tile.row(r).array() = ((tile.row(r).array() - s) * neg_inv_two_s2).exp();
+      auto row = tile.row(r).array();
+      row = (qn(r) + pn - Scalar(2) * row).max(Scalar(0));  // squared distances
+      if (gaussian) {
+        Scalar s = 0;
+        if (shifted) {
+          const Scalar m = row.minCoeff();
+          if (m < row_min[r]) {
+            if (row_min[r] < std::numeric_limits<Scalar>::infinity()) {
+              // Weights here are natural exponentials (Eigen's exp), in float as in double.
+              acc.row(r) *= std::exp((static_cast<double>(row_min[r]) - m) * neg_inv_two_s2);
+            }
+            row_min[r] = m;
+          }
+          s = row_min[r];
+        }
+        row = ((row - s) * neg_inv_two_s2).exp();
+      } else {
+        row = (row > Scalar(0)).select(row.rsqrt(), Scalar(0));
       }
-    } else {
-      tile.array() = (tile.array() > Scalar(0)).select(tile.array().rsqrt(), Scalar(0));
     }
     auto partial = t.partial.topRows(nq);
     partial.noalias() = tile * values.middleRows(p0, np);

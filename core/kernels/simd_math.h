@@ -8,9 +8,10 @@ namespace sampled {
 
 namespace ei = Eigen::internal;
 
-// 2^t for t <= 0 (float): t = n + f with n = round(t), |f| <= 1/2, 2^f from Cephes' degree-6 minimax
-// polynomial (relative error ~1e-7), 2^n built in the exponent bits. Below 2^-126 it returns 0.
-EIGEN_ALWAYS_INLINE ei::packet_traits<float>::type Exp2NonPositive(const ei::packet_traits<float>::type& t_in) {
+// 2^t for t < 127.5 (float): t = n + f with n = round(t), |f| <= 1/2, 2^f from Cephes' degree-6 minimax
+// polynomial (relative error ~1e-7), 2^n built in the exponent bits. Below 2^-126 it returns 0; above
+// 127.5 the result is meaningless (callers keep t far below: the kernel sums' running shift, <= 100).
+EIGEN_ALWAYS_INLINE ei::packet_traits<float>::type FastExp2(const ei::packet_traits<float>::type& t_in) {
   using Packet = ei::packet_traits<float>::type;
   using PacketI = ei::unpacket_traits<Packet>::integer_packet;
   const Packet t = ei::pmax(t_in, ei::pset1<Packet>(-126.0f));

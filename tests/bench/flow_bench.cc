@@ -195,7 +195,7 @@ double ExpLoop(int64_t iterations, float start) {
   for (int k = 0; k < kChains; ++k) x[k] = ei::pset1<Packet>(start - 0.01f * k);
   const Packet shift = ei::pset1<Packet>(-1.0f);
   for (int64_t i = 0; i < iterations; ++i) {
-    for (int k = 0; k < kChains; ++k) x[k] = ei::padd(Exp2NonPositive(x[k]), shift);  // stays in (-1, 0)
+    for (int k = 0; k < kChains; ++k) x[k] = ei::padd(FastExp2(x[k]), shift);  // stays in (-1, 0)
   }
   float s = 0;
   for (int k = 0; k < kChains; ++k) s += ei::predux(x[k]);
@@ -216,29 +216,34 @@ double FmaLoop(int64_t iterations, float start) {
   return s;
 }
 
+// Each rate is the best of five trials: the lower bound is then the machine's best, not a trial the
+// second vCPU happened to slow down.
 Probe RunProbe() {
   constexpr int P = ei::unpacket_traits<ei::packet_traits<float>::type>::size;
+  constexpr int kTrials = 5;
   Probe p;
   volatile double sink = 0;
   const int64_t exp_iters = 4'000'000, fma_iters = 20'000'000;
-  // Distinct start values keep the compiler from merging the calls.
-  double t0 = Now();
-  sink = sink + ExpLoop(exp_iters, -0.5f);
-  p.exp_per_s = static_cast<double>(exp_iters) * 8 * P / (Now() - t0);
-  t0 = Now();
-  sink = sink + FmaLoop(fma_iters, 0.5f);
-  p.fma_per_s = static_cast<double>(fma_iters) * 12 * P / (Now() - t0);
-  t0 = Now();
-  sink = sink + ExpLoop(exp_iters, -0.6f);
-  const double one = Now() - t0;
-  double other_sink = 0;
-  t0 = Now();
-  std::thread other([&] { other_sink = ExpLoop(exp_iters, -0.7f); });
-  sink = sink + ExpLoop(exp_iters, -0.8f);
-  other.join();
-  sink = sink + other_sink;
-  const double two = Now() - t0;
-  p.two_thread_scaling = 2.0 * one / two;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    // Distinct start values keep the compiler from merging the calls.
+    double t0 = Now();
+    sink = sink + ExpLoop(exp_iters, -0.5f);
+    p.exp_per_s = std::max(p.exp_per_s, static_cast<double>(exp_iters) * 8 * P / (Now() - t0));
+    t0 = Now();
+    sink = sink + FmaLoop(fma_iters, 0.5f);
+    p.fma_per_s = std::max(p.fma_per_s, static_cast<double>(fma_iters) * 12 * P / (Now() - t0));
+    t0 = Now();
+    sink = sink + ExpLoop(exp_iters, -0.6f);
+    const double one = Now() - t0;
+    double other_sink = 0;
+    t0 = Now();
+    std::thread other([&] { other_sink = ExpLoop(exp_iters, -0.7f); });
+    sink = sink + ExpLoop(exp_iters, -0.8f);
+    other.join();
+    sink = sink + other_sink;
+    const double two = Now() - t0;
+    p.two_thread_scaling = std::max(p.two_thread_scaling, std::min(2.0, 2.0 * one / two));
+  }
   return p;
 }
 

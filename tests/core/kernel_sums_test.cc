@@ -117,6 +117,55 @@ TEST_P(KernelProductTest, ShiftIsTheNearestLogWeight) {
   }
 }
 
+// The shift is a running minimum: points met far-to-near make every block lower it, and the first
+// blocks lie so far beyond the nearest point (e^-2000) that their weights relative to the shift of the
+// moment would overflow if the shift lagged: the sums must still equal the direct ones.
+TEST_P(KernelProductTest, RunningShiftHandlesPointsMetFarToNear) {
+  const int64_t d = GetParam();
+  const int64_t n = 1500;  // three blocks of the fused path, three tiles of the GEMM path
+  const double sigma = 0.5;
+  Points q = Points::Zero(3, d);
+  q(1, 0) = 0.25;
+  q(2, 0) = -40.0;  // far from every point: all weights underflow without the shift
+  Points p = RandomPoints(n, d, 21);
+  // Radii from 32 down to 0.1 along random directions: far to near.
+  for (int64_t i = 0; i < n; ++i) {
+    const double radius = 32.0 * std::pow(0.1 / 32.0, static_cast<double>(i) / (n - 1));
+    p.row(i) *= radius / p.row(i).norm();
+  }
+  Points v(n, 2);
+  v << p.col(0), Points::Ones(n, 1);
+  const Points expected = NaiveProduct(q, p, v, sigma, true);
+  KernelSumsOptions o;
+  o.sigma = sigma;
+  o.max_shift = true;
+  for (bool implicit : {false, true}) {
+    KernelWorkspace<double> ws;
+    KernelWorkspace<float> wsf;
+    Points out, outf;
+    if (implicit) {
+      KernelSums<double>(q, p, nullptr, o, ws, 2, &out);
+      KernelSums<float>(q.cast<float>(), p.cast<float>(), nullptr, o, wsf, 2, &outf);
+      // [p | 1]: keep column 0 and the normaliser.
+      Points two(out.rows(), 2), twof(out.rows(), 2);
+      two << out.col(0), out.col(d);
+      twof << outf.col(0), outf.col(d);
+      out = two;
+      outf = twof;
+    } else {
+      const PointsF vf = v.cast<float>();
+      KernelSums<double>(q, p, &v, o, ws, 2, &out);
+      KernelSums<float>(q.cast<float>(), p.cast<float>(), &vf, o, wsf, 2, &outf);
+    }
+    ASSERT_TRUE(out.allFinite() && outf.allFinite()) << implicit;
+    EXPECT_LT(((out - expected).array().abs() / (1e-300 + expected.array().abs())).maxCoeff(), 1e-9) << implicit;
+    // The normalised means (what the flows use) in float.
+    for (int64_t j = 0; j < q.rows(); ++j) {
+      EXPECT_NEAR(outf(j, 0) / outf(j, 1), expected(j, 0) / expected(j, 1), 1e-4) << implicit << " query " << j;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Dims, KernelProductTest, ::testing::Values(1, 2, 3, 8, 9, 50));
 
 TEST(GaussianWeightedMeansTest, FarQueriesGetTheNearestPointNotNaN) {
