@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -342,11 +343,18 @@ int RunScaling(const Options& o) {
   shifted.max_shift = true;
   KernelSumsOptions plain = shifted;
   plain.max_shift = false;
-  time("one kernel sum, N x M, with the max-shift pass", [&] { KernelSums<float>(yf, xf, nullptr, shifted, ws, o.threads, &out); });
-  time("one kernel sum, N x M, without it", [&] { KernelSums<float>(yf, xf, nullptr, plain, ws, o.threads, &out); });
+  time("one kernel sum, N x M, with the running max-shift", [&] { KernelSums<float>(yf, xf, nullptr, shifted, ws, o.threads, &out); });
+  time("one kernel sum, N x M, without a shift", [&] { KernelSums<float>(yf, xf, nullptr, plain, ws, o.threads, &out); });
   PairwiseMedianWorkspace<float> mws;
   time("median of the M particles' pairwise distances (median rules)",
        [&] { MedianPairwiseSquaredDistance(yf, o.threads, mws); });
+  // The same kernel sum at d = 50 (the GEMM path).
+  const PointsF x50 = Normal(n, 50, 5, 0.2).cast<float>(), y50 = Normal(n, 50, 6, 0.0).cast<float>();
+  KernelSumsOptions wide = shifted;
+  wide.sigma = std::sqrt(50.0);
+  KernelWorkspace<float> ws50;
+  time("one kernel sum, N x M at d = 50, with the running max-shift",
+       [&] { KernelSums<float>(y50, x50, nullptr, wide, ws50, o.threads, &out); });
   return 0;
 }
 
