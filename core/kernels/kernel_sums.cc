@@ -30,13 +30,6 @@ void EnsureSize(Matrix& m, int64_t rows, int64_t cols) {
   if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
 }
 
-// Grows m to at least rows x cols and never shrinks it: callers use its top-left corner, so calls that
-// alternate between point sets of different sizes reuse the same memory.
-template <typename Matrix>
-void EnsureCapacity(Matrix& m, int64_t rows, int64_t cols) {
-  if (m.rows() < rows || m.cols() < cols) m.resize(std::max<int64_t>(m.rows(), rows), std::max<int64_t>(m.cols(), cols));
-}
-
 // Fused path ---------------------------------------------------------------------------------------------
 //
 // Points live in padded SoA rows (coords: d x n_padded, zero padding). Only the last packet holds padding;
@@ -109,15 +102,17 @@ double RescaleFactor(double old_shift, double new_shift, double scale) {
 }
 
 // Largest exponent (log2 units in float, natural in double) a weight may reach while the shift lags
-// behind the true minimum: weights and block sums stay far from overflow below it.
+// behind the true minimum. A block's packet sums hold up to 512 weights times coordinates: at 2^32 (float)
+// they overflow only for coordinates beyond 1e26, at e^300 (double) beyond 1e175. A block whose sums are
+// not finite all the same is recomputed with its own minimum as the shift.
 template <typename Scalar>
-constexpr double kMaxLagExponent = std::is_same_v<Scalar, float> ? 100.0 : 600.0;
+constexpr double kMaxLagExponent = std::is_same_v<Scalar, float> ? 32.0 : 300.0;
 
 // Values [p | 1] (values == nullptr) for d <= 8: one pass, the d + 1 sums in registers. Packet sums are
 // moved into float64 every kFusedPointBlock points. With the max-shift, a block's weights use the shift
 // from before the block (they may exceed 1) while the block's minimum is taken alongside; the rare block
-// whose minimum lies so far below the shift that its weights could overflow is recomputed with the new
-// shift.
+// whose minimum lies so far below the shift that its weights could overflow (kMaxLagExponent) is
+// recomputed with the new shift.
 template <typename Scalar, int D, PairKernel K>
 void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, int64_t n, const KernelSumsOptions& o,
                        KernelWorkspace<Scalar>& ws, Points* out, Eigen::VectorXd* shift) {
@@ -168,14 +163,21 @@ void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, i
         for (int64_t j = b0; j < b1; j += P) accumulate(j, s, ei::pzero(Packet()), false);
         if (tail) accumulate(full, s, TailMask<Packet>(n - full), true);
         const Scalar m = shifted ? ei::predux_min(block_min) : s_cur;
-        if (m < s_cur && static_cast<double>(s_cur - m) * -static_cast<double>(scale_s) > kMaxLagExponent<Scalar>) {
+        double sums[D + 1];
+        bool finite = true;
+        for (int k = 0; k <= D; ++k) {
+          sums[k] = static_cast<double>(ei::predux(acc[k]));
+          finite = finite && std::isfinite(sums[k]);
+        }
+        if (m < s_cur &&
+            (!finite || static_cast<double>(s_cur - m) * -static_cast<double>(scale_s) > kMaxLagExponent<Scalar>)) {
           // Weights of this block may have overflowed: move the shift and recompute it.
           const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
           for (int k = 0; k <= D; ++k) total[k] *= f;
           s_cur = m;
           continue;
         }
-        for (int k = 0; k <= D; ++k) total[k] += static_cast<double>(ei::predux(acc[k]));
+        for (int k = 0; k <= D; ++k) total[k] += sums[k];
         if (m < s_cur) {
           const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
           for (int k = 0; k <= D; ++k) total[k] *= f;
@@ -344,7 +346,8 @@ void GemmRows(const PointsT<Scalar>& queries, const PointsT<Scalar>& points,
   out->middleRows(q0, nq) = acc;
   if (shift != nullptr) {
     for (int64_t r = 0; r < nq; ++r) {
-      (*shift)(q0 + r) = shifted ? static_cast<double>(row_min[r]) * -static_cast<double>(neg_inv_two_s2) : 0.0;
+      (*shift)(q0 + r) =
+          shifted && n > 0 ? static_cast<double>(row_min[r]) * -static_cast<double>(neg_inv_two_s2) : 0.0;
     }
   }
 }

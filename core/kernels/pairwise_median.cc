@@ -224,15 +224,18 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
   ws.candidates.resize(threads);
   ws.counts.assign(threads, 0);
   ws.below.assign(threads, 0);
-  // Room for 1.5 times the expected number of candidates in every thread's buffer (blocks are taken
-  // dynamically, so one thread may gather them all) and in the merged list, so that calls in a flow's
-  // steady state do not grow them.
-  const size_t expected =
-      static_cast<size_t>(1.5 * static_cast<double>(hi_index - lo_index + 1) / kSample * static_cast<double>(pairs)) + 4096;
-  for (auto& c : ws.candidates) {
-    if (c.size() < expected) c.resize(expected);
+  // A reused workspace (a flow's) gets room up front for twice a thread's share of 1.5 times the expected
+  // number of candidates, and the merged list for all of them, so that steady-state calls do not grow
+  // them; a buffer that still overflows (a very uneven split) grows by doubling and keeps its capacity.
+  if (ws.presize) {
+    const double expected =
+        1.5 * static_cast<double>(hi_index - lo_index + 1) / kSample * static_cast<double>(pairs);
+    const size_t per_thread = static_cast<size_t>(2.0 * expected / threads) + 4096;
+    for (auto& c : ws.candidates) {
+      if (c.size() < per_thread) c.resize(per_thread);
+    }
+    if (ws.merged.capacity() < expected) ws.merged.reserve(static_cast<size_t>(expected));
   }
-  if (ws.merged.capacity() < expected) ws.merged.reserve(expected);
   const Packet plo = ei::pset1<Packet>(lo), phi = ei::pset1<Packet>(hi);
   const Scalar* coords = ws.points_t.data();
   const int64_t stride = ws.points_t.cols();
@@ -290,6 +293,7 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
 
 double MedianPairwiseSquaredDistance(const Points& points, int threads) {
   PairwiseMedianWorkspace<double> ws;
+  ws.presize = false;  // used once: grow only as needed
   return MedianPairwiseSquaredDistance(points, threads, ws);
 }
 

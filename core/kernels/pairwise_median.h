@@ -25,6 +25,8 @@ struct PairwiseMedianWorkspace {
   std::vector<PointsT<Scalar>> tiles;              // one per thread
   std::vector<uint64_t> below;                     // one per thread
   std::vector<size_t> counts;                      // candidates gathered, one per thread
+  // Size the candidate buffers for the expected count up front (for workspaces reused step after step).
+  bool presize = true;
 };
 
 // The lower median (the element of rank floor((P-1)/2) in ascending order, as torch.median returns) of

@@ -23,7 +23,6 @@ absl::StatusOr<GaussianComponent> GaussianComponent::Build(VectorXd mean, Matrix
   g.mean_ = std::move(mean);
   g.cov_ = std::move(cov);
   g.precision_ = std::move(precision);
-  g.precision_mean_ = (g.precision_ * g.mean_).transpose();
   return g;
 }
 
@@ -56,15 +55,7 @@ void GaussianComponent::LogDensity(const Points& x, VectorXd* out) const {
 }
 
 void GaussianComponent::Score(const Points& x, Points* out) const {
-  // -(x - mean) P = mean^T P - x P (P symmetric), in this order so that nothing is allocated once `out`
-  // has its shape.
-  if (out == &x) {
-    *out = -(x.rowwise() - mean_.transpose()) * precision_;
-    return;
-  }
-  out->resize(x.rows(), dim());
-  out->noalias() = x * precision_;
-  *out = (-*out).rowwise() + precision_mean_;
+  *out = -(x.rowwise() - mean_.transpose()) * precision_;  // precision is symmetric
 }
 
 void GaussianComponent::Sample(int64_t n, Rng& rng, Points* out) const {

@@ -33,7 +33,6 @@ class GaussianComponent {
   static absl::StatusOr<GaussianComponent> Build(VectorXd mean, MatrixXd cov, MatrixXd precision);
   VectorXd mean_;
   MatrixXd cov_, precision_, chol_;  // chol_: lower Cholesky factor of cov
-  Eigen::RowVectorXd precision_mean_;  // (P mean)^T
   double log_normaliser_ = 0;         // -d/2 log(2 pi) - 1/2 log det cov
 };
 

@@ -166,6 +166,28 @@ TEST_P(KernelProductTest, RunningShiftHandlesPointsMetFarToNear) {
   }
 }
 
+// Large coordinates with a lagging shift: the float packet sums (weights times coordinates) must not
+// overflow while the shift catches up.
+TEST_P(KernelProductTest, LaggingShiftWithLargeCoordinatesStaysFinite) {
+  const int64_t d = GetParam();
+  const int64_t n = 1200;
+  Points p = RandomPoints(n, d, 31, 1e4);
+  p.array() += 3e7;  // a cluster far from the origin, in coordinates near 3e7
+  const double sigma = 2.5e5;
+  // The first point met lies 11.5 sigma from the rest: weights relative to it reach 2^95 in float, and
+  // 512 of them times coordinates of 3e7 would overflow float's 3.4e38.
+  p.row(0).setConstant(3e7 + 11.5 * sigma / std::sqrt(static_cast<double>(d)));
+  const Points q = RandomPoints(4, d, 32, 1e4).array() + 3e7;
+  KernelWorkspace<double> ws;
+  KernelWorkspace<float> wsf;
+  Points means, meansf;
+  GaussianWeightedMeans<double>(q, p, sigma, ws, 2, &means);
+  GaussianWeightedMeans<float>(q.cast<float>(), p.cast<float>(), sigma, wsf, 2, &meansf);
+  ASSERT_TRUE(means.allFinite());
+  ASSERT_TRUE(meansf.allFinite());
+  EXPECT_LT((meansf - means).cwiseAbs().maxCoeff(), 1e-5 * 3e7);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dims, KernelProductTest, ::testing::Values(1, 2, 3, 8, 9, 50));
 
 TEST(GaussianWeightedMeansTest, FarQueriesGetTheNearestPointNotNaN) {
