@@ -221,7 +221,7 @@ void Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowRe
     done(StepFlowResult{job->Snapshot(), std::move(r.stats)});
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-  if (absl::Status s = jobs_.Submit(std::move(task), std::move(cancelled)); !s.ok()) {
+  if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) {
     (*job)->UndoRequeue(run->previous);
     done(s);
   }
@@ -269,7 +269,7 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
       done(EvaluateResult{*std::move(values), samples.rows()});
     };
     auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-    if (absl::Status s = jobs_.Submit(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+    if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) done(s);
   };
   if (args.samples.has_value()) return compute(*std::move(args.samples));
   if (!args.samples_target_id.empty()) {

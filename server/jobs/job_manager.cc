@@ -1,5 +1,6 @@
 #include "server/jobs/job_manager.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -7,7 +8,7 @@
 namespace sampled::server {
 
 JobManager::JobManager(const Limits& limits, int workers)
-    : limits_(limits), queue_(workers, limits.max_queued_jobs) {}
+    : limits_(limits), queue_(workers, limits.max_queued_jobs), calls_(1, limits.max_queued_jobs) {}
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
@@ -35,6 +36,10 @@ void JobManager::Remove(const std::string& job_id) {
 
 absl::Status JobManager::Submit(std::function<void()> run, std::function<void()> cancel) {
   return queue_.Submit(std::move(run), std::move(cancel));
+}
+
+absl::Status JobManager::SubmitCall(std::function<void()> run, std::function<void()> cancel) {
+  return calls_.Submit(std::move(run), std::move(cancel));
 }
 
 absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(const std::string& job_id) const {
@@ -103,7 +108,10 @@ void JobManager::Shutdown(absl::Duration grace) {
   }
   for (auto& job : all) job->Close();  // running flows stop before their next step
   queue_.Close();                       // queued work is cancelled
+  calls_.Close();
+  const absl::Time deadline = absl::Now() + grace;
   queue_.WaitIdle(grace);
+  calls_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
 
 JobManager::Totals JobManager::ComputeTotals() const {
@@ -122,7 +130,7 @@ JobManager::Totals JobManager::ComputeTotals() const {
     ++t.by_state[s.state];
     t.bytes += s.bytes;
   }
-  t.queued_tasks = queue_.queued();
+  t.queued_tasks = queue_.queued() + calls_.queued();
   return t;
 }
 

@@ -1,4 +1,6 @@
-// The index of jobs and the worker pool they run on. Jobs are kept until their session is deleted.
+// The index of jobs and the two worker pools work runs on: `--workers` threads for flow jobs, and one
+// thread for the calls a client waits on (interactive steps and evaluations), so that an Evaluate or a
+// StepFlow is never queued behind a job that runs for hours. Jobs are kept until their session is deleted.
 //
 // Thread-safe; the index lock is held only for map operations.
 #ifndef SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
@@ -31,9 +33,11 @@ class JobManager {
   absl::Status Add(std::shared_ptr<Job> job);
   // Forgets a job that never ran (its start could not be queued).
   void Remove(const std::string& job_id);
-  // Queues work on the pool: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when shutting down.
-  // `cancel` runs instead of `run` when shutdown drains the queue first.
+  // Queues a job's run on the job workers: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when
+  // shutting down. `cancel` runs instead of `run` when shutdown drains the queue first.
   absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr);
+  // As Submit, on the call worker: for work an RPC waits on (StepFlow, Evaluate).
+  absl::Status SubmitCall(std::function<void()> run, std::function<void()> cancel = nullptr);
 
   // NOT_FOUND for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
@@ -53,7 +57,7 @@ class JobManager {
   struct Totals {
     std::map<JobState, int64_t> by_state;
     int64_t bytes = 0;
-    int64_t queued_tasks = 0;
+    int64_t queued_tasks = 0;  // both pools
   };
   Totals ComputeTotals() const;
   // Jobs and bytes held by one session.
@@ -65,7 +69,8 @@ class JobManager {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> ids_ ABSL_GUARDED_BY(mu_);
-  WorkQueue queue_;
+  WorkQueue queue_;  // job runs
+  WorkQueue calls_;  // interactive steps and evaluations
 };
 
 }  // namespace sampled::server

@@ -567,15 +567,45 @@ TEST_F(ServerTest, ShutdownCancelsQueuedWorkWithUnavailable) {
   auto running = c_.StartFlow(s, data, SdSpec(100, 100000000));
   ASSERT_TRUE(running.ok());
   WaitRunning(running->id());
+  // A long interactive step occupies the call worker; a second one waits in its queue.
+  auto long_interactive = c_.StartFlow(s, data, SdSpec(100, 0));
   auto interactive = c_.StartFlow(s, data, SdSpec(20, 0));
-  ASSERT_TRUE(interactive.ok());
+  ASSERT_TRUE(long_interactive.ok() && interactive.ok());
+  absl::StatusOr<v1::StepFlowResponse> long_stepped;
+  std::thread long_stepper([&] { long_stepped = c_.StepFlow(long_interactive->id(), 100000000); });
+  WaitRunning(long_interactive->id());
   absl::StatusOr<v1::StepFlowResponse> stepped;
   std::thread stepper([&] { stepped = c_.StepFlow(interactive->id(), 3); });
-  // The step waits in the queue behind the running job (one worker).
   while (t_.server->backend().jobs().ComputeTotals().queued_tasks == 0) std::this_thread::yield();
   t_.server->Shutdown();
   stepper.join();
+  long_stepper.join();
   EXPECT_EQ(stepped.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(long_stepped.ok());  // stopped by the shutdown
+}
+
+TEST_F(ServerTest, CallsDoNotWaitBehindRunningJobs) {
+  // One job worker, busy with a job that would run for hours: an Evaluate and the interactive steps of
+  // another flow are answered on the call worker meanwhile.
+  const std::string s = NewSession();
+  const std::string data = DataTarget(s, "data");
+  auto running = c_.StartFlow(s, data, SdSpec(100, 100000000));
+  ASSERT_TRUE(running.ok());
+  WaitRunning(running->id());
+  client::SampleSource from_target;
+  from_target.samples_target_id = data;
+  auto e = c_.Evaluate(s, data, from_target, {"mmd"});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_LT(std::abs(e->metrics().at("mmd")), 0.01);  // a sample against itself
+  auto interactive = c_.StartFlow(s, data, SdSpec(20, 0));
+  ASSERT_TRUE(interactive.ok());
+  auto stepped = c_.StepFlow(interactive->id(), 3);
+  ASSERT_TRUE(stepped.ok()) << stepped.status();
+  EXPECT_EQ(stepped->job().step(), 3);
+  auto still = c_.GetJob(running->id());
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->state(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(c_.CancelJob(running->id()).ok());
 }
 
 TEST_F(ServerTest, HealthServesUntilShutdownAndShutdownCancelsJobs) {
