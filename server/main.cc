@@ -1,7 +1,10 @@
 // sampled: the sampling server. Flags configure addresses, threads and limits (see README.md); SIGTERM
 // or SIGINT shut it down gracefully and it exits 0.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,9 +48,27 @@ std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
   return args;
 }
 
+// The compute threads of a step (our kernel sums and LibTorch's intra-op work) are OpenMP teams, whose
+// threads spin between parallel regions (libgomp: 300,000 rounds) before they sleep. Within the process
+// libgomp throttles that when its teams outnumber the cores, but it cannot see another process: beside a
+// second computing process (another sampled, a test run, a neighbour) the spinning threads take the
+// cores the other needs. Two 1024 x 1024 SD steps in two processes took 16 ms each instead of 1 ms; a
+// server's job beside another busy server ran 42 instead of 160 steps/s. With 1,000 rounds a step alone
+// is as fast as before (docs/performance.md). libgomp reads GOMP_SPINCOUNT once, before main, so the
+// server sets it and executes itself again (same pid, same arguments) unless the environment already
+// chooses a policy.
+void BoundOpenMpSpinning(char** argv) {
+  if (std::getenv("GOMP_SPINCOUNT") != nullptr || std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("GOMP_SPINCOUNT", "1000", 1);
+  execv("/proc/self/exe", argv);
+  // The exec failed (no /proc): run on with libgomp's default, which is only slower under contention.
+  std::perror("sampled: re-executing with GOMP_SPINCOUNT=1000 failed; continuing");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  BoundOpenMpSpinning(argv);
   absl::SetProgramUsageMessage("sampled: a gRPC sampling service (see README.md)");
   std::vector<std::string> args = NormalizeFlagNames(argc, argv);
   std::vector<char*> arg_ptrs;

@@ -25,11 +25,11 @@ def server_binary() -> str:
 class RunningServer:
     """A sampled process: its gRPC and metrics addresses, and how to stop it."""
 
-    def __init__(self, *flags: str):
+    def __init__(self, *flags: str, env=None):
         self.proc = subprocess.Popen(
             [server_binary(), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--torch-threads", "2",
              *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         m = re.match(r"sampled listening on ([\d.]+):(\d+), metrics on http://[\d.]+:(\d+)/metrics", line)
         if not m:

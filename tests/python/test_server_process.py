@@ -1,5 +1,6 @@
-"""The sampled process: reflection, /metrics under promtool, health during shutdown, SIGTERM."""
+"""The sampled process: reflection, /metrics under promtool, health during shutdown, SIGTERM, OpenMP spinning."""
 
+import os
 import shutil
 import subprocess
 import threading
@@ -94,5 +95,27 @@ def test_sigterm_during_a_running_job_turns_health_off_and_exits_cleanly():
         assert 2 in statuses  # NOT_SERVING was sent while shutting down
         out = s.proc.stdout.read()
         assert "SIGTERM received" in out and "stopped" in out
+    finally:
+        s.stop()
+
+
+def process_environment(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+
+
+def test_server_bounds_openmp_spinning_unless_the_environment_chooses():
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    s = RunningServer(env=env)
+    try:
+        # Re-executed in place: the same pid now runs with the bounded spin count.
+        assert process_environment(s.proc.pid).get(b"GOMP_SPINCOUNT") == b"1000"
+        assert s.terminate() == 0
+    finally:
+        s.stop()
+    s = RunningServer(env={**env, "OMP_WAIT_POLICY": "active"})
+    try:
+        environ = process_environment(s.proc.pid)
+        assert b"GOMP_SPINCOUNT" not in environ and environ[b"OMP_WAIT_POLICY"] == b"active"
     finally:
         s.stop()
