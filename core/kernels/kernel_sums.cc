@@ -169,21 +169,19 @@ void FusedImplicitRows(const PointsT<Scalar>& queries, int64_t q0, int64_t q1, i
           sums[k] = static_cast<double>(ei::predux(acc[k]));
           finite = finite && std::isfinite(sums[k]);
         }
-        if (m < s_cur &&
-            (!finite || static_cast<double>(s_cur - m) * -static_cast<double>(scale_s) > kMaxLagExponent<Scalar>)) {
-          // Weights of this block may have overflowed: move the shift and recompute it.
-          const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
-          for (int k = 0; k <= D; ++k) total[k] *= f;
-          s_cur = m;
-          continue;
+        const bool moved = m < s_cur;
+        // Weights of this block may have overflowed: recompute it against the moved shift.
+        const bool redo = moved && (!finite || static_cast<double>(s_cur - m) * -static_cast<double>(scale_s) >
+                                                   kMaxLagExponent<Scalar>);
+        if (!redo) {
+          for (int k = 0; k <= D; ++k) total[k] += sums[k];
         }
-        for (int k = 0; k <= D; ++k) total[k] += sums[k];
-        if (m < s_cur) {
+        if (moved) {
           const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
           for (int k = 0; k <= D; ++k) total[k] *= f;
           s_cur = m;
         }
-        return;
+        if (!redo) return;
       }
     };
     for (int64_t b0 = 0; b0 < full; b0 += kFusedPointBlock) {
@@ -208,7 +206,8 @@ void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t
   const Scalar* values = ws.values.data();
   const int64_t stride = ws.coords.cols();
   const int64_t n_padded = (n + P - 1) / P * P;
-  const Packet scale = ei::pset1<Packet>(WeightScale<Scalar>(o));
+  const Scalar scale_s = WeightScale<Scalar>(o);
+  const Packet scale = ei::pset1<Packet>(scale_s);
   const bool shifted = K == PairKernel::kGaussian && o.max_shift;
   const Packet inf = ei::pset1<Packet>(std::numeric_limits<Scalar>::infinity());
   Scalar* w = t.weights.data();
@@ -235,7 +234,7 @@ void FusedBlockRows(const PointsT<Scalar>& queries, int dim, int64_t q0, int64_t
         const Scalar m = ei::predux_min(mn);
         if (m < s_cur) {
           if (s_cur < std::numeric_limits<Scalar>::infinity()) {
-            const double f = RescaleFactor<Scalar>(s_cur, m, WeightScale<Scalar>(o));
+            const double f = RescaleFactor<Scalar>(s_cur, m, scale_s);
             for (int64_t v = 0; v < c; ++v) acc[v] *= f;
           }
           s_cur = m;

@@ -1,15 +1,15 @@
 #include "core/kernels/pairwise_median.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <random>
-
-#include <immintrin.h>
 #include <type_traits>
 
-#include "core/common/parallel.h"
-
 #include <Eigen/Core>
+
+#include "core/common/parallel.h"
 
 namespace sampled {
 namespace {

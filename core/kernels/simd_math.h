@@ -10,7 +10,7 @@ namespace ei = Eigen::internal;
 
 // 2^t for t < 127.5 (float): t = n + f with n = round(t), |f| <= 1/2, 2^f from Cephes' degree-6 minimax
 // polynomial (relative error ~1e-7), 2^n built in the exponent bits. Below 2^-126 it returns 0; above
-// 127.5 the result is meaningless (callers keep t far below: the kernel sums' running shift, <= 100).
+// 127.5 the result is meaningless (callers keep t far below: the kernel sums' running shift, <= 32).
 EIGEN_ALWAYS_INLINE ei::packet_traits<float>::type FastExp2(const ei::packet_traits<float>::type& t_in) {
   using Packet = ei::packet_traits<float>::type;
   using PacketI = ei::unpacket_traits<Packet>::integer_packet;

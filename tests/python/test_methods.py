@@ -47,48 +47,40 @@ def test_density_methods_run_and_report_statistics(client, targets, method):
         assert not final.last_stats.HasField("acceptance_rate")
 
 
-@pytest.mark.parametrize("method,kwargs,code,needle", [
-    ("sd", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
-    ("mmd-gaussian", dict(bandwidth="-0.5"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
-    ("wgf", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
-    ("king", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
-    ("king", dict(basis=500), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis' (500) exceeds the 180 points"),
-    ("ntking", dict(basis=181), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis'"),
-    ("king", dict(stats="rbf+pairs", pairs="0-3"), grpc.StatusCode.INVALID_ARGUMENT, "pairs"),
-    ("king", dict(stats="rbf+pairs", pairs="1-1"), grpc.StatusCode.INVALID_ARGUMENT, "pairs"),
-    ("king", dict(stats="gaussian", basis=10), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis'"),
-    ("king", dict(stats="cubic"), grpc.StatusCode.INVALID_ARGUMENT, "option 'stats'"),
-    ("ntking", dict(hidden="0"), grpc.StatusCode.INVALID_ARGUMENT, "option 'hidden'"),
-    ("sd", dict(first_step_norm=0.5, step_size=0.1), grpc.StatusCode.INVALID_ARGUMENT, "first_step_norm"),
-    ("mmd", dict(noise="constant:1"), grpc.StatusCode.INVALID_ARGUMENT, "'noise'"),
-    ("sd", dict(leapfrog=3), grpc.StatusCode.INVALID_ARGUMENT, "'leapfrog'"),
-    ("svgd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
-    ("mala", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
-    ("hmc", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
-    ("stein-king", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
+@pytest.mark.parametrize("kind,method,kwargs,code,needle", [
+    ("data", "sd", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
+    ("data", "mmd-gaussian", dict(bandwidth="-0.5"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
+    ("data", "wgf", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
+    ("data", "king", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
+    ("data", "king", dict(basis=500), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis' (500) exceeds the 180 points"),
+    ("data", "ntking", dict(basis=181), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis'"),
+    ("data", "king", dict(stats="rbf+pairs", pairs="0-3"), grpc.StatusCode.INVALID_ARGUMENT, "pairs"),
+    ("data", "king", dict(stats="rbf+pairs", pairs="1-1"), grpc.StatusCode.INVALID_ARGUMENT, "pairs"),
+    ("data", "king", dict(stats="gaussian", basis=10), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis'"),
+    ("data", "king", dict(stats="cubic"), grpc.StatusCode.INVALID_ARGUMENT, "option 'stats'"),
+    ("data", "ntking", dict(hidden="0"), grpc.StatusCode.INVALID_ARGUMENT, "option 'hidden'"),
+    ("data", "sd", dict(first_step_norm=0.5, step_size=0.1), grpc.StatusCode.INVALID_ARGUMENT, "first_step_norm"),
+    ("data", "mmd", dict(noise="constant:1"), grpc.StatusCode.INVALID_ARGUMENT, "'noise'"),
+    ("data", "sd", dict(leapfrog=3), grpc.StatusCode.INVALID_ARGUMENT, "'leapfrog'"),
+    ("data", "svgd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
+    ("data", "mala", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
+    ("data", "hmc", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
+    ("data", "stein-king", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs the target's score"),
+    ("density", "hmc", dict(leapfrog=0), grpc.StatusCode.INVALID_ARGUMENT, "option 'leapfrog'"),
+    ("density", "hmc", dict(mass=-1), grpc.StatusCode.INVALID_ARGUMENT, "option 'mass'"),
+    ("density", "hmc", dict(bandwidth="1"), grpc.StatusCode.INVALID_ARGUMENT, "'bandwidth'"),
+    ("density", "svgd", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
+    ("density", "stein-king", dict(basis=61), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis' (61) exceeds the 60 points"),
+    ("density", "stein-king", dict(stats="rbf"), grpc.StatusCode.INVALID_ARGUMENT, "no option 'stats'"),
+    ("density", "langevin", dict(step_size=0), grpc.StatusCode.INVALID_ARGUMENT, "step_size"),
+    ("density", "sd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
+    ("density", "king", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
+    ("density", "ntking", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
+    ("density", "mmd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
 ])
-def test_bad_parameters_on_the_data_target(client, targets, method, kwargs, code, needle):
-    data, _ = targets
-    got, details = refused(lambda: client.start_flow(data, method, particles=60, steps=1, **kwargs))
-    assert got == code, details
-    assert needle in details
-
-
-@pytest.mark.parametrize("method,kwargs,code,needle", [
-    ("hmc", dict(leapfrog=0), grpc.StatusCode.INVALID_ARGUMENT, "option 'leapfrog'"),
-    ("hmc", dict(mass=-1), grpc.StatusCode.INVALID_ARGUMENT, "option 'mass'"),
-    ("hmc", dict(bandwidth="1"), grpc.StatusCode.INVALID_ARGUMENT, "'bandwidth'"),
-    ("svgd", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
-    ("stein-king", dict(basis=61), grpc.StatusCode.INVALID_ARGUMENT, "option 'basis' (61) exceeds the 60 points"),
-    ("stein-king", dict(stats="rbf"), grpc.StatusCode.INVALID_ARGUMENT, "no option 'stats'"),
-    ("langevin", dict(step_size=0), grpc.StatusCode.INVALID_ARGUMENT, "step_size"),
-    ("sd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
-    ("king", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
-    ("ntking", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
-    ("mmd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
-])
-def test_bad_parameters_on_the_density_target(client, targets, method, kwargs, code, needle):
-    _, density = targets
-    got, details = refused(lambda: client.start_flow(density, method, particles=60, steps=1, **kwargs))
+def test_bad_parameters_are_refused_naming_them(client, targets, kind, method, kwargs, code, needle):
+    data, density = targets
+    target = data if kind == "data" else density
+    got, details = refused(lambda: client.start_flow(target, method, particles=60, steps=1, **kwargs))
     assert got == code, details
     assert needle in details

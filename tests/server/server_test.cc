@@ -112,6 +112,13 @@ class ServerTest : public ::testing::Test {
     reader->Finish().ok();
   }
 
+  // Starts an SD job that would run for hours and waits until it is running.
+  absl::StatusOr<v1::Job> StartRunningJob(const std::string& session, const std::string& target) {
+    absl::StatusOr<v1::Job> job = c_.StartFlow(session, target, SdSpec(100, 100000000));
+    if (job.ok()) WaitRunning(job->id());
+    return job;
+  }
+
   TestServer t_;
   client::SampledClient& c_;
 };
@@ -384,9 +391,8 @@ TEST_F(ServerTest, InteractiveSteppingReturnsEachStepsStatistics) {
 TEST_F(ServerTest, CancelStopsARunningJobWithinOneStep) {
   const std::string s = NewSession();
   const std::string target = DataTarget(s, "data");
-  auto job = c_.StartFlow(s, target, SdSpec(100, 100000000));
+  auto job = StartRunningJob(s, target);
   ASSERT_TRUE(job.ok());
-  WaitRunning(job->id());
   // A running job cannot be stepped interactively.
   auto step = c_.StepFlow(job->id(), 1);
   EXPECT_EQ(step.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -410,9 +416,8 @@ TEST_F(ServerTest, CancelStopsARunningJobWithinOneStep) {
 TEST_F(ServerTest, FullQueueRefusesNewJobsAndStoresNothing) {
   const std::string s = NewSession();
   const std::string target = DataTarget(s, "data");
-  auto running = c_.StartFlow(s, target, SdSpec(100, 100000000));
+  auto running = StartRunningJob(s, target);
   ASSERT_TRUE(running.ok());
-  WaitRunning(running->id());
   auto q1 = c_.StartFlow(s, target, SdSpec(10, 10));
   auto q2 = c_.StartFlow(s, target, SdSpec(10, 10));
   ASSERT_TRUE(q1.ok() && q2.ok());
@@ -433,9 +438,8 @@ TEST_F(ServerTest, FullQueueRefusesNewJobsAndStoresNothing) {
 TEST_F(ServerTest, DeletingASessionCancelsItsJobs) {
   const std::string s = NewSession();
   const std::string target = DataTarget(s, "data");
-  auto job = c_.StartFlow(s, target, SdSpec(100, 100000000));
+  auto job = StartRunningJob(s, target);
   ASSERT_TRUE(job.ok());
-  WaitRunning(job->id());
   absl::StatusOr<v1::Job> watched;
   absl::Notification subscribed;
   std::thread watcher([&] {
@@ -564,9 +568,8 @@ TEST_F(ServerTest, MetricsEndpointCountsTraffic) {
 TEST_F(ServerTest, ShutdownCancelsQueuedWorkWithUnavailable) {
   const std::string s = NewSession();
   const std::string data = DataTarget(s, "data");
-  auto running = c_.StartFlow(s, data, SdSpec(100, 100000000));
+  auto running = StartRunningJob(s, data);
   ASSERT_TRUE(running.ok());
-  WaitRunning(running->id());
   // A long interactive step occupies the call worker; a second one waits in its queue.
   auto long_interactive = c_.StartFlow(s, data, SdSpec(100, 0));
   auto interactive = c_.StartFlow(s, data, SdSpec(20, 0));
@@ -589,9 +592,8 @@ TEST_F(ServerTest, CallsDoNotWaitBehindRunningJobs) {
   // another flow are answered on the call worker meanwhile.
   const std::string s = NewSession();
   const std::string data = DataTarget(s, "data");
-  auto running = c_.StartFlow(s, data, SdSpec(100, 100000000));
+  auto running = StartRunningJob(s, data);
   ASSERT_TRUE(running.ok());
-  WaitRunning(running->id());
   client::SampleSource from_target;
   from_target.samples_target_id = data;
   auto e = c_.Evaluate(s, data, from_target, {"mmd"});
@@ -614,9 +616,8 @@ TEST_F(ServerTest, HealthServesUntilShutdownAndShutdownCancelsJobs) {
   EXPECT_EQ(*h, grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(*c_.Health("sampled.v1.FlowService"), grpc::health::v1::HealthCheckResponse::SERVING);
   const std::string s = NewSession();
-  auto job = c_.StartFlow(s, DataTarget(s, "data"), SdSpec(100, 100000000));
+  auto job = StartRunningJob(s, DataTarget(s, "data"));
   ASSERT_TRUE(job.ok());
-  WaitRunning(job->id());
   std::shared_ptr<server::Job> held = *t_.server->backend().jobs().Get(job->id());
   t_.server->Shutdown();
   EXPECT_EQ(held->state(), server::JobState::kCancelled);
