@@ -399,7 +399,7 @@ int RunCheck(const Options& o) {
   const std::string dir = mkdtemp(dir_template);
   bool all_ok = true;
   // d = 3 takes the fused SIMD path, d = 50 the GEMM path (and exact differences for mmd).
-  for (const auto [n, m, d] : {std::tuple<int, int, int>{700, 500, 3}, std::tuple<int, int, int>{300, 250, 50}}) {
+  for (const auto& [n, m, d] : {std::tuple<int, int, int>{700, 500, 3}, std::tuple<int, int, int>{300, 250, 50}}) {
   const Points x = Normal(n, d, 11, 2.0), y = Normal(m, d, 12, 0.0), eps = Normal(m, d, 13, 0.0);
   for (const std::string dtype : {"float32", "float64"}) {
     const DType t = dtype == "float32" ? DType::kFloat32 : DType::kFloat64;

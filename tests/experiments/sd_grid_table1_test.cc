@@ -143,7 +143,9 @@ TEST(SdGridTable1Experiment, SixteenConditions) {
               mean(bandwidth, "mmd-gaussian"), mean(bandwidth, "svgd"));
           std::fflush(stdout);
           // SD converges under every cosine schedule, and with AdaGrad under the constant (median) one.
-          if (!constant || adagrad) EXPECT_EQ(converged["sd"], kSeeds) << "condition row " << row;
+          if (!constant || adagrad) {
+            EXPECT_EQ(converged["sd"], kSeeds) << "condition row " << row;
+          }
         }
       }
     }
