@@ -10,6 +10,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libtorch-dev libeigen3-dev libabsl-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # an optimised BLAS: LibTorch's and PyTorch's matrix products go through libblas.so.3 (reference BLAS otherwise)
+  libopenblas0-pthread
   # Python client, its tests, the benchmark peer and the papers' experiment checks
   python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-torch python3-sklearn
   # promtool (metrics format check) and docker-compose (compose file check)
