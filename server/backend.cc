@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const Uploa
   if (spec.expected_rows > 0) SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.expected_rows, spec.dim, "upload"));
   const int64_t max_rows =
       std::min(options_.limits.max_points_per_target, options_.limits.max_array_values / spec.dim);
-  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, max_rows);
+  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, max_rows, spec.expected_rows);
 }
 
 absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler) {

@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "core/common/torch_runtime.h"
 #include "server/sampled_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address host:port (port 0: any free port)");
@@ -111,6 +112,16 @@ int main(int argc, char** argv) {
                 mhost.c_str(), (*server)->metrics_port());
   } else {
     std::printf("sampled listening on %s:%d\n", host.c_str(), (*server)->port());
+  }
+  // The BLAS behind LibTorch's matrix products (the KiNG family's solves and contractions): the reference
+  // BLAS is 30-50x slower than an optimised one, and says so.
+  const sampled::BlasInfo blas = sampled::MappedBlas();
+  std::printf("sampled: BLAS %s (%s), %d compute threads per job, %d job worker(s)\n", blas.name.c_str(),
+              blas.path.empty() ? "no libblas mapped" : blas.path.c_str(), (*server)->compute_threads(),
+              options.workers);
+  if (blas.name == "reference") {
+    std::printf("sampled: warning: the reference BLAS makes matrix products 30-50x slower; install "
+                "libopenblas0-pthread (deploy/install-deps.sh does)\n");
   }
   std::fflush(stdout);
 

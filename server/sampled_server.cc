@@ -29,7 +29,8 @@ absl::StatusOr<std::unique_ptr<SampledServer>> SampledServer::Start(const Server
   std::unique_ptr<SampledServer> s(new SampledServer());
   s->options_ = options;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
-  ConfigureComputeThreads(options.torch_threads > 0 ? options.torch_threads : std::max(1, cores / options.workers));
+  s->compute_threads_ = options.torch_threads > 0 ? options.torch_threads : std::max(1, cores / options.workers);
+  ConfigureComputeThreads(s->compute_threads_);
 
   s->backend_ = std::make_unique<Backend>(options);
   s->services_.push_back(std::make_unique<SessionServiceImpl>(s->backend_.get()));

@@ -27,6 +27,8 @@ class SampledServer {
 
   int port() const { return port_; }
   int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
+  // Compute threads each job's steps use (--torch-threads, or cores / workers).
+  int compute_threads() const { return compute_threads_; }
   Backend& backend() { return *backend_; }
 
   // Graceful shutdown: health turns NOT_SERVING, new work is refused, jobs are cancelled (each stops
@@ -45,6 +47,7 @@ class SampledServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpExposer> exposer_;
   int port_ = 0;
+  int compute_threads_ = 1;
   absl::Mutex mu_;
   bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -41,8 +42,8 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   target families                           analytic families and their parameters
   flow start --session S --target T --method M [--particles N | --init-file F]
              [--init-mean V] [--init-std V] [--steps K] [--schedule-steps K] [--step-size ETA]
-             [--optimizer sgd|adagrad] [--noise SPEC] [--bandwidth SPEC] [--batch B]
-             [--dtype float32|float64] [--seed S] [--eval-every K] [--eval-metrics a,b]
+             [--optimizer sgd|adagrad] [--noise SPEC] [--bandwidth SPEC] [--median-pairs P]
+             [--batch B] [--dtype float32|float64] [--seed S] [--eval-every K] [--eval-metrics a,b]
              [--METHOD-OPTION VALUE ...] [--watch]
              M: sd svgd langevin mala hmc mmd mmd-gaussian wgf king ntking stein-king; method options
              such as --stats rbf+pairs --pairs 0-1,2-5 --basis 100 --leapfrog 10 (see flow methods)
@@ -418,7 +419,14 @@ class Cli {
       if (!all.ok()) return all.status();
       if (json_) return PrintJsonList(*all), absl::OkStatus();
       for (const auto& m : *all) {
-        out_ << m.name() << ": " << m.summary() << "\n    parameters: " << absl::StrJoin(m.fields(), ", ") << "\n";
+        out_ << m.name() << ": " << m.summary() << "\n";
+        if (m.field_docs().empty()) out_ << "    parameters: " << absl::StrJoin(m.fields(), ", ") << "\n";
+        for (const auto& f : m.field_docs()) {
+          std::string flag = f.name();
+          std::replace(flag.begin(), flag.end(), '_', '-');
+          if (flag == "batch-size") flag = "batch";
+          out_ << "    --" << flag << ": " << f.doc() << "\n";
+        }
         for (const auto& o : m.options()) out_ << "    --" << o.name() << ": " << o.doc() << "\n";
       }
       return absl::OkStatus();
@@ -468,8 +476,13 @@ class Cli {
       if (!b.ok()) return b.status();
       spec.set_batch_size(*b);
     }
+    if (a_.Has("median-pairs")) {
+      absl::StatusOr<int64_t> pairs = IntFlag("median-pairs", 0);
+      if (!pairs.ok()) return pairs.status();
+      spec.set_median_pairs(*pairs);
+    }
     if (a_.Has("dtype")) {
-      absl::StatusOr<DType> t = DTypeFlag("dtype", DType::kFloat64);
+      absl::StatusOr<DType> t = DTypeFlag("dtype", DType::kFloat32);
       if (!t.ok()) return t.status();
       spec.set_dtype(*t == DType::kFloat32 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64);
     }

@@ -16,8 +16,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/common/param_map.h"
 #include "core/common/points.h"
-#include "core/targets/target.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sampled/v1/evaluation.grpc.pb.h"
 #include "sampled/v1/flows.grpc.pb.h"

@@ -14,6 +14,15 @@ void ConfigureComputeThreads(int threads);
 // LibTorch's version string, for build info.
 std::string TorchVersion();
 
+// The BLAS this process mapped: Debian's LibTorch calls whatever libblas.so.3 the system's alternatives
+// point at. `name` is "openblas", "blis", "mkl", "reference" (netlib's, 30-50x slower matrix products) or
+// "unknown"; `path` is the mapped file ("" when none was found).
+struct BlasInfo {
+  std::string name;
+  std::string path;
+};
+BlasInfo MappedBlas();
+
 }  // namespace sampled
 
 #endif  // SAMPLED_CORE_COMMON_TORCH_RUNTIME_H_

@@ -22,6 +22,10 @@
 
 namespace sampled {
 
+// Pairs in the median rules' random subset when a request gives no median_pairs (docs/performance.md:
+// the estimate's error against the exact median, and its cost).
+constexpr int64_t kDefaultMedianPairs = 16384;
+
 // What a caller asks of a flow. Optional fields are "not given": each method uses the ones it
 // documents and refuses the others, so a parameter that would be ignored is an error instead.
 struct FlowConfig {
@@ -34,7 +38,10 @@ struct FlowConfig {
   std::optional<std::string> noise;       // see schedule.h
   std::optional<std::string> bandwidth;   // see schedule.h
   std::optional<int64_t> batch_size;      // 0: full batch
-  std::optional<DType> dtype;             // precision of the kernel sums; default float64
+  std::optional<DType> dtype;             // precision of the kernel sums; default float32 (kernel_flow_util.h)
+  // Pairs the median bandwidth rules look at: a fixed random subset of this many (default
+  // kDefaultMedianPairs); 0: every pair (the exact median).
+  std::optional<int64_t> median_pairs;
   uint64_t seed = 0;
   // Method-specific options, by name (e.g. "leapfrog" -> "10"); unknown names are refused.
   std::map<std::string, std::string> options;
@@ -77,9 +84,11 @@ class Flow {
 };
 
 // Fields of FlowConfig a method may use (besides method, seed, threads and schedule_steps).
-enum class FlowField { kStepSize, kOptimizer, kNoise, kBandwidth, kBatchSize, kDType };
+enum class FlowField { kStepSize, kOptimizer, kNoise, kBandwidth, kBatchSize, kDType, kMedianPairs };
 // "step_size", "optimizer", ... (the names used in messages and by the API).
 const char* FlowFieldName(FlowField f);
+// What the field does and its default, for listings (`samplectl flow methods`).
+std::string FlowFieldDoc(FlowField f);
 
 struct OptionDoc {
   std::string name;

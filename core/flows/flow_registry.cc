@@ -7,6 +7,9 @@
 namespace sampled {
 namespace {
 
+// The subset's pairs and distances take 16 bytes each: 1e7 pairs is 160 MB.
+constexpr int64_t kMaxMedianPairs = 10'000'000;
+
 bool IsSet(const FlowConfig& c, FlowField f) {
   switch (f) {
     case FlowField::kStepSize: return c.step_size.has_value();
@@ -15,6 +18,7 @@ bool IsSet(const FlowConfig& c, FlowField f) {
     case FlowField::kBandwidth: return c.bandwidth.has_value();
     case FlowField::kBatchSize: return c.batch_size.has_value();
     case FlowField::kDType: return c.dtype.has_value();
+    case FlowField::kMedianPairs: return c.median_pairs.has_value();
   }
   return false;
 }
@@ -29,6 +33,23 @@ const char* FlowFieldName(FlowField f) {
     case FlowField::kBandwidth: return "bandwidth";
     case FlowField::kBatchSize: return "batch_size";
     case FlowField::kDType: return "dtype";
+    case FlowField::kMedianPairs: return "median_pairs";
+  }
+  return "?";
+}
+
+std::string FlowFieldDoc(FlowField f) {
+  switch (f) {
+    case FlowField::kStepSize: return "step size eta > 0 (default: the method's, e.g. 0.1 for sd, 1 for king)";
+    case FlowField::kOptimizer: return "sgd (default) or adagrad";
+    case FlowField::kNoise: return "noise rule (README, Flow methods); default: follows the bandwidth";
+    case FlowField::kBandwidth: return "kernel bandwidth rule (README, Flow methods); default: the method's median rule";
+    case FlowField::kBatchSize: return "points per batch; 0 (default): the full batch";
+    case FlowField::kDType:
+      return "precision of the kernel sums: float32 (default; float64 accumulators) or float64 throughout";
+    case FlowField::kMedianPairs:
+      return absl::StrCat("pairs the median rules measure: a fixed random subset of ", kDefaultMedianPairs,
+                          " (default); 0: every pair (exact)");
   }
   return "?";
 }
@@ -68,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateFlow(const FlowConfig& config,
         "define an analytic target, or use a sample method (sd)"));
   }
   for (FlowField f : {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
-                      FlowField::kBatchSize, FlowField::kDType}) {
+                      FlowField::kBatchSize, FlowField::kDType, FlowField::kMedianPairs}) {
     if (IsSet(config, f) && m.fields.count(f) == 0) {
       std::vector<std::string> used;
       for (FlowField g : m.fields) used.push_back(FlowFieldName(g));
@@ -84,6 +105,11 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateFlow(const FlowConfig& config,
   if (config.batch_size.has_value() && *config.batch_size < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be >= 0 (0 means the full batch), got ", *config.batch_size));
+  }
+  if (config.median_pairs.has_value() && !(*config.median_pairs >= 0 && *config.median_pairs <= kMaxMedianPairs)) {
+    return absl::InvalidArgumentError(absl::StrCat("median_pairs must be in [0, ", kMaxMedianPairs,
+                                                   "] (0: every pair, the exact median), got ",
+                                                   *config.median_pairs));
   }
   if (config.schedule_steps < 0) {
     return absl::InvalidArgumentError(

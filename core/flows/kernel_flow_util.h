@@ -3,15 +3,34 @@
 #ifndef SAMPLED_CORE_FLOWS_KERNEL_FLOW_UTIL_H_
 #define SAMPLED_CORE_FLOWS_KERNEL_FLOW_UTIL_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <numeric>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "core/common/points.h"
 #include "core/common/rng.h"
+#include "core/flows/flow.h"
 #include "core/kernels/pairwise_median.h"
 
 namespace sampled {
+
+// The precision of the kernel sums when a request gives none: float32 values with float64 accumulators
+// (packet sums are flushed to float64 every 512 points; SVGD's cancelling term is formed on centred
+// coordinates). Measured against float64 in docs/performance.md ("Precision of the kernel sums").
+constexpr DType kDefaultKernelDType = DType::kFloat32;
+
+// Builds FlowT<float> or FlowT<double> for the requested (or default) precision of the kernel sums.
+template <template <typename> class FlowT, typename... Args>
+std::unique_ptr<Flow> MakeKernelFlow(const std::optional<DType>& dtype, Args&&... args) {
+  if (dtype.value_or(kDefaultKernelDType) == DType::kFloat32) {
+    return std::make_unique<FlowT<float>>(std::forward<Args>(args)...);
+  }
+  return std::make_unique<FlowT<double>>(std::forward<Args>(args)...);
+}
 
 // Copies the rows of `src` (all of them, or a random batch of `batch` rows when 0 < batch < rows) minus
 // `center`, cast to Scalar, into `dst`. `perm` and `index` are scratch kept by the caller.
@@ -33,22 +52,41 @@ void GatherCentred(const Points& src, const Eigen::RowVectorXd& center, int64_t 
   for (int64_t i = 0; i < batch; ++i) dst->row(i) = (src.row(index[i]) - center).template cast<Scalar>();
 }
 
-// The median rules look at no more than this many particles (a random subset beyond it): the cost grows
-// with the square of the count, and 8192 points give the median of ~33 million pairs.
+// The exact median rule looks at no more than this many particles (a random subset beyond it): the cost
+// grows with the square of the count, and 8192 points give the median of ~33 million pairs.
 constexpr int64_t kMedianMaxPoints = 8192;
 
-// Median pairwise squared distance of the particles (exact up to kMedianMaxPoints, then of a random
-// subset), computed in Scalar.
-template <typename Scalar>
-struct ParticleMedian {
-  PointsT<Scalar> points;
-  std::vector<int64_t> perm, index;
-  PairwiseMedianWorkspace<Scalar> ws;
+// How the median bandwidth rules measure the particles' median pairwise squared distance.
+struct MedianSpec {
+  // Pairs of the fixed random subset (SubsetPairMedian); 0: every pair (exact, of a random subset of
+  // kMedianMaxPoints particles beyond that count).
+  int64_t pairs = kDefaultMedianPairs;
+  uint64_t seed = 0;  // draws the subset (the flow's seed)
+};
+// The spec a flow's configuration asks for (FlowConfig::median_pairs, FlowConfig::seed).
+inline MedianSpec MedianSpecOf(const FlowConfig& c) { return {c.median_pairs.value_or(kDefaultMedianPairs), c.seed}; }
 
+// Median pairwise squared distance of the particles for the median rules: over a fixed random subset of
+// pairs by default, exact with MedianSpec::pairs = 0 (computed in Scalar). Not thread-safe.
+template <typename Scalar>
+class ParticleMedian {
+ public:
+  explicit ParticleMedian(MedianSpec spec = {}) : spec_(spec), subset_(std::max<int64_t>(1, spec.pairs), spec.seed) {}
+
+  // `center` is the point the exact path centres on before casting; `rng` draws its subset of
+  // particles beyond kMedianMaxPoints (the subset estimator consumes no randomness).
   double operator()(const Points& y, const Eigen::RowVectorXd& center, Rng& rng, int threads) {
-    GatherCentred(y, center, y.rows() > kMedianMaxPoints ? kMedianMaxPoints : 0, rng, perm, index, &points);
-    return MedianPairwiseSquaredDistance(points, threads, ws);
+    if (spec_.pairs > 0) return subset_(y);
+    GatherCentred(y, center, y.rows() > kMedianMaxPoints ? kMedianMaxPoints : 0, rng, perm_, index_, &points_);
+    return MedianPairwiseSquaredDistance(points_, threads, ws_);
   }
+
+ private:
+  MedianSpec spec_;
+  SubsetPairMedian subset_;
+  PointsT<Scalar> points_;
+  std::vector<int64_t> perm_, index_;
+  PairwiseMedianWorkspace<Scalar> ws_;
 };
 
 }  // namespace sampled

@@ -73,10 +73,7 @@ absl::StatusOr<std::unique_ptr<SufficientStatistics>> KingStatsBuilder::Build(co
   if (m > 0) pool_.bottomRows(m) = *targets;
   double median_sq = 0;
   if (config_.feature_bandwidth.needs_median()) {
-    const Eigen::RowVectorXd center = pool_.colwise().mean();
-    GatherCentred(pool_, center, pool_.rows() > kMedianMaxPoints ? kMedianMaxPoints : 0, rng, perm_, index_,
-                  &median_points_);
-    median_sq = MedianPairwiseSquaredDistance(median_points_, threads, median_ws_);
+    median_sq = feature_median_(pool_, pool_.colwise().mean(), rng, threads);
   }
   last_sigma_ = config_.feature_bandwidth.Sigma(0, 0, median_sq, pool_.rows());
   if (!(last_sigma_ > 0 && std::isfinite(last_sigma_))) {

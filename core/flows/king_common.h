@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "core/common/points.h"
 #include "core/common/rng.h"
+#include "core/flows/kernel_flow_util.h"
 #include "core/flows/options.h"
 #include "core/flows/schedule.h"
 #include "core/flows/sufficient_statistics.h"
@@ -35,7 +36,8 @@ absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim
 // data targets, the targets; the feature bandwidth from the rule over the same points.
 class KingStatsBuilder {
  public:
-  explicit KingStatsBuilder(KingStatsConfig config) : config_(std::move(config)) {}
+  // `median` is how the feature bandwidth's median rules measure the pool (kernel_flow_util.h).
+  KingStatsBuilder(KingStatsConfig config, MedianSpec median) : config_(std::move(config)), feature_median_(median) {}
 
   // INVALID_ARGUMENT when the basis asks for more points than there are.
   absl::Status CheckSizes(int64_t particles, int64_t targets) const;
@@ -48,9 +50,9 @@ class KingStatsBuilder {
 
  private:
   KingStatsConfig config_;
-  Points pool_, median_points_;
+  Points pool_;
   std::vector<int64_t> perm_, index_;
-  PairwiseMedianWorkspace<double> median_ws_;
+  ParticleMedian<double> feature_median_;
   double last_sigma_ = 0;
 };
 

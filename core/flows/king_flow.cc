@@ -25,12 +25,14 @@ struct KingParams {
   SigmaRule bandwidth;  // of the drift kernel k, over the particles
   double lambda = 1e-3, ridge = 1e-3;
   int threads = 0;
+  MedianSpec median;
+  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
 };
 
 class KingFlow final : public Flow {
  public:
   KingFlow(KingParams p, KingStatsConfig stats, std::shared_ptr<const Target> target)
-      : p_(std::move(p)), builder_(std::move(stats)), target_(std::move(target)) {}
+      : p_(std::move(p)), builder_(std::move(stats), p_.median), target_(std::move(target)) {}
 
   absl::Status CheckState(const FlowState& state) const override {
     return builder_.CheckSizes(state.particles.rows(), target_->samples()->rows());
@@ -60,7 +62,8 @@ class KingFlow final : public Flow {
     problem.lambda = p_.lambda;
     problem.ridge = p_.ridge;
     problem.threads = p_.threads;
-    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, &velocity_));
+    problem.precision = p_.precision;
+    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
@@ -83,8 +86,9 @@ class KingFlow final : public Flow {
   KingStatsBuilder builder_;
   std::shared_ptr<const Target> target_;
   Points tx_, ty_, jy_, velocity_, displacement_, memory_, next_;
+  NaturalGradientWorkspace ng_ws_;
   Eigen::VectorXd grad_;
-  ParticleMedian<double> median_;
+  ParticleMedian<double> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateKingFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
@@ -101,6 +105,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateKingFlow(const FlowConfig& c, std::s
     return absl::InvalidArgumentError("king: bandwidth must be a value or a median rule");
   }
   p.threads = c.threads;
+  p.median = MedianSpecOf(c);
+  p.precision = c.dtype.value_or(kDefaultNaturalGradientDType);
   return std::unique_ptr<Flow>(std::make_unique<KingFlow>(std::move(p), std::move(stats), std::move(target)));
 }
 
@@ -112,7 +118,7 @@ const FlowMethod& KingFlowMethod() {
       "kernel natural-gradient flow KiNG, 000 Thm 4.3 / Eq. 9 (data targets; step size 1 by default)",
       /*needs_samples=*/true,
       /*needs_density=*/false,
-      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kDType, FlowField::kMedianPairs},
       {{"stats", "sufficient statistics: gaussian ([x, x x^T]), rbf (default), rbf+pairs"},
        {"basis", "RBF basis points drawn each step from particles and targets (default: up to 200; a larger "
                  "explicit value than there are points is refused)"},

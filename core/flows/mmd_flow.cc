@@ -82,10 +82,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateMmdFlow(const FlowConfig& c, std::sh
   SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
-  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
-    return std::unique_ptr<Flow>(std::make_unique<MmdFlow<float>>(std::move(p), std::move(target)));
-  }
-  return std::unique_ptr<Flow>(std::make_unique<MmdFlow<double>>(std::move(p), std::move(target)));
+  return MakeKernelFlow<MmdFlow>(c.dtype, std::move(p), std::move(target));
 }
 
 }  // namespace

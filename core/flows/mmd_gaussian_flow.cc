@@ -25,6 +25,7 @@ struct MmdGaussianParams {
   KernelSigmas sigmas;
   int64_t batch = 0;
   int threads = 0;
+  MedianSpec median;
 };
 
 template <typename Scalar>
@@ -93,7 +94,7 @@ class MmdGaussianFlow final : public Flow {
   PointsT<Scalar> z_, xb_, yb_;
   std::vector<int64_t> perm_x_, perm_y_, index_;
   KernelWorkspace<Scalar> ws_;
-  ParticleMedian<Scalar> median_;
+  ParticleMedian<Scalar> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateMmdGaussianFlow(const FlowConfig& c,
@@ -106,10 +107,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateMmdGaussianFlow(const FlowConfig& c,
   SAMPLED_ASSIGN_OR_RETURN(p.sigmas, KernelSigmas::Resolve(c.bandwidth, c.noise, "median", "none", c.schedule_steps));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
-  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
-    return std::unique_ptr<Flow>(std::make_unique<MmdGaussianFlow<float>>(std::move(p), std::move(target)));
-  }
-  return std::unique_ptr<Flow>(std::make_unique<MmdGaussianFlow<double>>(std::move(p), std::move(target)));
+  p.median = MedianSpecOf(c);
+  return MakeKernelFlow<MmdGaussianFlow>(c.dtype, std::move(p), std::move(target));
 }
 
 }  // namespace
@@ -121,7 +120,7 @@ const FlowMethod& MmdGaussianFlowMethod() {
       /*needs_samples=*/true,
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth, FlowField::kBatchSize,
-       FlowField::kDType},
+       FlowField::kDType, FlowField::kMedianPairs},
       {},
       CreateMmdGaussianFlow};
   return kMethod;

@@ -26,12 +26,14 @@ struct NtKingParams {
   int64_t redraw = 0;  // 0: never
   uint64_t seed = 0;
   int threads = 0;
+  MedianSpec median;
+  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
 };
 
 class NtKingFlow final : public Flow {
  public:
   NtKingFlow(NtKingParams p, KingStatsConfig stats, std::shared_ptr<const Target> target)
-      : p_(std::move(p)), builder_(std::move(stats)), target_(std::move(target)) {}
+      : p_(std::move(p)), builder_(std::move(stats), p_.median), target_(std::move(target)) {}
 
   absl::Status CheckState(const FlowState& state) const override {
     return builder_.CheckSizes(state.particles.rows(), target_->samples()->rows());
@@ -62,7 +64,8 @@ class NtKingFlow final : public Flow {
     problem.lambda = p_.lambda;
     problem.ridge = p_.ridge;
     problem.threads = p_.threads;
-    SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel, &velocity_));
+    problem.precision = p_.precision;
+    SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
@@ -87,6 +90,7 @@ class NtKingFlow final : public Flow {
   std::unique_ptr<NtkMlp> mlp_;
   int64_t generation_ = -1;
   Points tx_, ty_, jy_, velocity_, displacement_, memory_, next_;
+  NaturalGradientWorkspace ng_ws_;
   Eigen::VectorXd grad_;
 };
 
@@ -106,6 +110,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateNtKingFlow(const FlowConfig& c, std:
   SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
   p.seed = c.seed;
   p.threads = c.threads;
+  p.median = MedianSpecOf(c);
+  p.precision = c.dtype.value_or(kDefaultNaturalGradientDType);
   return std::unique_ptr<Flow>(std::make_unique<NtKingFlow>(std::move(p), std::move(stats), std::move(target)));
 }
 
@@ -118,7 +124,7 @@ const FlowMethod& NtKingFlowMethod() {
       "targets; step size 1 by default)",
       /*needs_samples=*/true,
       /*needs_density=*/false,
-      {FlowField::kStepSize, FlowField::kOptimizer},
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kDType, FlowField::kMedianPairs},
       {{"stats", "sufficient statistics: gaussian, rbf (default), rbf+pairs"},
        {"basis", "RBF basis points drawn each step from particles and targets (default: up to 200)"},
        {"pairs", "for rbf+pairs: coordinate pairs I-J, e.g. 0-1,2-5"},

@@ -26,6 +26,7 @@ struct SdParams {
   KernelSigmas sigmas;
   int64_t batch = 0;
   int threads = 0;
+  MedianSpec median;
 };
 
 template <typename Scalar>
@@ -114,7 +115,7 @@ class SdFlow final : public Flow {
   PointsT<Scalar> z_, x_, y_;
   std::vector<int64_t> x_perm_, y_perm_, index_;
   KernelWorkspace<Scalar> ws_;
-  ParticleMedian<Scalar> median_;
+  ParticleMedian<Scalar> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
@@ -131,10 +132,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::sha
                            KernelSigmas::Resolve(c.bandwidth, c.noise, "median", "bandwidth", c.schedule_steps));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
-  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
-    return std::unique_ptr<Flow>(std::make_unique<SdFlow<float>>(std::move(p), std::move(target)));
-  }
-  return std::unique_ptr<Flow>(std::make_unique<SdFlow<double>>(std::move(p), std::move(target)));
+  p.median = MedianSpecOf(c);
+  return MakeKernelFlow<SdFlow>(c.dtype, std::move(p), std::move(target));
 }
 
 }  // namespace
@@ -159,7 +158,7 @@ const FlowMethod& SdFlowMethod() {
       /*needs_samples=*/true,
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
-       FlowField::kBatchSize, FlowField::kDType},
+       FlowField::kBatchSize, FlowField::kDType, FlowField::kMedianPairs},
       {{"first_step_norm", "instead of step_size: choose the step size so that the first perturbation (the whole "
                            "M x d array) has this Frobenius norm, 001 App. C (e.g. 0.5)"}},
       CreateSdFlow};

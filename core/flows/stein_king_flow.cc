@@ -24,12 +24,14 @@ struct SteinKingParams {
   SigmaRule bandwidth;
   double lambda = 1e-3, ridge = 1e-3;
   int threads = 0;
+  MedianSpec median;
+  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
 };
 
 class SteinKingFlow final : public Flow {
  public:
   SteinKingFlow(SteinKingParams p, KingStatsConfig stats, std::shared_ptr<const Target> target)
-      : p_(std::move(p)), builder_(std::move(stats)), target_(std::move(target)) {}
+      : p_(std::move(p)), builder_(std::move(stats), p_.median), target_(std::move(target)) {}
 
   absl::Status CheckState(const FlowState& state) const override {
     return builder_.CheckSizes(state.particles.rows(), 0);
@@ -61,7 +63,8 @@ class SteinKingFlow final : public Flow {
     problem.lambda = p_.lambda;
     problem.ridge = p_.ridge;
     problem.threads = p_.threads;
-    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, &velocity_));
+    problem.precision = p_.precision;
+    SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
@@ -84,8 +87,9 @@ class SteinKingFlow final : public Flow {
   KingStatsBuilder builder_;
   std::shared_ptr<const Target> target_;
   Points ty_, jy_, velocity_, displacement_, memory_, next_;
+  NaturalGradientWorkspace ng_ws_;
   Eigen::VectorXd grad_;
-  ParticleMedian<double> median_;
+  ParticleMedian<double> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSteinKingFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
@@ -102,6 +106,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSteinKingFlow(const FlowConfig& c, s
     return absl::InvalidArgumentError("stein-king: bandwidth must be a value or a median rule");
   }
   p.threads = c.threads;
+  p.median = MedianSpecOf(c);
+  p.precision = c.dtype.value_or(kDefaultNaturalGradientDType);
   return std::unique_ptr<Flow>(std::make_unique<SteinKingFlow>(std::move(p), std::move(stats), std::move(target)));
 }
 
@@ -113,7 +119,7 @@ const FlowMethod& SteinKingFlowMethod() {
       "KiNG on the Stein exponential family T = S_p f, 000 App. D (density targets)",
       /*needs_samples=*/false,
       /*needs_density=*/true,
-      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth},
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kDType, FlowField::kMedianPairs},
       {{"basis", "RBF test functions centred on particles drawn each step (default: up to 50; T has d * basis "
                  "entries)"},
        {"feature_bandwidth", "bandwidth rule of the test functions over the particles (default median-scaled:0.5)"},

@@ -25,6 +25,7 @@ struct SvgdParams {
   KernelSigmas sigmas;
   int64_t batch = 0;
   int threads = 0;
+  MedianSpec median;
 };
 
 template <typename Scalar>
@@ -120,7 +121,7 @@ class SvgdFlow final : public Flow {
   PointsT<Scalar> z_, zb_, values_;
   std::vector<int64_t> perm_, index_;
   KernelWorkspace<Scalar> ws_;
-  ParticleMedian<Scalar> median_;
+  ParticleMedian<Scalar> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateSvgdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
@@ -133,10 +134,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSvgdFlow(const FlowConfig& c, std::s
                            KernelSigmas::Resolve(c.bandwidth, c.noise, "svgd-median", "none", c.schedule_steps));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
-  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
-    return std::unique_ptr<Flow>(std::make_unique<SvgdFlow<float>>(std::move(p), std::move(target)));
-  }
-  return std::unique_ptr<Flow>(std::make_unique<SvgdFlow<double>>(std::move(p), std::move(target)));
+  p.median = MedianSpecOf(c);
+  return MakeKernelFlow<SvgdFlow>(c.dtype, std::move(p), std::move(target));
 }
 
 }  // namespace
@@ -148,7 +147,7 @@ const FlowMethod& SvgdFlowMethod() {
       /*needs_samples=*/false,
       /*needs_density=*/true,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
-       FlowField::kBatchSize, FlowField::kDType},
+       FlowField::kBatchSize, FlowField::kDType, FlowField::kMedianPairs},
       {},
       CreateSvgdFlow};
   return kMethod;

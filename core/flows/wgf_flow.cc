@@ -24,6 +24,7 @@ struct WgfParams {
   KernelSigmas sigmas;
   int64_t batch = 0;
   int threads = 0;
+  MedianSpec median;
 };
 
 template <typename Scalar>
@@ -83,7 +84,7 @@ class WgfFlow final : public Flow {
   PointsT<Scalar> y_, yb_, xb_;
   std::vector<int64_t> perm_x_, perm_y_, index_;
   KernelWorkspace<Scalar> ws_;
-  ParticleMedian<Scalar> median_;
+  ParticleMedian<Scalar> median_{p_.median};
 };
 
 absl::StatusOr<std::unique_ptr<Flow>> CreateWgfFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
@@ -97,10 +98,8 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateWgfFlow(const FlowConfig& c, std::sh
                                                  c.schedule_steps));
   p.batch = c.batch_size.value_or(0);
   p.threads = c.threads;
-  if (c.dtype.value_or(DType::kFloat64) == DType::kFloat32) {
-    return std::unique_ptr<Flow>(std::make_unique<WgfFlow<float>>(std::move(p), std::move(target)));
-  }
-  return std::unique_ptr<Flow>(std::make_unique<WgfFlow<double>>(std::move(p), std::move(target)));
+  p.median = MedianSpecOf(c);
+  return MakeKernelFlow<WgfFlow>(c.dtype, std::move(p), std::move(target));
 }
 
 }  // namespace
@@ -112,7 +111,7 @@ const FlowMethod& WgfFlowMethod() {
       "bandwidth median-scaled:0.5 by default, k = exp(-D^2 / median D^2) as in 000's experiments)",
       /*needs_samples=*/false,
       /*needs_density=*/false,
-      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kBatchSize, FlowField::kDType},
+      {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kBatchSize, FlowField::kDType, FlowField::kMedianPairs},
       {},
       CreateWgfFlow};
   return kMethod;

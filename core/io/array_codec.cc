@@ -1,5 +1,6 @@
 #include "core/io/array_codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,11 @@ double ReadValue(const char* p, DType dtype) {
 
 }  // namespace
 
+ArrayAssembler::ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows, int64_t expected_rows)
+    : dtype_(dtype), dim_(dim), max_rows_(max_rows) {
+  if (expected_rows > 0 && expected_rows <= max_rows) values_.reserve(static_cast<size_t>(expected_rows * dim));
+}
+
 absl::Status ArrayAssembler::Append(absl::string_view chunk) {
   const size_t width = static_cast<size_t>(DTypeSize(dtype_));
   if (!partial_.empty()) {
@@ -35,7 +41,12 @@ absl::Status ArrayAssembler::Append(absl::string_view chunk) {
     }
   }
   const size_t whole = chunk.size() / width;
-  values_.reserve(values_.size() + whole);
+  // Grow geometrically: reserving exactly one more chunk each time made an upload quadratic in its size.
+  if (values_.size() + whole > values_.capacity()) {
+    // Never past the limit (plus the row that tells it was passed), whatever the doubling asks for.
+    const size_t cap = static_cast<size_t>(std::min<int64_t>(max_rows_, INT64_MAX / 8 / dim_ - 1) + 1) * dim_;
+    values_.reserve(std::max(values_.size() + whole, std::min(2 * values_.capacity(), cap)));
+  }
   for (size_t i = 0; i < whole; ++i) values_.push_back(ReadValue(chunk.data() + i * width, dtype_));
   partial_.append(chunk.data() + whole * width, chunk.size() - whole * width);
   if (rows_so_far() > max_rows_) {

@@ -18,8 +18,10 @@ namespace sampled {
 // Not thread-safe.
 class ArrayAssembler {
  public:
-  // dim >= 1; max_rows bounds the upload (RESOURCE_EXHAUSTED past it).
-  ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows) : dtype_(dtype), dim_(dim), max_rows_(max_rows) {}
+  // dim >= 1; max_rows bounds the upload (RESOURCE_EXHAUSTED past it). `expected_rows` > 0 (at most
+  // max_rows) reserves the whole array up front; otherwise the buffer grows geometrically, so an upload
+  // takes time linear in its size either way.
+  ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows, int64_t expected_rows = 0);
 
   // Appends bytes. RESOURCE_EXHAUSTED once more than max_rows rows have arrived.
   absl::Status Append(absl::string_view chunk);

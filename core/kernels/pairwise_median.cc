@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "core/common/parallel.h"
+#include "core/common/rng.h"
 
 namespace sampled {
 namespace {
@@ -295,6 +296,41 @@ double MedianPairwiseSquaredDistance(const Points& points, int threads) {
   PairwiseMedianWorkspace<double> ws;
   ws.presize = false;  // used once: grow only as needed
   return MedianPairwiseSquaredDistance(points, threads, ws);
+}
+
+double SubsetPairMedian::operator()(const Points& points) {
+  const int64_t n = points.rows(), d = points.cols();
+  if (n < 2) return 0.0;
+  if (!subsampled(n)) {
+    exact_ws_.presize = false;
+    return MedianPairwiseSquaredDistance(points, 1, exact_ws_);
+  }
+  if (drawn_for_ != n) {
+    // Uniform over ordered pairs i != j, which is uniform over unordered ones.
+    Rng rng(seed_ ^ 0x6d656469616e7061ULL);  // "medianpa": apart from the flow's own streams
+    first_.resize(pairs_);
+    second_.resize(pairs_);
+    for (int64_t k = 0; k < pairs_; ++k) {
+      const int64_t i = rng.UniformInt(n);
+      int64_t j = rng.UniformInt(n - 1);
+      if (j >= i) ++j;
+      first_[k] = static_cast<int32_t>(i);
+      second_[k] = static_cast<int32_t>(j);
+    }
+    drawn_for_ = n;
+  }
+  d2_.resize(pairs_);
+  const double* p = points.data();
+  for (int64_t k = 0; k < pairs_; ++k) {
+    const double* a = p + first_[k] * d;
+    const double* b = p + second_[k] * d;
+    double s = 0;
+    for (int64_t c = 0; c < d; ++c) s += (a[c] - b[c]) * (a[c] - b[c]);
+    d2_[k] = s;
+  }
+  const int64_t rank = (pairs_ - 1) / 2;
+  std::nth_element(d2_.begin(), d2_.begin() + rank, d2_.end());
+  return d2_[rank];
 }
 
 template double MedianPairwiseSquaredDistance<float>(const PointsF&, int, PairwiseMedianWorkspace<float>&);

@@ -12,14 +12,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/common/param_map.h"
 #include "core/common/points.h"
 #include "core/common/rng.h"
 
 namespace sampled {
-
-// Named real-valued parameters of a target family; a scalar is a vector of length 1, a matrix is stored
-// row-major.
-using ParamMap = std::map<std::string, std::vector<double>>;
 
 class Target {
  public:

@@ -82,6 +82,7 @@ absl::StatusOr<StartFlowArgs> FromProto(const v1::StartFlowRequest& request) {
   if (s.has_bandwidth()) c.bandwidth = s.bandwidth();
   if (s.has_batch_size()) c.batch_size = s.batch_size();
   if (s.dtype() != v1::DTYPE_UNSPECIFIED) c.dtype = FromProto(s.dtype());
+  if (s.has_median_pairs()) c.median_pairs = s.median_pairs();
   c.seed = s.seed();
   c.options = {s.options().begin(), s.options().end()};
   a.spec.steps = s.steps();
@@ -200,7 +201,12 @@ void ToProto(const FlowMethod& m, v1::Method* out) {
   out->set_summary(m.summary);
   out->set_needs_samples(m.needs_samples);
   out->set_needs_density(m.needs_density);
-  for (FlowField f : m.fields) out->add_fields(FlowFieldName(f));
+  for (FlowField f : m.fields) {
+    out->add_fields(FlowFieldName(f));
+    v1::ParameterDoc* d = out->add_field_docs();
+    d->set_name(FlowFieldName(f));
+    d->set_doc(FlowFieldDoc(f));
+  }
   for (const OptionDoc& o : m.options) {
     v1::ParameterDoc* d = out->add_options();
     d->set_name(o.name);

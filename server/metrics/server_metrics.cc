@@ -72,7 +72,8 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   prometheus::BuildGauge()
       .Name("sampled_build_info")
       .Help("Build information; the value is 1")
-      .Labels({{"version", SAMPLED_VERSION}, {"torch", TorchVersion()}, {"grpc", grpc::Version()}})
+      .Labels({{"version", SAMPLED_VERSION}, {"torch", TorchVersion()}, {"blas", MappedBlas().name},
+               {"grpc", grpc::Version()}})
       .Register(*registry_)
       .Add({})
       .Set(1);

@@ -130,10 +130,47 @@ TEST(NaturalGradientTest, KingVelocityIsEq9) {
   p.lambda = 0.01;
   p.ridge = 1e-3;
   p.threads = 2;
-  Points v;
-  ASSERT_TRUE(KingVelocity(p, 0.9, &v).ok());
   const Points expected = DirectKing(y, ty, jy, grad, 0.9, 0.01, 1e-3);
-  EXPECT_LT((v - expected).cwiseAbs().maxCoeff(), 1e-10 * (1 + expected.cwiseAbs().maxCoeff()));
+  const double scale = 1 + expected.cwiseAbs().maxCoeff();
+  // Both arrangements of the contractions, in both precisions; one workspace reused across calls.
+  NaturalGradientWorkspace ws;
+  for (KingContraction c : {KingContraction::kCoordinatePairs, KingContraction::kPerParticle, KingContraction::kAuto}) {
+    for (DType precision : {DType::kFloat64, DType::kFloat32}) {
+      p.precision = precision;
+      Points v;
+      ASSERT_TRUE(KingVelocity(p, 0.9, ws, &v, c).ok());
+      const double tolerance = precision == DType::kFloat64 ? 1e-10 : 1e-4;
+      EXPECT_LT((v - expected).cwiseAbs().maxCoeff(), tolerance * scale)
+          << "contraction " << static_cast<int>(c) << ", " << DTypeName(precision);
+    }
+  }
+}
+
+// Blocks of rows (32 per block) and threads must not change the result: more particles than a block, and
+// one thread against two give the same velocity bit for bit.
+TEST(NaturalGradientTest, KingVelocityDoesNotDependOnTheThreadCount) {
+  const Points y = RandomPoints(70, 2, 21), x = RandomPoints(40, 2, 22, 1.0);
+  auto stats = RbfStatistics(RandomPoints(9, 2, 23), 1.1);
+  Points ty, jy, tx;
+  ASSERT_TRUE(stats->Evaluate(y, &ty, &jy).ok());
+  ASSERT_TRUE(stats->Evaluate(x, &tx, nullptr).ok());
+  const Eigen::VectorXd grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
+  NaturalGradientProblem p;
+  p.particles = &y;
+  p.stats = &ty;
+  p.jacobian = &jy;
+  p.grad = &grad;
+  for (KingContraction c : {KingContraction::kCoordinatePairs, KingContraction::kPerParticle}) {
+    NaturalGradientWorkspace ws1, ws2;
+    Points v1, v2;
+    p.threads = 1;
+    ASSERT_TRUE(KingVelocity(p, 0.8, ws1, &v1, c).ok());
+    p.threads = 2;
+    ASSERT_TRUE(KingVelocity(p, 0.8, ws2, &v2, c).ok());
+    EXPECT_EQ(v1, v2) << "contraction " << static_cast<int>(c);
+    const Points expected = DirectKing(y, ty, jy, grad, 0.8, 1e-3, 1e-3);
+    EXPECT_LT((v1 - expected).cwiseAbs().maxCoeff(), 1e-10 * (1 + expected.cwiseAbs().maxCoeff()));
+  }
 }
 
 TEST(NaturalGradientTest, ScalarKernelVelocityIsEq11WithADiagonalKernel) {
@@ -151,7 +188,8 @@ TEST(NaturalGradientTest, ScalarKernelVelocityIsEq11WithADiagonalKernel) {
   p.jacobian = &jy;
   p.grad = &grad;
   Points v;
-  ASSERT_TRUE(ScalarKernelVelocity(p, k, &v).ok());
+  NaturalGradientWorkspace ws;
+  ASSERT_TRUE(ScalarKernelVelocity(p, k, ws, &v).ok());
   // Direct: G = (1/n^2) sum_ij k_ij J_i^T J_j, h_j = (1/n) sum_i k_ij J_i alpha.
   const int64_t b = stats->size();
   auto J = [&](int64_t i) {
@@ -320,8 +358,11 @@ TEST(KingFlowTest, BadOptionsNameTheParameter) {
   c.options = {{"activation", "sigmoid"}};
   EXPECT_THAT(CreateFlow(c, data).status().message(), HasSubstr("option 'activation'"));
   c.options = {};
-  c.dtype = DType::kFloat32;
-  EXPECT_THAT(CreateFlow(c, data).status().message(), HasSubstr("does not use 'dtype'"));
+  c.batch_size = 10;
+  EXPECT_THAT(CreateFlow(c, data).status().message(), HasSubstr("does not use 'batch_size'"));
+  c.batch_size.reset();
+  c.median_pairs = -1;
+  EXPECT_THAT(CreateFlow(c, data).status().message(), HasSubstr("median_pairs must be in [0,"));
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ TEST(MmdFlowTest, StepIsMinusTheGradientOfMmdSquaredWithTheDistanceKernel) {
   const Points x = RandomPoints(9, 3, 1, 2.0), y0 = RandomPoints(7, 3, 2);
   FlowConfig c;
   c.method = "mmd";
+  c.dtype = DType::kFloat64;  // the formula to 1e-13; the float32 default is checked in FlowsTest
   c.step_size = 0.7;
   const Points y1 = OneStep(c, Data(x), y0);
   for (int64_t i = 0; i < 7; ++i) {
@@ -64,6 +65,7 @@ TEST(MmdGaussianFlowTest, StepIsEq51) {
   const Points x = RandomPoints(8, 2, 3, 1.0), y0 = RandomPoints(6, 2, 4);
   FlowConfig c;
   c.method = "mmd-gaussian";
+  c.dtype = DType::kFloat64;  // the formula to 1e-13; the float32 default is checked in FlowsTest
   c.bandwidth = "0.9";
   c.step_size = 0.5;
   const Points y1 = OneStep(c, Data(x), y0);
@@ -103,6 +105,7 @@ TEST(WgfFlowTest, DataAndDensityTargetsFollowTheKdeScoreDifference) {
   const Points x = RandomPoints(10, 2, 5, 1.0), y0 = RandomPoints(6, 2, 6);
   FlowConfig c;
   c.method = "wgf";
+  c.dtype = DType::kFloat64;  // the formula to 1e-13; the float32 default is checked in FlowsTest
   c.bandwidth = "1.1";
   c.step_size = 0.3;
   const Points y1 = OneStep(c, Data(x), y0);

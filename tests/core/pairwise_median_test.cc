@@ -1,6 +1,7 @@
 #include "core/kernels/pairwise_median.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -77,6 +78,56 @@ TEST(PairwiseMedianTest, ReusedWorkspaceGivesTheSameAnswer) {
   const double ma = MedianPairwiseSquaredDistance(a, 2, ws);
   EXPECT_DOUBLE_EQ(MedianPairwiseSquaredDistance(b, 2, ws), SortedLowerMedian(b));
   EXPECT_DOUBLE_EQ(MedianPairwiseSquaredDistance(a, 1, ws), ma);
+}
+
+}  // namespace
+}  // namespace sampled
+
+namespace sampled {
+namespace {
+
+Points Gaussian(int64_t n, int64_t d, uint64_t seed) {
+  Rng rng(seed);
+  Points p(n, d);
+  rng.FillNormal(p.data(), p.size());
+  return p;
+}
+
+// With no more distinct pairs than the subset holds, the subset estimator is the exact median.
+TEST(SubsetPairMedianTest, IsExactWhenTheSubsetCoversEveryPair) {
+  const Points p = Gaussian(180, 3, 5);  // 16,110 pairs
+  SubsetPairMedian subset(16384, 7);
+  EXPECT_FALSE(subset.subsampled(180));
+  EXPECT_EQ(subset(p), MedianPairwiseSquaredDistance(p, 1));
+}
+
+// The estimate over a fixed subset of P pairs has a relative standard error of about
+// 1 / (2 sqrt(P) f(m) m) (f: density of the squared distance at its median m): for a 2-D Gaussian cloud the
+// squared distance is exponential, f(m) m = ln(2)/2, so 1.44 / sqrt(P) = 1.1% at P = 16384. Over 20 clouds
+// (seeds fixed) every estimate is within 5 standard errors (5.6%) and their RMS within 2 (2.3%).
+TEST(SubsetPairMedianTest, RelativeErrorMatchesItsStandardError) {
+  double sum_sq = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const Points p = Gaussian(4096, 2, 100 + seed);
+    SubsetPairMedian subset(16384, seed);
+    ASSERT_TRUE(subset.subsampled(4096));
+    const double exact = MedianPairwiseSquaredDistance(p, 2);
+    const double rel = subset(p) / exact - 1;
+    EXPECT_LT(std::abs(rel), 5 * 1.44 / 128) << "seed " << seed;
+    sum_sq += rel * rel;
+  }
+  EXPECT_LT(std::sqrt(sum_sq / 20), 2 * 1.44 / 128);
+}
+
+// The subset is drawn once per point count from the seed: the same points give the same estimate, and a
+// moved cloud is measured on the same pairs (a scaled cloud's estimate scales exactly).
+TEST(SubsetPairMedianTest, IsAFixedFunctionOfThePoints) {
+  const Points p = Gaussian(2000, 2, 9);
+  SubsetPairMedian a(1000, 3), b(1000, 3);
+  const double first = a(p);
+  EXPECT_EQ(a(p), first);
+  EXPECT_EQ(b(p), first);
+  EXPECT_DOUBLE_EQ(a(Points(2.0 * p)), 4 * first);
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ TEST(SdFlowTest, NoiseFreeStepIsEq18) {
   const Points x = RandomPoints(9, 2, 4, 2.0);
   FlowConfig c;
   c.method = "sd";
+  c.dtype = DType::kFloat64;  // the formula to 1e-13; the float32 default is checked in FlowsTest
   c.step_size = 0.3;
   c.bandwidth = "0.7";
   c.noise = "none";
@@ -90,6 +91,7 @@ TEST(SdFlowTest, NoisyStepUsesTheStateGeneratorAndEq18) {
   const Points x = RandomPoints(9, 2, 6, 1.0);
   FlowConfig c;
   c.method = "sd";
+  c.dtype = DType::kFloat64;  // the formula to 1e-13; the float32 default is checked in FlowsTest
   c.noise = "constant:0.5";
   auto flow = CreateFlow(c, DataTarget(x));
   ASSERT_TRUE(flow.ok()) << flow.status();

@@ -213,8 +213,8 @@ class Session:
                    init_std: Optional[float] = None, steps: int = 1000, schedule_steps: int = 0,
                    step_size: Optional[float] = None, optimizer: Optional[str] = None,
                    noise: Optional[str] = None, bandwidth: Optional[str] = None, batch_size: Optional[int] = None,
-                   dtype=None, seed: int = 0, eval_every: int = 0, eval_metrics: Sequence[str] = (),
-                   **options) -> Job:
+                   dtype=None, median_pairs: Optional[int] = None, seed: int = 0, eval_every: int = 0,
+                   eval_metrics: Sequence[str] = (), **options) -> Job:
         """Starts a particle flow on `target` (a Target or its id) as a job.
 
         Particles start as `particles` draws from N(init_mean, init_std^2 I), or as the rows of `init` (an
@@ -247,6 +247,8 @@ class Session:
             spec.batch_size = batch_size
         if dtype is not None:
             spec.dtype = _dtype_proto(dtype)
+        if median_pairs is not None:
+            spec.median_pairs = median_pairs
         for key, value in options.items():
             spec.options[key] = str(value)
         job = _call(self._client._flows.StartFlow,
