@@ -18,20 +18,54 @@ using MapMat = Eigen::Map<Mat<S>>;
 template <typename S>
 using ConstMapMat = Eigen::Map<const Mat<S>>;
 
+// Rows (or columns) per block of a product that threads share: about `target`, in an even number of
+// blocks of equal size. It depends on the size only, never on the thread count: a GEMM's summation order
+// depends on its shape, and a seeded flow must give the same particles whatever the threads.
+int64_t BlockSize(int64_t size, int64_t target) {
+  const int64_t blocks = 2 * std::max<int64_t>(1, (size + 2 * target - 1) / (2 * target));
+  return std::max<int64_t>(1, (size + blocks - 1) / blocks);
+}
+
 // Particle rows per block of the kernel rows and the products that use them (what a thread takes).
-constexpr int64_t kRowBlock = 32;
-// Columns of G per block of its products.
-constexpr int64_t kColBlock = 32;
+constexpr int64_t kRowBlock = 64;
 // kPerParticle: values of the t_ij block a thread holds at once (8 MB in float64).
 constexpr int64_t kPairValuesPerBlock = int64_t{1} << 20;
 
-// out = a^T b (a: r x p, b: r x q). Columns of out are cut into blocks that threads take; each element is
-// computed by one thread in a fixed order, so the result does not depend on the thread count.
+// Rows of the inner dimension per partial product of TransposedProduct.
+constexpr int64_t kInnerBlock = 1024;
+
+// out = a^T b when that product is symmetric (G, the covariance): the columns split in two halves and only
+// the three blocks on and above the diagonal are computed (three quarters of the work), each over the same
+// chunks of rows as TransposedProduct, partials added in chunk order.
 template <typename S, typename A, typename B>
-void TransposedProduct(const A& a, const B& b, int threads, Mat<S>& out) {
-  out.resize(a.cols(), b.cols());
-  ParallelFor(b.cols(), kColBlock, threads, [&](int64_t c0, int64_t c1, int) {
-    out.middleCols(c0, c1 - c0).noalias() = a.transpose() * b.middleCols(c0, c1 - c0);
+void SymmetricTransposedProduct(const A& a, const B& b, int threads, std::vector<Mat<S>>& partials, Mat<S>& out) {
+  const int64_t r = a.rows(), q = b.cols(), half = q / 2;
+  const int64_t chunk = BlockSize(r, kInnerBlock), chunks = (r + chunk - 1) / chunk;
+  const int64_t col0[3] = {0, 0, half}, col1[3] = {0, half, half};  // block k: rows of out from col0, cols from col1
+  const int64_t len0[3] = {half, half, q - half}, len1[3] = {half, q - half, q - half};
+  partials.resize(3 * chunks);
+  ParallelFor(3 * chunks, 1, threads, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c = t / 3, k = t % 3, r0 = c * chunk, rows = std::min(chunk, r - r0);
+      partials[t].noalias() =
+          a.block(r0, col0[k], rows, len0[k]).transpose() * b.block(r0, col1[k], rows, len1[k]);
+    }
+  });
+  out.resize(q, q);
+  for (int64_t k = 0; k < 3; ++k) {
+    auto block = out.block(col0[k], col1[k], len0[k], len1[k]);
+    block = partials[k];
+    for (int64_t c = 1; c < chunks; ++c) block += partials[3 * c + k];
+  }
+  out.block(half, 0, q - half, half) = out.block(0, half, half, q - half).transpose();
+}
+
+// out = src in precision S, rows in parallel (the Jacobian has n x d b values).
+template <typename S, typename Src>
+void CastRows(const Src& src, int threads, Mat<S>* out) {
+  out->resize(src.rows(), src.cols());
+  ParallelFor(src.rows(), 64, threads, [&](int64_t r0, int64_t r1, int) {
+    out->middleRows(r0, r1 - r0) = src.middleRows(r0, r1 - r0).template cast<S>();
   });
 }
 
@@ -57,7 +91,7 @@ void GramByCoordinatePairs(NaturalGradientScratch<S>& w, int64_t b, S inv_s2, in
   const S inv_s4 = inv_s2 * inv_s2;
   w.m.resize(d * (d + 1) / 2);
   for (Mat<S>& m : w.m) m.resize(n, b);
-  ParallelFor(n, kRowBlock, threads, [&](int64_t i0, int64_t i1, int ti) {
+  ParallelFor(n, BlockSize(n, kRowBlock), threads, [&](int64_t i0, int64_t i1, int ti) {
     auto& t = w.per_thread[ti];
     const int64_t r = i1 - i0;
     KernelRows(w, i0, i1, inv_s2, t.k);
@@ -74,62 +108,81 @@ void GramByCoordinatePairs(NaturalGradientScratch<S>& w, int64_t b, S inv_s2, in
       }
     }
   });
-  Mat<S>& diagonal = w.products[0];
-  Mat<S>& off = w.products[1];
-  diagonal.setZero(b, b);
-  off.setZero(b, b);
-  ParallelFor(b, kColBlock, threads, [&](int64_t c0, int64_t c1, int) {
+  // The G products, over chunks of particle rows (partials added in chunk order).
+  const int64_t chunk = BlockSize(n, kInnerBlock), chunks = (n + chunk - 1) / chunk;
+  w.partials.resize(2 * chunks);
+  ParallelFor(n, chunk, threads, [&](int64_t r0, int64_t r1, int) {
+    Mat<S>& diagonal = w.partials[2 * (r0 / chunk)];
+    Mat<S>& off = w.partials[2 * (r0 / chunk) + 1];
+    diagonal.setZero(b, b);
+    off.setZero(b, b);
     int64_t pair = 0;
     for (int64_t a = 0; a < d; ++a) {
       for (int64_t c = a; c < d; ++c, ++pair) {
-        (a == c ? diagonal : off).middleCols(c0, c1 - c0).noalias() +=
-            w.jac.middleCols(a * b, b).transpose() * w.m[pair].middleCols(c0, c1 - c0);
+        (a == c ? diagonal : off).noalias() +=
+            w.jac.block(r0, a * b, r1 - r0, b).transpose() * w.m[pair].middleRows(r0, r1 - r0);
       }
     }
   });
+  Mat<S>& diagonal = w.products[0];
+  Mat<S>& off = w.products[1];
+  diagonal = w.partials[0];
+  off = w.partials[1];
+  for (int64_t k = 1; k < chunks; ++k) {
+    diagonal += w.partials[2 * k];
+    off += w.partials[2 * k + 1];
+  }
   *g = (diagonal + off + off.transpose()).template cast<double>() / (static_cast<double>(n) * n);
 }
 
 // G per particle: hj_i = sum_j H_ij J_j = (1/s^2) (K J)_i - (1/s^4) sum_j k_ij D_ij t_ij^T with
 // t_ij = J_j^T D_ij = J_j^T y_i - P_j (P_j = J_j^T y_j) and D_ij = y_i - y_j, so
 //   sum_j k_ij D_ij t_ij^T = y_i (sum_j k_ij t_ij)^T - sum_j k_ij y_j t_ij^T,
-// both from one product [Y | 1]^T diag(k_i) [t_ij]_j; then G = (1/n^2) sum_i J_i^T hj_i.
+// both from one product [t_ij]_j^T [Y | 1] scaled by k_i; then G = (1/n^2) sum_i J_i^T hj_i.
 template <typename S>
 void GramPerParticle(NaturalGradientScratch<S>& w, int64_t b, S inv_s2, int threads, MatrixXd* g) {
   const int64_t n = w.y.rows(), d = w.y.cols();
   const S inv_s4 = inv_s2 * inv_s2;
-  // J transposed to d x (n b): row c holds J_j[c, :] for j = 0..n-1, so Y jt gives every J_j^T y_i.
-  w.jt.resize(d, n * b);
-  w.p.setZero(n, b);
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t c = 0; c < d; ++c) {
-      w.jt.row(c).segment(j * b, b) = w.jac.row(j).segment(c * b, b);
-      w.p.row(j) += w.y(j, c) * w.jac.row(j).segment(c * b, b);
+  // [J^T | P] as (d + 1) x (n b): row c holds J_j[c, :] for j = 0..n-1, row d holds P_j, so that
+  // [y_i, -1] times it is [t_ij]_j (every J_j^T y_i - P_j) in one product.
+  w.jt.resize(d + 1, n * b);
+  ParallelFor(n, 16, threads, [&](int64_t j0, int64_t j1, int) {
+    for (int64_t j = j0; j < j1; ++j) {
+      auto pj = w.jt.row(d).segment(j * b, b);
+      pj.setZero();
+      for (int64_t c = 0; c < d; ++c) {
+        w.jt.row(c).segment(j * b, b) = w.jac.row(j).segment(c * b, b);
+        pj += w.y(j, c) * w.jac.row(j).segment(c * b, b);
+      }
     }
-  }
+  });
+  w.p.resize(n, d + 1);  // [Y | -1]
+  w.p.leftCols(d) = w.y;
+  w.p.col(d).setConstant(S(-1));
   w.h.resize(n, d * b);
-  const int64_t rows = std::clamp<int64_t>(kPairValuesPerBlock / (n * b), 1, kRowBlock);
+  const int64_t rows = BlockSize(n, std::clamp<int64_t>(kPairValuesPerBlock / (n * b), 1, kRowBlock));
   ParallelFor(n, rows, threads, [&](int64_t i0, int64_t i1, int ti) {
     auto& t = w.per_thread[ti];
     const int64_t r = i1 - i0;
     KernelRows(w, i0, i1, inv_s2, t.k);
     t.kj.noalias() = t.k * w.jac;                     // (K J)_i, r x (d b)
-    t.q.noalias() = w.y.middleRows(i0, r) * w.jt;     // J_j^T y_i, r x (n b)
-    t.ykt.resize(d + 1, n);
+    t.q.noalias() = w.p.middleRows(i0, r) * w.jt;     // t_ij, r x (n b)
+    t.ykt.resize(n, d + 1);  // [Y | 1] scaled by k_i
     for (int64_t ii = 0; ii < r; ++ii) {
       const int64_t i = i0 + ii;
-      MapMat<S> tij(t.q.row(ii).data(), n, b);
-      tij -= w.p;
-      for (int64_t c = 0; c < d; ++c) t.ykt.row(c) = t.k.row(ii).cwiseProduct(w.yt.row(c));
-      t.ykt.row(d) = t.k.row(ii);
-      t.z.noalias() = t.ykt * tij;  // rows 0..d-1: sum_j k_ij y_j t_ij^T; row d: sum_j k_ij t_ij
+      const ConstMapMat<S> tij(t.q.row(ii).data(), n, b);
+      t.ykt.leftCols(d) = w.y.array().colwise() * t.k.row(ii).transpose().array();
+      t.ykt.col(d) = t.k.row(ii).transpose();
+      // Z^T (b x (d + 1)): columns 0..d-1 are sum_j k_ij t_ij y_j^T, column d is sum_j k_ij t_ij. As
+      // t^T [Y | 1] the product's long side is b, which fills the GEMM's register blocks (d + 1 would not).
+      t.z.noalias() = tij.transpose() * t.ykt;
       MapMat<S> hi(w.h.row(i).data(), d, b);
       const ConstMapMat<S> kji(t.kj.row(ii).data(), d, b);
-      hi = inv_s2 * kji - inv_s4 * (w.y.row(i).transpose() * t.z.row(d) - t.z.topRows(d));
+      hi = inv_s2 * kji - inv_s4 * (w.y.row(i).transpose() * t.z.col(d).transpose() - t.z.leftCols(d).transpose());
     }
   });
   const ConstMapMat<S> hflat(w.h.data(), n * d, b), jflat(w.jac.data(), n * d, b);
-  TransposedProduct<S>(hflat, jflat, threads, w.products[0]);
+  SymmetricTransposedProduct<S>(hflat, jflat, threads, w.partials, w.products[0]);
   *g = w.products[0].template cast<double>() / (static_cast<double>(n) * n);
 }
 
@@ -138,7 +191,7 @@ template <typename S>
 MatrixXd CovarianceIn(const Points& t, int threads, NaturalGradientScratch<S>& w) {
   const int64_t n = t.rows();
   w.centred = (t.rowwise() - t.colwise().mean()).template cast<S>();
-  TransposedProduct<S>(w.centred, w.centred, threads, w.products[1]);
+  SymmetricTransposedProduct<S>(w.centred, w.centred, threads, w.partials, w.products[1]);
   return w.products[1].template cast<double>() / std::max<double>(1.0, n - 1.0);
 }
 
@@ -210,7 +263,7 @@ absl::Status KingVelocityIn(const NaturalGradientProblem& p, double sigma, Natur
   w.per_thread.resize(threads);
   w.y = y.template cast<S>();
   w.yt = w.y.transpose();
-  w.jac = p.jacobian->template cast<S>();
+  CastRows(*p.jacobian, threads, &w.jac);
   if (contraction == KingContraction::kAuto) {
     // Multiply-adds of the two arrangements (the kernel rows and the solve are common to both).
     const double pairs = d * (d + 1) / 2.0;
@@ -231,27 +284,27 @@ absl::Status KingVelocityIn(const NaturalGradientProblem& p, double sigma, Natur
 }
 
 template <typename S>
-absl::Status ScalarKernelVelocityIn(const NaturalGradientProblem& p, const MatrixXd& kernel,
+absl::Status ScalarKernelVelocityIn(const NaturalGradientProblem& p, const Mat<S>& kernel,
                                     NaturalGradientWorkspace& ws, NaturalGradientScratch<S>& w, Points* velocity) {
   const int64_t n = p.particles->rows(), d = p.particles->cols(), b = p.stats->cols();
   const int threads = ResolveThreads(p.threads);
-  w.jac = p.jacobian->template cast<S>();
-  w.kernel = kernel.template cast<S>();
+  CastRows(*p.jacobian, threads, &w.jac);
   // G = (1/n^2) sum_a J_a^T K J_a = (1/n^2) J_flat^T (K J)_flat.
   w.h.resize(n, d * b);
-  ParallelFor(n, kRowBlock, threads, [&](int64_t i0, int64_t i1, int) {
-    w.h.middleRows(i0, i1 - i0).noalias() = w.kernel.middleRows(i0, i1 - i0) * w.jac;
+  ParallelFor(n, BlockSize(n, kRowBlock), threads, [&](int64_t i0, int64_t i1, int) {
+    w.h.middleRows(i0, i1 - i0).noalias() = kernel.middleRows(i0, i1 - i0) * w.jac;
   });
   const ConstMapMat<S> hflat(w.h.data(), n * d, b), jflat(w.jac.data(), n * d, b);
-  TransposedProduct<S>(jflat, hflat, threads, w.products[0]);
+  SymmetricTransposedProduct<S>(jflat, hflat, threads, w.partials, w.products[0]);
   ws.g = w.products[0].template cast<double>() / (static_cast<double>(n) * n);
   Eigen::VectorXd alpha;
   if (absl::Status s = SolveGamma(p, CovarianceIn(*p.stats, threads, w), ws, &alpha); !s.ok()) return s;
-  // h = K u / n, u_i = J_i alpha.
+  // h = K u / n, u_i = J_i alpha, in float64.
   const Points u = ParticleDirections(*p.jacobian, d, alpha);
   velocity->resize(n, d);
-  ParallelFor(n, kRowBlock, threads, [&](int64_t i0, int64_t i1, int) {
-    velocity->middleRows(i0, i1 - i0).noalias() = kernel.middleRows(i0, i1 - i0) * u / static_cast<double>(n);
+  ParallelFor(n, BlockSize(n, kRowBlock), threads, [&](int64_t i0, int64_t i1, int) {
+    velocity->middleRows(i0, i1 - i0).noalias() =
+        kernel.middleRows(i0, i1 - i0).template cast<double>() * u / static_cast<double>(n);
   });
   return absl::OkStatus();
 }
@@ -273,7 +326,17 @@ absl::Status KingVelocity(const NaturalGradientProblem& p, double sigma, Natural
 
 absl::Status ScalarKernelVelocity(const NaturalGradientProblem& p, const MatrixXd& kernel,
                                   NaturalGradientWorkspace& ws, Points* velocity) {
-  if (p.precision == DType::kFloat32) return ScalarKernelVelocityIn(p, kernel, ws, ws.f32, velocity);
+  if (p.precision == DType::kFloat32) return ScalarKernelVelocity(p, PointsF(kernel.cast<float>()), ws, velocity);
+  return ScalarKernelVelocity(p, Points(kernel), ws, velocity);
+}
+
+absl::Status ScalarKernelVelocity(const NaturalGradientProblem& p, const PointsF& kernel,
+                                  NaturalGradientWorkspace& ws, Points* velocity) {
+  return ScalarKernelVelocityIn(p, kernel, ws, ws.f32, velocity);
+}
+
+absl::Status ScalarKernelVelocity(const NaturalGradientProblem& p, const Points& kernel,
+                                  NaturalGradientWorkspace& ws, Points* velocity) {
   return ScalarKernelVelocityIn(p, kernel, ws, ws.f64, velocity);
 }
 

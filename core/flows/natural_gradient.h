@@ -19,7 +19,7 @@
 namespace sampled {
 
 // The precision of the KiNG family's contractions when a request gives none.
-constexpr DType kDefaultNaturalGradientDType = DType::kFloat64;
+constexpr DType kDefaultNaturalGradientDType = DType::kFloat32;
 
 struct NaturalGradientProblem {
   const Points* particles = nullptr;  // n x d
@@ -46,7 +46,8 @@ enum class KingContraction { kAuto, kCoordinatePairs, kPerParticle };
 template <typename Scalar>
 struct NaturalGradientScratch {
   PointsT<Scalar> y, yt, jac, jt, p, h, kernel, centred, products[2];
-  std::vector<PointsT<Scalar>> m;  // kCoordinatePairs: W^{ac} J_c, one per pair a <= c
+  std::vector<PointsT<Scalar>> m;         // kCoordinatePairs: W^{ac} J_c, one per pair a <= c
+  std::vector<PointsT<Scalar>> partials;  // partial products over chunks of rows
   struct PerThread {
     PointsT<Scalar> k, q, kj, ykt, z;
     std::vector<PointsT<Scalar>> diff;
@@ -67,7 +68,13 @@ absl::Status KingVelocity(const NaturalGradientProblem& problem, double sigma, N
 
 // ntKiNG with the diagonal scalar kernel K (n x n, symmetric PSD): G = (1/n^2) sum_ij K_ij J_i^T J_j and
 // h(x_j) = (1/n) sum_i K_ij J_i alpha.
+// The kernel comes in the problem's precision (float32 for DType::kFloat32, float64 otherwise); the
+// MatrixXd form converts it.
 absl::Status ScalarKernelVelocity(const NaturalGradientProblem& problem, const MatrixXd& kernel,
+                                  NaturalGradientWorkspace& ws, Points* velocity);
+absl::Status ScalarKernelVelocity(const NaturalGradientProblem& problem, const PointsF& kernel,
+                                  NaturalGradientWorkspace& ws, Points* velocity);
+absl::Status ScalarKernelVelocity(const NaturalGradientProblem& problem, const Points& kernel,
                                   NaturalGradientWorkspace& ws, Points* velocity);
 
 // The unbiased covariance of the rows of t (b x b).

@@ -33,6 +33,9 @@ class NtkMlp {
   NtkMlp WithParameters(std::vector<MatrixXd> weights, std::vector<Eigen::VectorXd> biases) const;
   // The n x n kernel matrix of the rows of x.
   MatrixXd Kernel(const Points& x) const;
+  // The same in precision Scalar (float or double), its rows computed on `threads` threads (0: default).
+  template <typename Scalar>
+  void KernelInto(const Points& x, int threads, PointsT<Scalar>* out) const;
 
  private:
   std::vector<MatrixXd> weights_;  // layer l: h_l x h_{l-1}; the last is the 1 x h_L output layer

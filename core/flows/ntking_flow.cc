@@ -55,7 +55,6 @@ class NtKingFlow final : public Flow {
     SAMPLED_RETURN_IF_ERROR(t->Evaluate(x, &tx_, nullptr));
     SAMPLED_RETURN_IF_ERROR(t->Evaluate(y, &ty_, &jy_));
     grad_ = (tx_.colwise().mean() - ty_.colwise().mean()).transpose();
-    const MatrixXd kernel = mlp_->Kernel(y);
     NaturalGradientProblem problem;
     problem.particles = &y;
     problem.stats = &ty_;
@@ -65,7 +64,13 @@ class NtKingFlow final : public Flow {
     problem.ridge = p_.ridge;
     problem.threads = p_.threads;
     problem.precision = p_.precision;
-    SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel, ng_ws_, &velocity_));
+    if (p_.precision == DType::kFloat32) {
+      mlp_->KernelInto(y, p_.threads, &kernel_f32_);
+      SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel_f32_, ng_ws_, &velocity_));
+    } else {
+      mlp_->KernelInto(y, p_.threads, &kernel_f64_);
+      SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel_f64_, ng_ws_, &velocity_));
+    }
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;
     if (!next_.allFinite()) {
@@ -91,6 +96,8 @@ class NtKingFlow final : public Flow {
   int64_t generation_ = -1;
   Points tx_, ty_, jy_, velocity_, displacement_, memory_, next_;
   NaturalGradientWorkspace ng_ws_;
+  PointsF kernel_f32_;
+  Points kernel_f64_;
   Eigen::VectorXd grad_;
 };
 

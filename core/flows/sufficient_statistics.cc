@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 
 namespace sampled {
@@ -44,7 +45,7 @@ class Gaussian final : public SufficientStatistics {
 
 class Rbf final : public SufficientStatistics {
  public:
-  Rbf(Points basis, double sigma) : basis_(std::move(basis)), sigma_(sigma) {}
+  Rbf(Points basis, double sigma) : basis_(std::move(basis)), basis_t_(basis_.transpose()), sigma_(sigma) {}
   int64_t size() const override { return basis_.rows(); }
   absl::Status Evaluate(const Points& x, Points* t, Points* jac) const override {
     const int64_t n = x.rows(), d = x.cols(), b = size();
@@ -55,19 +56,22 @@ class Rbf final : public SufficientStatistics {
     *t = (-0.5 * inv_s2 * t->array().max(0.0)).exp().matrix();
     if (jac != nullptr) {
       jac->resize(n, d * b);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t a = 0; a < d; ++a) {
-          // dT_m/dx_a = -(x_a - b_ma) / sigma^2 T_m.
-          jac->row(i).segment(a * b, b) =
-              (-inv_s2 * (x(i, a) - basis_.col(a).transpose().array()) * t->row(i).array()).matrix();
+      ParallelFor(n, 16, /*threads=*/0, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          for (int64_t a = 0; a < d; ++a) {
+            // dT_m/dx_a = -(x_a - b_ma) / sigma^2 T_m.
+            jac->row(i).segment(a * b, b) =
+                (-inv_s2 * (x(i, a) - basis_t_.row(a).array()) * t->row(i).array()).matrix();
+          }
         }
-      }
+      });
     }
     return absl::OkStatus();
   }
 
  private:
   Points basis_;
+  Points basis_t_;  // d x b: the coordinates of the basis points as contiguous rows
   double sigma_;
 };
 

@@ -36,6 +36,8 @@ class RunningServer:
             self.proc.kill()
             raise RuntimeError(f"unexpected first line {line!r}; stderr: {self.proc.stderr.read()}")
         self.address = f"{m.group(1)}:{m.group(2)}"
+        # The second line names the BLAS behind LibTorch and the threads per job.
+        self.blas_line = self.proc.stdout.readline()
         self.metrics_url = f"http://127.0.0.1:{m.group(3)}/metrics"
 
     def client(self, timeout=60) -> sampled.Client:

@@ -47,7 +47,13 @@ def test_metrics_pass_promtool_and_move_with_traffic(server):
     assert sample(after, 'sampled_particle_updates_total{method="sd"}') == 4000
     assert sample(after, 'sampled_jobs{state="succeeded"}') == 1
     assert sample(after, "sampled_sessions") == 1
-    assert 'sampled_build_info{grpc="1.51.1"' in after
+    assert 'sampled_build_info{blas="openblas",grpc="1.51.1"' in after
+
+
+def test_server_logs_the_blas_it_mapped(server):
+    # The install script puts OpenBLAS behind libblas.so.3; the server says which BLAS it runs on.
+    assert server.blas_line.startswith("sampled: BLAS openblas ("), server.blas_line
+    assert "2 compute threads per job" in server.blas_line, server.blas_line
 
 
 def test_reflection_lists_the_services(server):
