@@ -19,7 +19,7 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address host:port (port 0: any free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "Prometheus /metrics address host:port; empty: off");
 ABSL_FLAG(int, workers, 1, "job worker threads (jobs that run at once)");
-ABSL_FLAG(int, torch_threads, 0, "compute threads per job (LibTorch intra-op and kernel sums); 0: cores / workers");
+ABSL_FLAG(int, torch_threads, 0, "compute threads per job (LibTorch intra-op and kernel sums); 0: every core");
 ABSL_FLAG(int64_t, max_sessions, 1000, "sessions held at once");
 ABSL_FLAG(int64_t, max_targets_per_session, 100, "targets per session");
 ABSL_FLAG(int64_t, max_points_per_target, 10000000, "rows of an uploaded array");

@@ -29,7 +29,10 @@ absl::StatusOr<std::unique_ptr<SampledServer>> SampledServer::Start(const Server
   std::unique_ptr<SampledServer> s(new SampledServer());
   s->options_ = options;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
-  s->compute_threads_ = options.torch_threads > 0 ? options.torch_threads : std::max(1, cores / options.workers);
+  // Every job gets every core unless told otherwise: one job alone (the usual case, and the only one with
+  // --workers 1) then uses the whole machine; jobs that run at once share the cores (their OpenMP teams
+  // take blocks of work dynamically, and the bounded spin of main.cc keeps waiting threads off the cores).
+  s->compute_threads_ = options.torch_threads > 0 ? options.torch_threads : cores;
   ConfigureComputeThreads(s->compute_threads_);
 
   s->backend_ = std::make_unique<Backend>(options);

@@ -28,7 +28,7 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
   int workers = 1;        // job threads
-  int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: cores / workers
+  int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: every core
   absl::Duration shutdown_grace = absl::Seconds(10);
   Limits limits;
 };

@@ -4,10 +4,31 @@
 #include <atomic>
 
 #include <omp.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 namespace sampled {
 namespace {
 std::atomic<int> default_threads{1};
+
+// Flush-to-zero and denormals-are-zero while a block runs, the previous mode restored after. Values below
+// FLT_MIN (1.2e-38; DBL_MIN in float64) are noise beside the kernel sums' and solves' magnitudes, but as
+// operands or results they take a microcode assist of ~100 cycles each: a KiNG step whose particles had
+// spread out ran 2.2x slower (29 ms instead of 13 at 1024 x 1024 in 2-D) on float32 kernel weights of
+// 1e-40. Every block runs under the same mode, so results still do not depend on the thread count.
+class ScopedFlushDenormals {
+ public:
+#if defined(__SSE__)
+  ScopedFlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFlushBits); }
+  ~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned kFlushBits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+  unsigned saved_;
+#endif
+};
+
 }  // namespace
 
 void SetDefaultComputeThreads(int threads) { default_threads.store(std::max(1, threads)); }
@@ -22,12 +43,17 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
   const int64_t blocks = (n + grain - 1) / grain;
   const int team = static_cast<int>(std::min<int64_t>(threads, blocks));
   if (team <= 1) {
+    ScopedFlushDenormals flush;
     for (int64_t b = 0; b < blocks; ++b) fn(b * grain, std::min(n, (b + 1) * grain), 0);
     return;
   }
-#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    fn(b * grain, std::min(n, (b + 1) * grain), omp_get_thread_num());
+#pragma omp parallel num_threads(team)
+  {
+    ScopedFlushDenormals flush;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      fn(b * grain, std::min(n, (b + 1) * grain), omp_get_thread_num());
+    }
   }
 }
 

@@ -14,7 +14,8 @@ namespace sampled {
 // Calls fn(begin, end, thread_index) for the blocks [k*grain, min(n, (k+1)*grain)) of [0, n), on at most
 // `threads` threads (0: DefaultComputeThreads()); thread_index < the thread count, so per-thread scratch
 // can be indexed by it. Runs the blocks in order on the calling thread when there is one thread or one
-// block. Thread-safe; fn must only write state owned by its block or its thread_index. Allocates nothing
+// block. The blocks run with denormals flushed to zero (values below FLT_MIN / DBL_MIN become 0: as
+// operands they cost ~100 cycles each). Thread-safe; fn must only write state owned by its block or its thread_index. Allocates nothing
 // (fn is borrowed, not copied; the OpenMP team is reused).
 void ParallelFor(int64_t n, int64_t grain, int threads,
                  absl::FunctionRef<void(int64_t begin, int64_t end, int thread_index)> fn);

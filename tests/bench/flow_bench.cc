@@ -43,6 +43,7 @@
 #include "core/kernels/simd_math.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+#include "tests/bench/server_path.h"
 
 namespace sampled {
 namespace {
@@ -119,8 +120,15 @@ std::string Capture(const std::string& command) {
   return out;
 }
 
-// The peer's median seconds per step, run as shipped or tuned (../shared/bench/README.md).
-std::optional<double> PeerSeconds(const Options& o, const Case& c, bool tuned) {
+// One run of the peer: its median seconds per step and the BLAS it mapped (its "blas" field).
+struct PeerRun {
+  double seconds = 0;
+  std::string blas = "unknown";
+};
+
+// The peer run as shipped or tuned (../shared/bench/README.md). `fixed` passes the case as is; the peer's
+// sd always uses a fixed bandwidth and noise (sigma = 1).
+std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) {
   const std::string env = tuned ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
                                   "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold="
                                   "1073741824 "
@@ -133,10 +141,12 @@ std::optional<double> PeerSeconds(const Options& o, const Case& c, bool tuned) {
   const std::string out = Capture(cmd);
   std::smatch m;
   static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
+  static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
   if (!std::regex_search(out, m, kMedian)) return std::nullopt;
-  double v;
-  if (!absl::SimpleAtod(m[1].str(), &v)) return std::nullopt;
-  return v;
+  PeerRun run;
+  if (!absl::SimpleAtod(m[1].str(), &run.seconds)) return std::nullopt;
+  if (std::regex_search(out, m, kBlas)) run.blas = m[1].str();
+  return run;
 }
 
 struct Timing {
@@ -249,6 +259,7 @@ Probe RunProbe() {
 }
 
 int RunBenchmark(const Options& o) {
+  bool refused = false;
   const Probe probe = RunProbe();
   std::printf(
       "{\"probe\": {\"exp_per_s_per_core\": %.3g, \"fma_per_s_per_core\": %.3g, \"two_thread_scaling\": %.2f, "
@@ -265,18 +276,28 @@ int RunBenchmark(const Options& o) {
     }
     c.method = parts[0];
     const Timing ours = OurSeconds(o, c);
-    std::optional<double> shipped, tuned;
+    std::optional<PeerRun> shipped, tuned;
     if (o.use_peer) {
       shipped = PeerSeconds(o, c, false);
       tuned = PeerSeconds(o, c, true);
     }
-    const std::string dtype = c.method == "king" ? "float64" : o.dtype;
     std::string line = absl::StrFormat(
         "{\"method\": \"%s\", \"targets\": %d, \"particles\": %d, \"dim\": %d, \"dtype\": \"%s\", \"threads\": %d, "
         "\"ours_s\": %.6g, \"pairs_per_s\": %.4g",
-        c.method, c.targets, c.particles, c.dim, dtype, o.threads, ours.median, Pairs(c) / ours.median);
-    if (shipped) absl::StrAppendFormat(&line, ", \"peer_shipped_s\": %.6g, \"speedup_vs_shipped\": %.3g", *shipped, *shipped / ours.median);
-    if (tuned) absl::StrAppendFormat(&line, ", \"peer_tuned_s\": %.6g, \"speedup_vs_tuned\": %.3g", *tuned, *tuned / ours.median);
+        c.method, c.targets, c.particles, c.dim, o.dtype, o.threads, ours.median, Pairs(c) / ours.median);
+    if (shipped || tuned) {
+      const std::string blas = (tuned ? tuned : shipped)->blas;
+      absl::StrAppendFormat(&line, ", \"peer_blas\": \"%s\"", blas);
+      // A ratio against netlib's reference BLAS overstates our lead (../shared/bench/README.md): refuse it.
+      if (blas == "reference") {
+        line += ", \"ratio\": \"refused: the peer ran on the reference BLAS; install libopenblas0-pthread\"";
+        shipped.reset();
+        tuned.reset();
+        refused = true;
+      }
+    }
+    if (shipped) absl::StrAppendFormat(&line, ", \"peer_shipped_s\": %.6g, \"speedup_vs_shipped\": %.3g", shipped->seconds, shipped->seconds / ours.median);
+    if (tuned) absl::StrAppendFormat(&line, ", \"peer_tuned_s\": %.6g, \"speedup_vs_tuned\": %.3g", tuned->seconds, tuned->seconds / ours.median);
     if (c.method == "sd" && o.dtype == "float32") {
       // Practical lower bound (../shared/bench/README.md): one exp per kernel pair at the probed SIMD exp rate
       // plus the FLOPs (distance 2d, weights 1, sums d + 1 per pair, as FMAs) at the probed FMA rate, on all
@@ -285,10 +306,14 @@ int RunBenchmark(const Options& o) {
       const double bound = Pairs(c) / (probe.exp_per_s * cores) + Pairs(c) * (3.0 * c.dim + 2) / (probe.fma_per_s * cores);
       absl::StrAppendFormat(&line, ", \"lower_bound_s\": %.4g, \"ours_over_lower_bound\": %.3g", bound, ours.median / bound);
     }
-    if (c.method == "king") line += ", \"note\": \"ours in float64, the peer in float32\"";
     line += "}";
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
+  }
+  if (refused) {
+    std::fprintf(stderr, "bench: the peer ran on the reference BLAS, so no ratio was reported; install "
+                         "libopenblas0-pthread (deploy/install-deps.sh)\n");
+    return 3;
   }
   return 0;
 }
@@ -464,7 +489,9 @@ int RunMemoryChild() {
 
 int main(int argc, char** argv) {
   sampled::Options o;
-  bool check = false, memory = false, scaling = false;
+  sampled::bench::ServerPathOptions server;
+  bool check = false, memory = false, scaling = false, server_path = false, upload = false, cli = false;
+  bool cases_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -484,6 +511,19 @@ int main(int argc, char** argv) {
       o.repeats = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--cases") {
       o.cases = value();
+      cases_given = true;
+    } else if (a == "--server-path") {
+      server_path = true;
+    } else if (a == "--upload") {
+      upload = true;
+    } else if (a == "--cli") {
+      cli = true;
+    } else if (a == "--job-seconds") {
+      server.job_seconds = std::atof(value().c_str());
+    } else if (a == "--server-binary") {
+      server.server_binary = value();
+    } else if (a == "--samplectl-binary") {
+      server.samplectl_binary = value();
     } else if (a == "--dtype") {
       o.dtype = value();
     } else if (a == "--no-peer") {
@@ -496,7 +536,8 @@ int main(int argc, char** argv) {
       scaling = true;
     } else {
       std::fprintf(stderr, "usage: %s [--cases LIST] [--repeats R] [--threads T] [--dtype float32|float64] "
-                   "[--peer PATH] [--python PATH] [--no-peer] | --check | --memory | --scaling\n", argv[0]);
+                   "[--peer PATH] [--python PATH] [--no-peer] | --check | --memory | --scaling | "
+                   "--server-path [--cases LIST] [--job-seconds S] [--no-peer] | --upload | --cli\n", argv[0]);
       return 2;
     }
   }
@@ -504,5 +545,24 @@ int main(int argc, char** argv) {
   if (check) return sampled::RunCheck(o);
   if (memory) return sampled::RunMemoryChild();
   if (scaling) return sampled::RunScaling(o);
+  if (server_path || upload || cli) {
+    server.threads = o.threads;
+    server.repeats = o.repeats;
+    if (cases_given) server.cases = o.cases;
+    if (server_path && o.use_peer) {
+      // The tuned peer's SD step at 4096 x 4096 in 2-D, in this run, for the default job's ratio.
+      auto peer = sampled::PeerSeconds(o, {"sd", 4096, 4096, 2}, /*tuned=*/true);
+      if (peer) {
+        server.peer_sd_4096_s = peer->seconds;
+        server.peer_blas = peer->blas;
+      }
+    }
+    int rc = 0;
+    if (server_path) rc = std::max(rc, sampled::bench::RunServerPath(server));
+    if (upload) rc = std::max(rc, sampled::bench::RunUpload(server));
+    if (cli) rc = std::max(rc, sampled::bench::RunCli(server));
+    if (server.peer_blas == "reference") rc = std::max(rc, 3);
+    return rc;
+  }
   return sampled::RunBenchmark(o);
 }

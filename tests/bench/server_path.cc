@@ -1,0 +1,326 @@
+#include "tests/bench/server_path.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "client/cpp/sampled_client.h"
+#include "core/common/rng.h"
+#include "core/flows/flow.h"
+#include "core/flows/flow_state.h"
+#include "core/targets/empirical_target.h"
+#include "core/targets/target_family.h"
+
+namespace sampled::bench {
+namespace {
+
+namespace v1 = ::sampled::v1;
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+Points Normal(int64_t n, int64_t d, uint64_t seed, double shift) {
+  Rng rng(seed);
+  Points p(n, d);
+  rng.FillNormal(p.data(), p.size());
+  return p.array() + shift;
+}
+
+// The real server binary on 127.0.0.1, port 0, metrics off; SIGTERM and wait on destruction.
+class ServerProcess {
+ public:
+  static std::unique_ptr<ServerProcess> Start(const std::string& binary, int threads) {
+    int fds[2];
+    if (pipe(fds) != 0) return nullptr;
+    const pid_t pid = fork();
+    if (pid < 0) return nullptr;
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      const std::string t = std::to_string(threads);
+      execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--metrics-listen", "", "--torch-threads",
+            t.c_str(), static_cast<char*>(nullptr));
+      std::perror("exec sampled");
+      _exit(127);
+    }
+    close(fds[1]);
+    auto s = std::unique_ptr<ServerProcess>(new ServerProcess(pid, fdopen(fds[0], "r")));
+    char line[4096];
+    // "sampled listening on 127.0.0.1:PORT", then "sampled: BLAS NAME (PATH), ...".
+    if (s->out_ == nullptr || std::fgets(line, sizeof(line), s->out_) == nullptr) return nullptr;
+    const char* colon = std::strrchr(line, ':');
+    if (std::strncmp(line, "sampled listening on ", 21) != 0 || colon == nullptr) return nullptr;
+    s->address_ = absl::StrCat("127.0.0.1:", std::atoi(colon + 1));
+    if (std::fgets(line, sizeof(line), s->out_) != nullptr) {
+      s->blas_line_ = line;
+      if (!s->blas_line_.empty() && s->blas_line_.back() == '\n') s->blas_line_.pop_back();
+    }
+    return s;
+  }
+
+  ~ServerProcess() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    if (out_ != nullptr) std::fclose(out_);
+  }
+
+  const std::string& address() const { return address_; }
+  const std::string& blas_line() const { return blas_line_; }
+
+ private:
+  ServerProcess(pid_t pid, FILE* out) : pid_(pid), out_(out) {}
+  pid_t pid_;
+  FILE* out_;
+  std::string address_, blas_line_;
+};
+
+struct Case {
+  std::string method;
+  int64_t targets = 0, particles = 0, dim = 0;
+};
+
+std::vector<Case> ParseCases(const std::string& text) {
+  std::vector<Case> cases;
+  for (absl::string_view spec : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(spec, absl::ByAnyChar(":x"));
+    Case c;
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[1], &c.targets) || !absl::SimpleAtoi(parts[2], &c.particles) ||
+        !absl::SimpleAtoi(parts[3], &c.dim)) {
+      std::fprintf(stderr, "bench: bad case '%s' (METHOD:NxMxD)\n", std::string(spec).c_str());
+      std::exit(2);
+    }
+    c.method = parts[0];
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+// The peer's svgd target (../shared/bench/peer_flows.py): 0.5 N(-2*1, I) + 0.5 N(2*1, I).
+ParamMap PeerMixtureParams(int64_t d) {
+  std::vector<double> means(2 * d, -2.0);
+  std::fill(means.begin() + d, means.end(), 2.0);
+  return {{"means", means}, {"std", {1.0}}};
+}
+
+// Median seconds of a bare step in this process: the flow as CreateFlow builds it from `config`.
+double BareStepSeconds(FlowConfig config, std::shared_ptr<const Target> target, const Points& init, int repeats) {
+  auto flow = CreateFlow(config, std::move(target));
+  if (!flow.ok()) {
+    std::fprintf(stderr, "bench: %s\n", flow.status().ToString().c_str());
+    std::exit(1);
+  }
+  FlowState state;
+  state.particles = init;
+  state.rng = Rng(3);
+  StepStats stats;
+  (void)(*flow)->Step(state, &stats);  // warm-up: workspaces grow here
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = Now();
+    absl::Status s = (*flow)->Step(state, &stats);
+    times.push_back(Now() - t0);
+    if (!s.ok()) {
+      std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
+      std::exit(1);
+    }
+  }
+  return Median(times);
+}
+
+template <typename T>
+T OrDie(absl::StatusOr<T> v, const char* what) {
+  if (!v.ok()) {
+    std::fprintf(stderr, "bench: %s: %s\n", what, v.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *std::move(v);
+}
+
+}  // namespace
+
+int RunServerPath(const ServerPathOptions& o) {
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
+  if (server == nullptr) {
+    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
+    return 1;
+  }
+  std::printf("{\"server\": \"%s\", \"log\": \"%s\"}\n", server->address().c_str(), server->blas_line().c_str());
+  std::fflush(stdout);
+  auto client = client::SampledClient::Connect(server->address());
+  const std::string session = OrDie(client->CreateSession("bench"), "create session").id();
+  for (const Case& c : ParseCases(o.cases)) {
+    // The target: uploaded data (float32 on the wire, as a user's arrays usually are), or for svgd the
+    // peer's mixture density.
+    std::shared_ptr<const Target> local;
+    std::string target_id;
+    const std::string name = absl::StrCat(c.method, "-", c.targets, "x", c.dim);
+    if (c.method == "svgd") {
+      const ParamMap params = PeerMixtureParams(c.dim);
+      local = std::shared_ptr<const Target>(*CreateAnalyticTarget("mixture", c.dim, params));
+      target_id = OrDie(client->DefineTarget(session, name, "mixture", c.dim, params), "define target").id();
+    } else {
+      const Points x = Normal(c.targets, c.dim, 1, 2.0).cast<float>().cast<double>();
+      local = std::shared_ptr<const Target>(*EmpiricalTarget::Create(x));
+      target_id = OrDie(client->UploadTarget(session, name, x, DType::kFloat32), "upload").id();
+    }
+    // The bare default step: the method's defaults, nothing else given.
+    FlowConfig config;
+    config.method = c.method;
+    config.threads = o.threads;
+    const Points init = Normal(c.particles, c.dim, 2, 0.0);
+    const double bare = BareStepSeconds(config, local, init, c.method == "king" ? std::min(o.repeats, 5) : o.repeats);
+
+    // A job with the defaults, long enough for a steady rate from its progress events.
+    v1::FlowSpec spec;
+    spec.set_method(c.method);
+    spec.set_particle_count(c.particles);
+    const int64_t steps = std::clamp<int64_t>(static_cast<int64_t>(o.job_seconds / bare), 20, 1'000'000);
+    spec.set_steps(steps);
+    const v1::Job started = OrDie(client->StartFlow(session, target_id, spec), "start flow");
+    std::vector<std::pair<double, int64_t>> events;  // (receive time, step) while running
+    const v1::Job final_job = OrDie(client->WatchJob(started.id(), [&](const v1::Job& j) {
+                                      if (j.state() == v1::JOB_STATE_RUNNING && j.step() > 0) events.push_back({Now(), j.step()});
+                                    }),
+                                    "watch");
+    if (final_job.state() != v1::JOB_STATE_SUCCEEDED) {
+      std::fprintf(stderr, "bench: the %s job ended in state %d\n", c.method.c_str(), final_job.state());
+      return 1;
+    }
+    double job = 0;
+    if (events.size() >= 2 && events.back().second > events.front().second) {
+      job = (events.back().first - events.front().first) / (events.back().second - events.front().second);
+    } else if (final_job.steps_per_second() > 0) {
+      job = 1.0 / final_job.steps_per_second();
+    }
+    // Interactive stepping: StepFlow of 20 steps, wall time per step as the client sees it.
+    const double t0 = Now();
+    const v1::StepFlowResponse stepped = OrDie(client->StepFlow(started.id(), 20), "step flow");
+    const double stepflow = (Now() - t0) / std::max(1, stepped.stats_size());
+
+    std::string line = absl::StrFormat(
+        "{\"server_path\": \"%s\", \"targets\": %d, \"particles\": %d, \"dim\": %d, \"threads\": %d, "
+        "\"bare_default_s\": %.6g, \"job_s\": %.6g, \"job_over_bare\": %.3f, \"job_steps\": %d, "
+        "\"progress_events\": %d, \"stepflow_s\": %.6g, \"stepflow_over_bare\": %.3f",
+        c.method, c.targets, c.particles, c.dim, o.threads, bare, job, job / bare, steps, events.size(), stepflow,
+        stepflow / bare);
+    if (c.method == "sd") {
+      // The peer's SD step uses a fixed bandwidth and noise (sigma = 1); ours with the same, to show what the
+      // default median rule costs.
+      FlowConfig fixed = config;
+      fixed.noise = "constant:1";
+      const double bare_fixed = BareStepSeconds(fixed, local, init, o.repeats);
+      absl::StrAppendFormat(&line, ", \"bare_fixed_bandwidth_s\": %.6g, \"median_share_of_default_step\": %.3f",
+                            bare_fixed, std::max(0.0, 1.0 - bare_fixed / bare));
+      if (c.targets == 4096 && c.particles == 4096 && c.dim == 2 && o.peer_sd_4096_s > 0) {
+        if (o.peer_blas == "reference") {
+          line += ", \"peer_ratio\": \"refused: the peer ran on the reference BLAS; install libopenblas0-pthread\"";
+        } else {
+          absl::StrAppendFormat(&line, ", \"peer_tuned_s\": %.6g, \"peer_blas\": \"%s\", \"job_speedup_vs_tuned\": %.3g",
+                                o.peer_sd_4096_s, o.peer_blas, o.peer_sd_4096_s / job);
+        }
+      }
+    }
+    line += "}";
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    (void)client->DeleteTarget(session, target_id);
+  }
+  (void)client->DeleteSession(session);
+  return 0;
+}
+
+int RunUpload(const ServerPathOptions& o) {
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
+  if (server == nullptr) {
+    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
+    return 1;
+  }
+  auto client = client::SampledClient::Connect(server->address());
+  const std::string session = OrDie(client->CreateSession("upload"), "create session").id();
+  constexpr int64_t kDim = 10;
+  double lo = 1e300, hi = 0;
+  for (int64_t values : {int64_t{1'000'000}, int64_t{10'000'000}, int64_t{100'000'000}}) {
+    Points x(values / kDim, kDim);
+    uint64_t state = 88172645463325252ULL;  // xorshift: filling 10^8 values must not dominate the run
+    for (int64_t i = 0; i < x.size(); ++i) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      x.data()[i] = static_cast<double>(state >> 11) * 0x1.0p-53;
+    }
+    const double t0 = Now();
+    const v1::Target t = OrDie(client->UploadTarget(session, absl::StrCat("u", values), x, DType::kFloat32), "upload");
+    const double seconds = Now() - t0;
+    const double per_value = seconds / values;
+    lo = std::min(lo, per_value);
+    hi = std::max(hi, per_value);
+    std::printf("{\"upload\": %ld, \"dim\": %ld, \"dtype\": \"float32\", \"seconds\": %.4g, \"ns_per_value\": %.4g}\n",
+                static_cast<long>(values), static_cast<long>(kDim), seconds, 1e9 * per_value);
+    std::fflush(stdout);
+    (void)client->DeleteTarget(session, t.id());
+  }
+  std::printf("{\"upload_per_value_max_over_min\": %.3f}\n", hi / lo);
+  return 0;
+}
+
+int RunCli(const ServerPathOptions& o) {
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
+  if (server == nullptr) {
+    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
+    return 1;
+  }
+  std::vector<double> times;
+  for (int r = 0; r < 20; ++r) {
+    const double t0 = Now();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, STDOUT_FILENO);
+      execl(o.samplectl_binary.c_str(), o.samplectl_binary.c_str(), "--server", server->address().c_str(), "health",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    times.push_back(Now() - t0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "bench: samplectl health failed\n");
+      return 1;
+    }
+  }
+  // Does samplectl map LibTorch? ldd lists every library it loads.
+  std::string ldd;
+  if (FILE* p = popen(absl::StrCat("ldd ", o.samplectl_binary).c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) ldd.append(buf, n);
+    pclose(p);
+  }
+  const bool torch = ldd.find("libtorch") != std::string::npos || ldd.find("libc10") != std::string::npos;
+  std::sort(times.begin(), times.end());
+  std::printf("{\"cli\": \"samplectl health\", \"runs\": 20, \"median_s\": %.4g, \"min_s\": %.4g, \"max_s\": %.4g, "
+              "\"links_torch\": %s}\n",
+              Median(times), times.front(), times.back(), torch ? "true" : "false");
+  return 0;
+}
+
+}  // namespace sampled::bench

@@ -1,0 +1,42 @@
+#include "core/common/parallel.h"
+
+#include <atomic>
+#include <cfloat>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace sampled {
+namespace {
+
+// Computed at run time so the compiler cannot fold it: FLT_MIN * 2^-10 is a denormal.
+float Denormal(volatile float scale) { return FLT_MIN * scale; }
+
+// Blocks run with denormals flushed to zero, on one thread or many, and the caller's mode is restored.
+TEST(ParallelForTest, BlocksFlushDenormalsAndRestoreTheMode) {
+  ASSERT_GT(Denormal(0x1.0p-10f), 0.0f);  // the caller computes denormals
+  for (int threads : {1, 2}) {
+    std::atomic<int> nonzero{0};
+    ParallelFor(8, 1, threads, [&](int64_t, int64_t, int) {
+      if (Denormal(0x1.0p-10f) != 0.0f) nonzero.fetch_add(1);
+    });
+    EXPECT_EQ(nonzero.load(), 0) << threads << " thread(s)";
+    EXPECT_GT(Denormal(0x1.0p-10f), 0.0f) << "mode restored after " << threads << " thread(s)";
+  }
+}
+
+// Every item is visited once, in blocks of the grain, whatever the thread count.
+TEST(ParallelForTest, VisitsEveryItemOnceInFixedBlocks) {
+  for (int threads : {1, 2, 3}) {
+    std::vector<int> seen(103, 0);
+    ParallelFor(103, 10, threads, [&](int64_t b, int64_t e, int) {
+      EXPECT_EQ(b % 10, 0);
+      EXPECT_EQ(e, std::min<int64_t>(103, b + 10));
+      for (int64_t i = b; i < e; ++i) ++seen[i];
+    });
+    for (int v : seen) EXPECT_EQ(v, 1);
+  }
+}
+
+}  // namespace
+}  // namespace sampled
