@@ -129,10 +129,12 @@ struct PeerRun {
 // The peer run as shipped or tuned (../shared/bench/README.md). `fixed` passes the case as is; the peer's
 // sd always uses a fixed bandwidth and noise (sigma = 1).
 std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) {
-  const std::string env = tuned ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+  // The spin policy the bench set for itself is not the peer's.
+  const std::string unset_spin = std::getenv("SAMPLED_BENCH_PEER_UNSET_SPIN") != nullptr ? "-u GOMP_SPINCOUNT " : "";
+  const std::string env = tuned ? "env " + unset_spin + "-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
                                   "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold="
                                   "1073741824 "
-                                : "";
+                                : (unset_spin.empty() ? "" : "env " + unset_spin);
   const int repeats = c.method == "king" ? std::min(o.repeats, 5) : o.repeats;
   const std::string cmd = absl::StrFormat(
       "%s%s %s --method %s --targets %d --particles %d --dim %d --dtype %s --threads %d --repeats %d 2>/dev/null",
@@ -488,6 +490,13 @@ int RunMemoryChild() {
 }  // namespace sampled
 
 int main(int argc, char** argv) {
+  // Our steps run under the OpenMP spin policy the server runs with (server/main.cc: GOMP_SPINCOUNT=1000,
+  // set before libgomp reads it, so by executing again); the peer runs with the environment's own.
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("SAMPLED_BENCH_PEER_UNSET_SPIN", "1", 1);
+    setenv("GOMP_SPINCOUNT", "1000", 1);
+    execv("/proc/self/exe", argv);
+  }
   sampled::Options o;
   sampled::bench::ServerPathOptions server;
   bool check = false, memory = false, scaling = false, server_path = false, upload = false, cli = false;
