@@ -63,6 +63,7 @@ class KingFlow final : public Flow {
     problem.ridge = p_.ridge;
     problem.threads = p_.threads;
     problem.precision = p_.precision;
+    problem.rbf = t->rbf();
     SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;

@@ -6,6 +6,8 @@
 #include <Eigen/Cholesky>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/common/parallel.h"
 
 namespace sampled {
@@ -140,37 +142,59 @@ void GramByCoordinatePairs(NaturalGradientScratch<S>& w, int64_t b, S inv_s2, in
 //   sum_j k_ij D_ij t_ij^T = y_i (sum_j k_ij t_ij)^T - sum_j k_ij y_j t_ij^T,
 // both from one product [t_ij]_j^T [Y | 1] scaled by k_i; then G = (1/n^2) sum_i J_i^T hj_i.
 template <typename S>
-void GramPerParticle(NaturalGradientScratch<S>& w, int64_t b, S inv_s2, int threads, MatrixXd* g) {
+void GramPerParticle(const NaturalGradientProblem& problem, NaturalGradientScratch<S>& w, int64_t b, S inv_s2,
+                     int threads, MatrixXd* g) {
   const int64_t n = w.y.rows(), d = w.y.cols();
   const S inv_s4 = inv_s2 * inv_s2;
-  // [J^T | P] as (d + 1) x (n b): row c holds J_j[c, :] for j = 0..n-1, row d holds P_j, so that
-  // [y_i, -1] times it is [t_ij]_j (every J_j^T y_i - P_j) in one product.
-  w.jt.resize(d + 1, n * b);
-  ParallelFor(n, 16, threads, [&](int64_t j0, int64_t j1, int) {
-    for (int64_t j = j0; j < j1; ++j) {
-      auto pj = w.jt.row(d).segment(j * b, b);
-      pj.setZero();
-      for (int64_t c = 0; c < d; ++c) {
-        w.jt.row(c).segment(j * b, b) = w.jac.row(j).segment(c * b, b);
-        pj += w.y(j, c) * w.jac.row(j).segment(c * b, b);
+  const bool rbf = problem.rbf.has_value();
+  if (rbf) {
+    // RBF statistics: J_j = -(1/s_f^2) (y_j 1^T - B^T) diag(T_j), so
+    //   t_ij[m] = -(1/s_f^2) T_jm ((y_j . y_i - |y_j|^2) - (B_m . y_i - B_m . y_j)) = C_jm + A_jm (G_ij - BY_im)
+    // with A = -(1/s_f^2) T, C_jm = A_jm (BY_jm - |y_j|^2), G = Y Y^T and BY = Y B^T: O(b) per pair
+    // instead of O(d b).
+    const S inv_f2 = static_cast<S>(1.0 / (problem.rbf->sigma * problem.rbf->sigma));
+    w.jt = w.y * problem.rbf->basis->transpose().template cast<S>();  // BY, n x b
+    w.kernel.noalias() = w.y * w.y.transpose();                        // G, n x n
+    w.p = (-inv_f2) * problem.stats->template cast<S>();                // A
+    w.centred = w.p.array() * (w.jt.array().colwise() - w.y.rowwise().squaredNorm().array());  // C
+  } else {
+    // [J^T | P] as (d + 1) x (n b): row c holds J_j[c, :] for j = 0..n-1, row d holds P_j = J_j^T y_j, so
+    // that [y_i, -1] times it is [t_ij]_j (every J_j^T y_i - P_j) in one product.
+    w.jt.resize(d + 1, n * b);
+    ParallelFor(n, 16, threads, [&](int64_t j0, int64_t j1, int) {
+      for (int64_t j = j0; j < j1; ++j) {
+        auto pj = w.jt.row(d).segment(j * b, b);
+        pj.setZero();
+        for (int64_t c = 0; c < d; ++c) {
+          w.jt.row(c).segment(j * b, b) = w.jac.row(j).segment(c * b, b);
+          pj += w.y(j, c) * w.jac.row(j).segment(c * b, b);
+        }
       }
-    }
-  });
-  w.p.resize(n, d + 1);  // [Y | -1]
-  w.p.leftCols(d) = w.y;
-  w.p.col(d).setConstant(S(-1));
+    });
+    w.p.resize(n, d + 1);  // [Y | -1]
+    w.p.leftCols(d) = w.y;
+    w.p.col(d).setConstant(S(-1));
+  }
   w.h.resize(n, d * b);
-  const int64_t rows = BlockSize(n, std::clamp<int64_t>(kPairValuesPerBlock / (n * b), 1, kRowBlock));
+  const int64_t rows =
+      rbf ? BlockSize(n, kRowBlock) : BlockSize(n, std::clamp<int64_t>(kPairValuesPerBlock / (n * b), 1, kRowBlock));
   ParallelFor(n, rows, threads, [&](int64_t i0, int64_t i1, int ti) {
     auto& t = w.per_thread[ti];
     const int64_t r = i1 - i0;
     KernelRows(w, i0, i1, inv_s2, t.k);
-    t.kj.noalias() = t.k * w.jac;                     // (K J)_i, r x (d b)
-    t.q.noalias() = w.p.middleRows(i0, r) * w.jt;     // t_ij, r x (n b)
+    t.kj.noalias() = t.k * w.jac;                                  // (K J)_i, r x (d b)
+    if (!rbf) t.q.noalias() = w.p.middleRows(i0, r) * w.jt;        // t_ij, r x (n b)
     t.ykt.resize(n, d + 1);  // [Y | 1] scaled by k_i
     for (int64_t ii = 0; ii < r; ++ii) {
       const int64_t i = i0 + ii;
-      const ConstMapMat<S> tij(t.q.row(ii).data(), n, b);
+      if (rbf) {
+        t.q.resize(n, b);
+        const auto by_i = w.jt.row(i).array();
+        for (int64_t j = 0; j < n; ++j) {
+          t.q.row(j).array() = w.centred.row(j).array() + w.p.row(j).array() * (w.kernel(j, i) - by_i);
+        }
+      }
+      const ConstMapMat<S> tij(rbf ? t.q.data() : t.q.row(ii).data(), n, b);
       t.ykt.leftCols(d) = w.y.array().colwise() * t.k.row(ii).transpose().array();
       t.ykt.col(d) = t.k.row(ii).transpose();
       // Z^T (b x (d + 1)): columns 0..d-1 are sum_j k_ij t_ij y_j^T, column d is sum_j k_ij t_ij. As
@@ -272,14 +296,21 @@ absl::Status KingVelocityIn(const NaturalGradientProblem& p, double sigma, Natur
     contraction = by_pairs <= per_particle ? KingContraction::kCoordinatePairs : KingContraction::kPerParticle;
   }
   const S inv_s2 = static_cast<S>(1.0 / (sigma * sigma));
+  const absl::Time t0 = absl::Now();
   if (contraction == KingContraction::kCoordinatePairs) {
     GramByCoordinatePairs(w, b, inv_s2, threads, &ws.g);
   } else {
-    GramPerParticle(w, b, inv_s2, threads, &ws.g);
+    GramPerParticle(p, w, b, inv_s2, threads, &ws.g);
   }
+  const absl::Time t1 = absl::Now();
+  const MatrixXd fisher = CovarianceIn(*p.stats, threads, w);
+  const absl::Time t2 = absl::Now();
   Eigen::VectorXd alpha;
-  if (absl::Status s = SolveGamma(p, CovarianceIn(*p.stats, threads, w), ws, &alpha); !s.ok()) return s;
+  if (absl::Status s = SolveGamma(p, fisher, ws, &alpha); !s.ok()) return s;
+  const absl::Time t3 = absl::Now();
   KingDrift(y, ParticleDirections(*p.jacobian, d, alpha), sigma, threads, velocity);
+  ws.timings = {absl::ToDoubleSeconds(t1 - t0), absl::ToDoubleSeconds(t2 - t1), absl::ToDoubleSeconds(t3 - t2),
+                absl::ToDoubleSeconds(absl::Now() - t3)};
   return absl::OkStatus();
 }
 
@@ -288,6 +319,7 @@ absl::Status ScalarKernelVelocityIn(const NaturalGradientProblem& p, const Mat<S
                                     NaturalGradientWorkspace& ws, NaturalGradientScratch<S>& w, Points* velocity) {
   const int64_t n = p.particles->rows(), d = p.particles->cols(), b = p.stats->cols();
   const int threads = ResolveThreads(p.threads);
+  const absl::Time t0 = absl::Now();
   CastRows(*p.jacobian, threads, &w.jac);
   // G = (1/n^2) sum_a J_a^T K J_a = (1/n^2) J_flat^T (K J)_flat.
   w.h.resize(n, d * b);
@@ -297,8 +329,12 @@ absl::Status ScalarKernelVelocityIn(const NaturalGradientProblem& p, const Mat<S
   const ConstMapMat<S> hflat(w.h.data(), n * d, b), jflat(w.jac.data(), n * d, b);
   SymmetricTransposedProduct<S>(jflat, hflat, threads, w.partials, w.products[0]);
   ws.g = w.products[0].template cast<double>() / (static_cast<double>(n) * n);
+  const absl::Time t1 = absl::Now();
+  const MatrixXd fisher = CovarianceIn(*p.stats, threads, w);
+  const absl::Time t2 = absl::Now();
   Eigen::VectorXd alpha;
-  if (absl::Status s = SolveGamma(p, CovarianceIn(*p.stats, threads, w), ws, &alpha); !s.ok()) return s;
+  if (absl::Status s = SolveGamma(p, fisher, ws, &alpha); !s.ok()) return s;
+  const absl::Time t3 = absl::Now();
   // h = K u / n, u_i = J_i alpha, in float64.
   const Points u = ParticleDirections(*p.jacobian, d, alpha);
   velocity->resize(n, d);
@@ -306,6 +342,8 @@ absl::Status ScalarKernelVelocityIn(const NaturalGradientProblem& p, const Mat<S
     velocity->middleRows(i0, i1 - i0).noalias() =
         kernel.middleRows(i0, i1 - i0).template cast<double>() * u / static_cast<double>(n);
   });
+  ws.timings = {absl::ToDoubleSeconds(t1 - t0), absl::ToDoubleSeconds(t2 - t1), absl::ToDoubleSeconds(t3 - t2),
+                absl::ToDoubleSeconds(absl::Now() - t3)};
   return absl::OkStatus();
 }
 

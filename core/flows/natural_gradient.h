@@ -11,10 +11,12 @@
 #define SAMPLED_CORE_FLOWS_NATURAL_GRADIENT_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "core/common/points.h"
+#include "core/flows/sufficient_statistics.h"
 
 namespace sampled {
 
@@ -31,6 +33,9 @@ struct NaturalGradientProblem {
   int threads = 0;
   // Precision of the contractions behind G and F (the n^2 work); the solve and the velocity are float64.
   DType precision = DType::kFloat64;
+  // When the statistics are RBF features (stats->rbf()), their basis and bandwidth: kPerParticle then forms
+  // J_j^T v in O(b) instead of O(d b).
+  std::optional<RbfStructure> rbf;
 };
 
 // How KingVelocity arranges G's contractions (both give the same G up to rounding):
@@ -58,6 +63,13 @@ struct NaturalGradientWorkspace {
   NaturalGradientScratch<float> f32;
   NaturalGradientScratch<double> f64;
   MatrixXd g, gamma;
+  // Where the last call's time went, in seconds (for the benchmark's breakdown).
+  struct Timings {
+    double gram = 0;    // the n^2 contractions behind G
+    double fisher = 0;  // Cov_q[T]
+    double solve = 0;   // the b x b factorisation and solve
+    double drift = 0;   // the velocity from alpha
+  } timings;
 };
 
 // KiNG (000 Eq. 9) with k(x, y) = exp(-|x - y|^2 / (2 sigma^2)): H_ij = grad_x grad_y k(x_i, x_j)

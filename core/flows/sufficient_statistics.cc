@@ -47,6 +47,7 @@ class Rbf final : public SufficientStatistics {
  public:
   Rbf(Points basis, double sigma) : basis_(std::move(basis)), basis_t_(basis_.transpose()), sigma_(sigma) {}
   int64_t size() const override { return basis_.rows(); }
+  std::optional<RbfStructure> rbf() const override { return RbfStructure{&basis_, sigma_}; }
   absl::Status Evaluate(const Points& x, Points* t, Points* jac) const override {
     const int64_t n = x.rows(), d = x.cols(), b = size();
     const double inv_s2 = 1.0 / (sigma_ * sigma_);

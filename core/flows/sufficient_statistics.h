@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,13 @@
 
 namespace sampled {
 
+// The structure of RBF features T_m(x) = exp(-|x - b_m|^2 / (2 sigma^2)): J(x)^T v =
+// -(1/sigma^2) T(x) .* ((x . v) 1 - B v), which contractions over many x can use instead of the Jacobian.
+struct RbfStructure {
+  const Points* basis = nullptr;  // b x d; owned by the statistics
+  double sigma = 0;
+};
+
 // Immutable after construction; thread-safe.
 class SufficientStatistics {
  public:
@@ -24,6 +32,8 @@ class SufficientStatistics {
   virtual int64_t size() const = 0;
   // T(x) into t (n x b) and, when jac is not null, the Jacobian into jac (n x (d*b)).
   virtual absl::Status Evaluate(const Points& x, Points* t, Points* jac) const = 0;
+  // The RBF structure when these are plain RBF features (valid while the statistics live).
+  virtual std::optional<RbfStructure> rbf() const { return std::nullopt; }
 };
 
 // T = [x, upper triangle of x x^T] (the Gaussian family): d + d(d+1)/2 statistics.

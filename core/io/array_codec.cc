@@ -22,11 +22,35 @@ double ReadValue(const char* p, DType dtype) {
   return d;
 }
 
+// n values of type T from unaligned little-endian bytes, widened to double (a loop the compiler vectorises).
+template <typename T>
+void DecodeValues(const char* src, size_t n, double* out) {
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    out[i] = static_cast<double>(v);
+  }
+}
+
 }  // namespace
 
 ArrayAssembler::ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows, int64_t expected_rows)
     : dtype_(dtype), dim_(dim), max_rows_(max_rows) {
-  if (expected_rows > 0 && expected_rows <= max_rows) values_.reserve(static_cast<size_t>(expected_rows * dim));
+  // The array is decoded straight into its final storage: one allocation when the header gives the rows.
+  if (expected_rows > 0 && expected_rows <= max_rows) buffer_.resize(expected_rows, dim);
+}
+
+void ArrayAssembler::Reserve(int64_t values) {
+  const int64_t capacity = buffer_.size();
+  if (values <= capacity) return;
+  // Grow geometrically (reserving exactly one more chunk each time made an upload quadratic in its size),
+  // never past the limit plus the row that tells it was passed.
+  const int64_t limit_rows = std::min<int64_t>(max_rows_, INT64_MAX / 8 / dim_ - 1) + 1;
+  const int64_t rows =
+      std::max((values + dim_ - 1) / dim_, std::min(limit_rows, std::max<int64_t>(2 * buffer_.rows(), 1024)));
+  Points grown(rows, dim_);
+  std::copy(buffer_.data(), buffer_.data() + count_, grown.data());
+  buffer_.swap(grown);
 }
 
 absl::Status ArrayAssembler::Append(absl::string_view chunk) {
@@ -36,28 +60,31 @@ absl::Status ArrayAssembler::Append(absl::string_view chunk) {
     partial_.append(chunk.data(), take);
     chunk.remove_prefix(take);
     if (partial_.size() == width) {
-      values_.push_back(ReadValue(partial_.data(), dtype_));
+      Reserve(count_ + 1);
+      buffer_.data()[count_++] = ReadValue(partial_.data(), dtype_);
       partial_.clear();
     }
   }
   const size_t whole = chunk.size() / width;
-  // Grow geometrically: reserving exactly one more chunk each time made an upload quadratic in its size.
-  if (values_.size() + whole > values_.capacity()) {
-    // Never past the limit (plus the row that tells it was passed), whatever the doubling asks for.
-    const size_t cap = static_cast<size_t>(std::min<int64_t>(max_rows_, INT64_MAX / 8 / dim_ - 1) + 1) * dim_;
-    values_.reserve(std::max(values_.size() + whole, std::min(2 * values_.capacity(), cap)));
-  }
-  for (size_t i = 0; i < whole; ++i) values_.push_back(ReadValue(chunk.data() + i * width, dtype_));
-  partial_.append(chunk.data() + whole * width, chunk.size() - whole * width);
-  if (rows_so_far() > max_rows_) {
+  // Refuse before growing: a chunk that passes the limit is not decoded.
+  if ((count_ + static_cast<int64_t>(whole)) / dim_ > max_rows_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("upload exceeds the server's limit of ", max_rows_, " rows per array"));
   }
+  Reserve(count_ + static_cast<int64_t>(whole));
+  double* out = buffer_.data() + count_;
+  if (dtype_ == DType::kFloat32) {
+    DecodeValues<float>(chunk.data(), whole, out);
+  } else {
+    DecodeValues<double>(chunk.data(), whole, out);
+  }
+  count_ += static_cast<int64_t>(whole);
+  partial_.append(chunk.data() + whole * width, chunk.size() - whole * width);
   return absl::OkStatus();
 }
 
 absl::StatusOr<Points> ArrayAssembler::Finish(int64_t expected_rows) {
-  const int64_t n = static_cast<int64_t>(values_.size());
+  const int64_t n = count_;
   if (!partial_.empty() || n % dim_ != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the array's bytes do not end on a row boundary: ", n, " whole ", DTypeName(dtype_), " values and ",
@@ -70,9 +97,11 @@ absl::StatusOr<Points> ArrayAssembler::Finish(int64_t expected_rows) {
     return absl::InvalidArgumentError(
         absl::StrCat("expected ", expected_rows, " rows as the header said, received ", rows));
   }
-  Points out = Eigen::Map<const Points>(values_.data(), rows, dim_);
-  values_.clear();
-  values_.shrink_to_fit();
+  Points out;
+  out.swap(buffer_);
+  count_ = 0;
+  // Row-major with the columns unchanged: dropping the unused rows keeps the data in place.
+  if (out.rows() != rows) out.conservativeResize(rows, dim_);
   return out;
 }
 

@@ -29,13 +29,17 @@ class ArrayAssembler {
   // row arrived; `expected_rows` > 0 also requires exactly that many rows.
   absl::StatusOr<Points> Finish(int64_t expected_rows = 0);
 
-  int64_t rows_so_far() const { return static_cast<int64_t>(values_.size()) / dim_; }
+  int64_t rows_so_far() const { return count_ / dim_; }
 
  private:
+  // Makes room for `values` values in buffer_.
+  void Reserve(int64_t values);
+
   DType dtype_;
   int64_t dim_;
   int64_t max_rows_;
-  std::vector<double> values_;
+  Points buffer_;        // the array being assembled: its first count_ values are filled
+  int64_t count_ = 0;
   std::string partial_;  // bytes of a value split across chunks
 };
 

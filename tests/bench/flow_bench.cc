@@ -21,6 +21,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <regex>
 #include <string>
@@ -36,7 +37,10 @@
 #include "core/common/rng.h"
 #include "core/flows/flow.h"
 #include "core/flows/flow_state.h"
+#include "core/flows/natural_gradient.h"
+#include "core/flows/ntk_mlp.h"
 #include "core/flows/sd_flow.h"
+#include "core/flows/sufficient_statistics.h"
 #include "core/io/array_file.h"
 #include "core/kernels/kernel_sums.h"
 #include "core/kernels/pairwise_median.h"
@@ -171,8 +175,12 @@ Timing OurSeconds(const Options& o, const Case& c) {
   state.particles = Normal(c.particles, c.dim, 2, 0.0);
   state.rng = Rng(3);
   StepStats stats;
+  const double warm0 = Now();
   (void)(*flow)->Step(state, &stats);  // warm-up: workspaces grow here
-  const int repeats = c.method == "king" ? std::min(o.repeats, 5) : o.repeats;
+  const double warm = Now() - warm0;
+  // At least --repeats steps and half a second of them: a median over a few milliseconds is at the mercy of
+  // this VM's noise (SD 1024^2 read 0.52 to 0.81 ms over 20 steps in three runs of one day).
+  const int repeats = static_cast<int>(std::clamp<double>(std::ceil(0.5 / std::max(warm, 1e-6)), o.repeats, 5000));
   std::vector<double> times;
   for (int r = 0; r < repeats; ++r) {
     const double t0 = Now();
@@ -382,6 +390,55 @@ int RunScaling(const Options& o) {
   KernelWorkspace<float> ws50;
   time("one kernel sum, N x M at d = 50, with the running max-shift",
        [&] { KernelSums<float>(y50, x50, nullptr, wide, ws50, o.threads, &out); });
+
+  // Where a KiNG step goes (000 Eq. 9, rbf statistics on 200 basis points, float32 contractions): the
+  // features and their Jacobians, the median of the pool, G's contractions, Cov_q[T], the solve and the
+  // drift; and ntKiNG's NTK kernel.
+  for (const auto& [n, kd] : {std::pair<int64_t, int64_t>{1024, 2}, std::pair<int64_t, int64_t>{100, 20}}) {
+    const Points kx = Normal(n, kd, 7, 2.0), ky = Normal(n, kd, 8, 0.0);
+    Points pool(2 * n, kd);
+    pool << ky, kx;
+    SubsetPairMedian pool_median(kDefaultMedianPairs, 0);
+    const double feature_sigma = std::sqrt(0.5 * pool_median(pool));
+    Rng brng(9);
+    std::vector<int64_t> perm(2 * n), index(200);
+    std::iota(perm.begin(), perm.end(), 0);
+    brng.SampleWithoutReplacement(2 * n, 200, perm.data(), index.data());
+    Points basis(200, kd);
+    for (int64_t i = 0; i < 200; ++i) basis.row(i) = pool.row(index[i]);
+    auto stats = RbfStatistics(basis, feature_sigma);
+    Points tx, ty, jy;
+    const std::string at = absl::StrFormat(" (king %d x %d, d = %d)", n, n, kd);
+    time(("pool median for the feature bandwidth" + at).c_str(), [&] { (void)pool_median(pool); });
+    time(("features T at the targets" + at).c_str(), [&] { (void)stats->Evaluate(kx, &tx, nullptr); });
+    time(("features T and Jacobians at the particles" + at).c_str(), [&] { (void)stats->Evaluate(ky, &ty, &jy); });
+    const Eigen::VectorXd grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
+    NaturalGradientProblem problem;
+    problem.particles = &ky;
+    problem.stats = &ty;
+    problem.jacobian = &jy;
+    problem.grad = &grad;
+    problem.threads = o.threads;
+    problem.precision = DType::kFloat32;
+    problem.rbf = stats->rbf();
+    NaturalGradientWorkspace ngws;
+    Points velocity;
+    std::vector<double> gram, fisher, solve, drift;
+    time(("natural-gradient velocity, all of it" + at).c_str(), [&] {
+      (void)KingVelocity(problem, std::sqrt(0.5 * MedianPairwiseSquaredDistance(ky, o.threads)), ngws, &velocity);
+      gram.push_back(ngws.timings.gram);
+      fisher.push_back(ngws.timings.fisher);
+      solve.push_back(ngws.timings.solve);
+      drift.push_back(ngws.timings.drift);
+    });
+    std::printf("{\"part\": \"of which G's contractions%s\", \"seconds\": %.4g}\n", at.c_str(), Median(gram));
+    std::printf("{\"part\": \"of which Cov_q[T]%s\", \"seconds\": %.4g}\n", at.c_str(), Median(fisher));
+    std::printf("{\"part\": \"of which the b x b solve%s\", \"seconds\": %.4g}\n", at.c_str(), Median(solve));
+    std::printf("{\"part\": \"of which the drift from alpha%s\", \"seconds\": %.4g}\n", at.c_str(), Median(drift));
+    NtkMlp mlp(kd, {64, 64}, Activation::kTanh, 1);
+    PointsF ntk;
+    time(("ntKiNG's NTK kernel, hidden 64,64" + at).c_str(), [&] { mlp.KernelInto(ky, o.threads, &ntk); });
+  }
   return 0;
 }
 

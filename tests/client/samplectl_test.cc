@@ -122,5 +122,14 @@ TEST_F(SamplectlTest, ErrorsPrintTheCodeAndExitNonZero) {
   EXPECT_THAT(cancel.err, HasSubstr("NOT_FOUND"));
 }
 
+// `flow methods` says each parameter's default, the float32 kernel sums and the median subset among them.
+TEST_F(SamplectlTest, FlowMethodsPrintTheDefaults) {
+  Result methods = Run({"flow", "methods"});
+  ASSERT_EQ(methods.code, 0) << methods.err;
+  EXPECT_THAT(methods.out, HasSubstr("--dtype: precision of the kernel sums: float32 (default"));
+  EXPECT_THAT(methods.out, HasSubstr("--median-pairs: pairs the median rules measure"));
+  EXPECT_THAT(methods.out, HasSubstr("--batch: points per batch"));
+}
+
 }  // namespace
 }  // namespace sampled::testing

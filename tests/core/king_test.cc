@@ -136,12 +136,15 @@ TEST(NaturalGradientTest, KingVelocityIsEq9) {
   NaturalGradientWorkspace ws;
   for (KingContraction c : {KingContraction::kCoordinatePairs, KingContraction::kPerParticle, KingContraction::kAuto}) {
     for (DType precision : {DType::kFloat64, DType::kFloat32}) {
-      p.precision = precision;
-      Points v;
-      ASSERT_TRUE(KingVelocity(p, 0.9, ws, &v, c).ok());
-      const double tolerance = precision == DType::kFloat64 ? 1e-10 : 1e-4;
-      EXPECT_LT((v - expected).cwiseAbs().maxCoeff(), tolerance * scale)
-          << "contraction " << static_cast<int>(c) << ", " << DTypeName(precision);
+      for (bool rbf : {false, true}) {  // the generic Jacobian, and the RBF structure
+        p.precision = precision;
+        p.rbf = rbf ? stats->rbf() : std::nullopt;
+        Points v;
+        ASSERT_TRUE(KingVelocity(p, 0.9, ws, &v, c).ok());
+        const double tolerance = precision == DType::kFloat64 ? 1e-10 : 1e-4;
+        EXPECT_LT((v - expected).cwiseAbs().maxCoeff(), tolerance * scale)
+            << "contraction " << static_cast<int>(c) << ", " << DTypeName(precision) << ", rbf " << rbf;
+      }
     }
   }
 }
@@ -160,6 +163,7 @@ TEST(NaturalGradientTest, KingVelocityDoesNotDependOnTheThreadCount) {
   p.stats = &ty;
   p.jacobian = &jy;
   p.grad = &grad;
+  p.rbf = stats->rbf();
   for (KingContraction c : {KingContraction::kCoordinatePairs, KingContraction::kPerParticle}) {
     NaturalGradientWorkspace ws1, ws2;
     Points v1, v2;
