@@ -463,6 +463,7 @@ Points OurStep(const std::string& method, const Points& x, const Points& y, cons
                                                           : std::shared_ptr<const Target>(*EmpiricalTarget::Create(x));
   FlowConfig c = PeerConfig(method, dtype);
   c.threads = 2;
+  if (method == "svgd") c.median_pairs = 0;  // the peer's torch.median over every pair
   auto flow = CreateFlow(c, target);
   FlowState state;
   state.particles = y;

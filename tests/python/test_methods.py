@@ -47,6 +47,25 @@ def test_density_methods_run_and_report_statistics(client, targets, method):
         assert not final.last_stats.HasField("acceptance_rate")
 
 
+def test_median_pairs_zero_is_the_exact_rule_and_the_default_a_subset(client, targets):
+    # 120 targets and 60 particles: 1,770 pairs, fewer than the default subset of 16,384, so both rules give
+    # the exact median and the same step; with more particles than that the subset rule differs slightly.
+    data, _ = targets
+    a = client.start_flow(data, "sd", particles=60, steps=0, seed=4).step(1)[0]
+    b = client.start_flow(data, "sd", particles=60, steps=0, seed=4, median_pairs=0).step(1)[0]
+    assert abs(a.bandwidth / b.bandwidth - 1) < 1e-6  # the exact rule computes in the float32 default
+    c = client.start_flow(data, "sd", particles=400, steps=0, seed=4).step(1)[0]
+    d = client.start_flow(data, "sd", particles=400, steps=0, seed=4, median_pairs=0).step(1)[0]
+    assert c.bandwidth != d.bandwidth and abs(c.bandwidth / d.bandwidth - 1) < 0.03
+
+
+def test_methods_list_their_parameters_with_defaults(client):
+    sd = next(m for m in client.methods() if m.name == "sd")
+    docs = {d.name: d.doc for d in sd.field_docs}
+    assert set(docs) == set(sd.fields)
+    assert "float32 (default" in docs["dtype"] and "16384 (default)" in docs["median_pairs"]
+
+
 @pytest.mark.parametrize("kind,method,kwargs,code,needle", [
     ("data", "sd", dict(bandwidth="-1"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
     ("data", "mmd-gaussian", dict(bandwidth="-0.5"), grpc.StatusCode.INVALID_ARGUMENT, "bandwidth"),
@@ -80,25 +99,6 @@ def test_density_methods_run_and_report_statistics(client, targets, method):
     ("density", "ntking", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
     ("density", "mmd", {}, grpc.StatusCode.FAILED_PRECONDITION, "needs a sample target"),
 ])
-def test_median_pairs_zero_is_the_exact_rule_and_the_default_a_subset(client, targets):
-    # 120 targets and 60 particles: 1,770 pairs, fewer than the default subset of 16,384, so both rules give
-    # the exact median and the same step; with more particles than that the subset rule differs slightly.
-    data, _ = targets
-    a = client.start_flow(data, "sd", particles=60, steps=0, seed=4).step(1)[0]
-    b = client.start_flow(data, "sd", particles=60, steps=0, seed=4, median_pairs=0).step(1)[0]
-    assert abs(a.bandwidth / b.bandwidth - 1) < 1e-6  # the exact rule computes in the float32 default
-    c = client.start_flow(data, "sd", particles=400, steps=0, seed=4).step(1)[0]
-    d = client.start_flow(data, "sd", particles=400, steps=0, seed=4, median_pairs=0).step(1)[0]
-    assert c.bandwidth != d.bandwidth and abs(c.bandwidth / d.bandwidth - 1) < 0.03
-
-
-def test_methods_list_their_parameters_with_defaults(client):
-    sd = next(m for m in client.methods() if m.name == "sd")
-    docs = {d.name: d.doc for d in sd.field_docs}
-    assert set(docs) == set(sd.fields)
-    assert "float32 (default" in docs["dtype"] and "16384 (default)" in docs["median_pairs"]
-
-
 def test_bad_parameters_are_refused_naming_them(client, targets, kind, method, kwargs, code, needle):
     data, density = targets
     target = data if kind == "data" else density
