@@ -161,7 +161,7 @@ void Job::UndoRequeue(JobState previous) {
   Notify();
 }
 
-void Job::UpdateProgress(const std::function<void(JobSnapshot&)>& update, bool force) {
+void Job::UpdateProgress(absl::FunctionRef<void(JobSnapshot&)> update, bool force) {
   bool notify = false;
   {
     absl::MutexLock lock(&mu_);

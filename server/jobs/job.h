@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -109,7 +110,7 @@ class Job {
   void UndoRequeue(JobState previous);
   // Applies `update` to the snapshot under the lock and notifies listeners (at most every 50 ms unless
   // `force`; callers force slow steps so that a watcher never waits on a stale step).
-  void UpdateProgress(const std::function<void(JobSnapshot&)>& update, bool force = false);
+  void UpdateProgress(absl::FunctionRef<void(JobSnapshot&)> update, bool force = false);
 
   JobState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return snap_.state; }
 

@@ -57,7 +57,15 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* flow_steps_;
   prometheus::Family<prometheus::Counter>* particle_updates_;
   prometheus::Family<prometheus::Histogram>* step_seconds_;
+  struct StepMetrics {
+    prometheus::Counter* steps = nullptr;
+    prometheus::Counter* particle_updates = nullptr;
+    prometheus::Histogram* seconds = nullptr;
+  };
   mutable absl::Mutex mu_;
+  // By method; entries are never removed (the methods are a fixed set), so their addresses are stable.
+  absl::Mutex step_mu_;  // apart from mu_, which Serialize holds while it calls the provider
+  std::map<std::string, StepMetrics> step_metrics_ ABSL_GUARDED_BY(step_mu_);
   std::function<HeldState()> provider_ ABSL_GUARDED_BY(mu_);
 };
 
