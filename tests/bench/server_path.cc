@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 #include "core/kernels/pairwise_median.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+
+extern char** environ;
 
 namespace sampled::bench {
 namespace {
@@ -326,15 +329,19 @@ int RunCli(const ServerPathOptions& o) {
     return 1;
   }
   std::vector<double> times;
+  // posix_spawn, not fork: this process maps LibTorch, and copying its page tables would be timed too.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  const std::string address = server->address();
+  std::vector<char*> args = {const_cast<char*>(o.samplectl_binary.c_str()), const_cast<char*>("--server"),
+                             const_cast<char*>(address.c_str()), const_cast<char*>("health"), nullptr};
   for (int r = 0; r < 20; ++r) {
     const double t0 = Now();
-    const pid_t pid = fork();
-    if (pid == 0) {
-      const int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, STDOUT_FILENO);
-      execl(o.samplectl_binary.c_str(), o.samplectl_binary.c_str(), "--server", server->address().c_str(), "health",
-            static_cast<char*>(nullptr));
-      _exit(127);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, o.samplectl_binary.c_str(), &actions, nullptr, args.data(), environ) != 0) {
+      std::fprintf(stderr, "bench: cannot run %s\n", o.samplectl_binary.c_str());
+      return 1;
     }
     int status = 0;
     waitpid(pid, &status, 0);
@@ -344,6 +351,7 @@ int RunCli(const ServerPathOptions& o) {
       return 1;
     }
   }
+  posix_spawn_file_actions_destroy(&actions);
   // Does samplectl map LibTorch? ldd lists every library it loads.
   std::string ldd;
   if (FILE* p = popen(absl::StrCat("ldd ", o.samplectl_binary).c_str(), "r")) {
