@@ -381,8 +381,10 @@ int RunScaling(const Options& o) {
   time("one kernel sum, N x M, with the running max-shift", [&] { KernelSums<float>(yf, xf, nullptr, shifted, ws, o.threads, &out); });
   time("one kernel sum, N x M, without a shift", [&] { KernelSums<float>(yf, xf, nullptr, plain, ws, o.threads, &out); });
   PairwiseMedianWorkspace<float> mws;
-  time("median of the M particles' pairwise distances (median rules)",
+  time("exact median of the M particles' pairwise distances (median_pairs 0)",
        [&] { MedianPairwiseSquaredDistance(yf, o.threads, mws); });
+  SubsetPairMedian subset(kDefaultMedianPairs, 0);
+  time("the default median over a fixed subset of 16384 pairs", [&] { (void)subset(y); });
   // The same kernel sum at d = 50 (the GEMM path).
   const PointsF x50 = Normal(n, 50, 5, 0.2).cast<float>(), y50 = Normal(n, 50, 6, 0.0).cast<float>();
   KernelSumsOptions wide = shifted;
