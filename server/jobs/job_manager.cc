@@ -106,9 +106,11 @@ void JobManager::Shutdown(absl::Duration grace) {
     absl::MutexLock lock(&mu_);
     for (const auto& [seq, job] : jobs_) all.push_back(job);
   }
-  for (auto& job : all) job->Close();  // running flows stop before their next step
-  queue_.Close();                       // queued work is cancelled
+  // The queues close first: work still waiting is answered UNAVAILABLE at once. Closing the jobs first
+  // let a worker that a cancelled run had just freed take a queued call and answer it CANCELLED instead.
+  queue_.Close();
   calls_.Close();
+  for (auto& job : all) job->Close();  // running flows stop before their next step
   const absl::Time deadline = absl::Now() + grace;
   queue_.WaitIdle(grace);
   calls_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
