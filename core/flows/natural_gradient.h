@@ -38,6 +38,23 @@ struct NaturalGradientProblem {
   std::optional<RbfStructure> rbf;
 };
 
+// The problem of one step at the particles y: T(y) and its Jacobian, grad L, and the solve's options (the
+// arrays are referenced, not copied: they must outlive the problem).
+inline NaturalGradientProblem MakeNaturalGradientProblem(const Points& y, const Points& stats, const Points& jacobian,
+                                                         const Eigen::VectorXd& grad, double lambda, double ridge,
+                                                         int threads, DType precision) {
+  NaturalGradientProblem p;
+  p.particles = &y;
+  p.stats = &stats;
+  p.jacobian = &jacobian;
+  p.grad = &grad;
+  p.lambda = lambda;
+  p.ridge = ridge;
+  p.threads = threads;
+  p.precision = precision;
+  return p;
+}
+
 // How KingVelocity arranges G's contractions (both give the same G up to rounding):
 //   kCoordinatePairs: G = (1/n^2) sum_{a<=c} J_a^T W^{ac} J_c with the n x n matrices
 //     W^{ac}_ij = H_ij[a, c]: d(d+1)/2 products of n x n x b (cheapest for small d);

@@ -55,15 +55,8 @@ class NtKingFlow final : public Flow {
     SAMPLED_RETURN_IF_ERROR(t->Evaluate(x, &tx_, nullptr));
     SAMPLED_RETURN_IF_ERROR(t->Evaluate(y, &ty_, &jy_));
     grad_ = (tx_.colwise().mean() - ty_.colwise().mean()).transpose();
-    NaturalGradientProblem problem;
-    problem.particles = &y;
-    problem.stats = &ty_;
-    problem.jacobian = &jy_;
-    problem.grad = &grad_;
-    problem.lambda = p_.lambda;
-    problem.ridge = p_.ridge;
-    problem.threads = p_.threads;
-    problem.precision = p_.precision;
+    NaturalGradientProblem problem =
+        MakeNaturalGradientProblem(y, ty_, jy_, grad_, p_.lambda, p_.ridge, p_.threads, p_.precision);
     if (p_.precision == DType::kFloat32) {
       mlp_->KernelInto(y, p_.threads, &kernel_f32_);
       SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel_f32_, ng_ws_, &velocity_));

@@ -55,15 +55,8 @@ class SteinKingFlow final : public Flow {
       return absl::FailedPreconditionError(absl::StrCat("stein-king step ", state.step + 1,
                                                         ": the kernel bandwidth is ", sigma, "; give a bandwidth"));
     }
-    NaturalGradientProblem problem;
-    problem.particles = &y;
-    problem.stats = &ty_;
-    problem.jacobian = &jy_;
-    problem.grad = &grad_;
-    problem.lambda = p_.lambda;
-    problem.ridge = p_.ridge;
-    problem.threads = p_.threads;
-    problem.precision = p_.precision;
+    NaturalGradientProblem problem =
+        MakeNaturalGradientProblem(y, ty_, jy_, grad_, p_.lambda, p_.ridge, p_.threads, p_.precision);
     SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     next_ = y + displacement_;

@@ -47,6 +47,7 @@
 #include "core/kernels/simd_math.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+#include "tests/bench/bench_util.h"
 #include "tests/bench/server_path.h"
 
 namespace sampled {
@@ -71,12 +72,8 @@ struct Case {
   int64_t targets, particles, dim;
 };
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::Median;
+using bench::Now;
 
 Points Normal(int64_t n, int64_t d, uint64_t seed, double shift) {
   Rng rng(seed);
@@ -181,17 +178,7 @@ Timing OurSeconds(const Options& o, const Case& c) {
   // At least --repeats steps and half a second of them: a median over a few milliseconds is at the mercy of
   // this VM's noise (SD 1024^2 read 0.52 to 0.81 ms over 20 steps in three runs of one day).
   const int repeats = static_cast<int>(std::clamp<double>(std::ceil(0.5 / std::max(warm, 1e-6)), o.repeats, 5000));
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    const double t0 = Now();
-    absl::Status s = (*flow)->Step(state, &stats);
-    times.push_back(Now() - t0);
-    if (!s.ok()) {
-      std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
-      std::exit(1);
-    }
-  }
-  return {Median(times)};
+  return {bench::MedianStepSeconds(**flow, state, repeats)};
 }
 
 // Kernel evaluations of one step (the work that scales with N x M).
@@ -415,13 +402,8 @@ int RunScaling(const Options& o) {
     time(("features T at the targets" + at).c_str(), [&] { (void)stats->Evaluate(kx, &tx, nullptr); });
     time(("features T and Jacobians at the particles" + at).c_str(), [&] { (void)stats->Evaluate(ky, &ty, &jy); });
     const Eigen::VectorXd grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
-    NaturalGradientProblem problem;
-    problem.particles = &ky;
-    problem.stats = &ty;
-    problem.jacobian = &jy;
-    problem.grad = &grad;
-    problem.threads = o.threads;
-    problem.precision = DType::kFloat32;
+    NaturalGradientProblem problem =
+        MakeNaturalGradientProblem(ky, ty, jy, grad, 1e-3, 1e-3, o.threads, DType::kFloat32);
     problem.rbf = stats->rbf();
     NaturalGradientWorkspace ngws;
     Points velocity;

@@ -25,6 +25,7 @@
 #include "core/kernels/pairwise_median.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+#include "tests/bench/bench_util.h"
 
 extern char** environ;
 
@@ -33,12 +34,6 @@ namespace {
 
 namespace v1 = ::sampled::v1;
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 Points Normal(int64_t n, int64_t d, uint64_t seed, double shift) {
   Rng rng(seed);
@@ -137,17 +132,7 @@ double BareStepSeconds(FlowConfig config, std::shared_ptr<const Target> target, 
   state.rng = Rng(3);
   StepStats stats;
   (void)(*flow)->Step(state, &stats);  // warm-up: workspaces grow here
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    const double t0 = Now();
-    absl::Status s = (*flow)->Step(state, &stats);
-    times.push_back(Now() - t0);
-    if (!s.ok()) {
-      std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
-      std::exit(1);
-    }
-  }
-  return Median(times);
+  return MedianStepSeconds(**flow, state, repeats);
 }
 
 template <typename T>
@@ -159,14 +144,18 @@ T OrDie(absl::StatusOr<T> v, const char* what) {
   return *std::move(v);
 }
 
+// The server for a mode, or null after saying why.
+std::unique_ptr<ServerProcess> StartServer(const ServerPathOptions& o) {
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
+  if (server == nullptr) std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
+  return server;
+}
+
 }  // namespace
 
 int RunServerPath(const ServerPathOptions& o) {
-  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
-  if (server == nullptr) {
-    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
-    return 1;
-  }
+  std::unique_ptr<ServerProcess> server = StartServer(o);
+  if (server == nullptr) return 1;
   std::printf("{\"server\": \"%s\", \"log\": \"%s\"}\n", server->address().c_str(), server->blas_line().c_str());
   std::fflush(stdout);
   auto client = client::SampledClient::Connect(server->address());
@@ -278,11 +267,8 @@ int RunServerPath(const ServerPathOptions& o) {
 }
 
 int RunUpload(const ServerPathOptions& o) {
-  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
-  if (server == nullptr) {
-    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
-    return 1;
-  }
+  std::unique_ptr<ServerProcess> server = StartServer(o);
+  if (server == nullptr) return 1;
   auto client = client::SampledClient::Connect(server->address());
   const std::string session = OrDie(client->CreateSession("upload"), "create session").id();
   constexpr int64_t kDim = 10;
@@ -323,11 +309,8 @@ int RunUpload(const ServerPathOptions& o) {
 }
 
 int RunCli(const ServerPathOptions& o) {
-  std::unique_ptr<ServerProcess> server = ServerProcess::Start(o.server_binary, o.threads);
-  if (server == nullptr) {
-    std::fprintf(stderr, "bench: cannot start %s\n", o.server_binary.c_str());
-    return 1;
-  }
+  std::unique_ptr<ServerProcess> server = StartServer(o);
+  if (server == nullptr) return 1;
   std::vector<double> times;
   // posix_spawn, not fork: this process maps LibTorch, and copying its page tables would be timed too.
   posix_spawn_file_actions_t actions;

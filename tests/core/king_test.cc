@@ -115,21 +115,27 @@ Points DirectKing(const Points& y, const Points& t, const Points& jac, const Eig
   return v;
 }
 
-TEST(NaturalGradientTest, KingVelocityIsEq9) {
-  const Points y = RandomPoints(12, 3, 8), x = RandomPoints(15, 3, 9, 1.0);
-  auto stats = RbfStatistics(RandomPoints(6, 3, 10), 1.2);
+// RBF statistics of n particles and m targets in d dimensions, b basis points, and grad L.
+struct KingCase {
+  KingCase(int64_t n, int64_t m, int64_t d, int64_t b, double feature_sigma, uint64_t seed)
+      : y(RandomPoints(n, d, seed)), x(RandomPoints(m, d, seed + 1, 1.0)),
+        stats(RbfStatistics(RandomPoints(b, d, seed + 2), feature_sigma)) {
+    EXPECT_TRUE(stats->Evaluate(y, &ty, &jy).ok());
+    EXPECT_TRUE(stats->Evaluate(x, &tx, nullptr).ok());
+    grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
+  }
+  Points y, x;
+  std::unique_ptr<SufficientStatistics> stats;
   Points ty, jy, tx;
-  ASSERT_TRUE(stats->Evaluate(y, &ty, &jy).ok());
-  ASSERT_TRUE(stats->Evaluate(x, &tx, nullptr).ok());
-  const Eigen::VectorXd grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
-  NaturalGradientProblem p;
-  p.particles = &y;
-  p.stats = &ty;
-  p.jacobian = &jy;
-  p.grad = &grad;
-  p.lambda = 0.01;
-  p.ridge = 1e-3;
-  p.threads = 2;
+  Eigen::VectorXd grad;
+};
+
+TEST(NaturalGradientTest, KingVelocityIsEq9) {
+  const KingCase k(12, 15, 3, 6, 1.2, 8);
+  const Points &y = k.y, &ty = k.ty, &jy = k.jy;
+  const Eigen::VectorXd& grad = k.grad;
+  const auto& stats = k.stats;
+  NaturalGradientProblem p = MakeNaturalGradientProblem(y, ty, jy, grad, 0.01, 1e-3, 2, DType::kFloat64);
   const Points expected = DirectKing(y, ty, jy, grad, 0.9, 0.01, 1e-3);
   const double scale = 1 + expected.cwiseAbs().maxCoeff();
   // Both arrangements of the contractions, in both precisions; one workspace reused across calls.
@@ -152,18 +158,11 @@ TEST(NaturalGradientTest, KingVelocityIsEq9) {
 // Blocks of rows (32 per block) and threads must not change the result: more particles than a block, and
 // one thread against two give the same velocity bit for bit.
 TEST(NaturalGradientTest, KingVelocityDoesNotDependOnTheThreadCount) {
-  const Points y = RandomPoints(70, 2, 21), x = RandomPoints(40, 2, 22, 1.0);
-  auto stats = RbfStatistics(RandomPoints(9, 2, 23), 1.1);
-  Points ty, jy, tx;
-  ASSERT_TRUE(stats->Evaluate(y, &ty, &jy).ok());
-  ASSERT_TRUE(stats->Evaluate(x, &tx, nullptr).ok());
-  const Eigen::VectorXd grad = (tx.colwise().mean() - ty.colwise().mean()).transpose();
-  NaturalGradientProblem p;
-  p.particles = &y;
-  p.stats = &ty;
-  p.jacobian = &jy;
-  p.grad = &grad;
-  p.rbf = stats->rbf();
+  const KingCase k(70, 40, 2, 9, 1.1, 21);
+  const Points &y = k.y, &ty = k.ty, &jy = k.jy;
+  const Eigen::VectorXd& grad = k.grad;
+  NaturalGradientProblem p = MakeNaturalGradientProblem(y, ty, jy, grad, 1e-3, 1e-3, 1, DType::kFloat64);
+  p.rbf = k.stats->rbf();
   for (KingContraction c : {KingContraction::kCoordinatePairs, KingContraction::kPerParticle}) {
     NaturalGradientWorkspace ws1, ws2;
     Points v1, v2;
