@@ -1,7 +1,9 @@
 // sampled: the sampling server. Flags configure addresses, threads and limits (see README.md); SIGTERM
 // or SIGINT shut it down gracefully and it exits 0.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +34,16 @@ ABSL_FLAG(int64_t, max_array_values, 100000000, "values (rows x dim) of one arra
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
 
 namespace {
+
+// Written by the signal handler (async-signal-safe: one write), read by main.
+int shutdown_pipe[2] = {-1, -1};
+
+void WriteSignalToPipe(int signal) {
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  const int saved = errno;
+  (void)!write(shutdown_pipe[1], &byte, 1);
+  errno = saved;
+}
 
 // Flags are documented with dashes (--metrics-listen); Abseil names them with underscores. Rewrites the
 // name part of every "--flag[=value]" argument.
@@ -76,12 +88,20 @@ int main(int argc, char** argv) {
   for (std::string& a : args) arg_ptrs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
 
-  // Block the shutdown signals in every thread (threads inherit the mask), and wait for them in one.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The shutdown signals are caught by a handler that only writes the signal's number into a pipe, which
+  // the main thread reads once the server is up. A handler, not a blocked mask and sigwait: threads that
+  // libraries start before main (OpenBLAS's pthreads server starts its workers when it is loaded) never
+  // saw a mask, and a SIGTERM delivered to one of them killed the process instead of shutting it down.
+  if (pipe2(shutdown_pipe, O_CLOEXEC) != 0) {
+    std::perror("sampled: pipe");
+    return 1;
+  }
+  struct sigaction on_signal = {};
+  on_signal.sa_handler = WriteSignalToPipe;
+  sigemptyset(&on_signal.sa_mask);
+  on_signal.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &on_signal, nullptr);
+  sigaction(SIGINT, &on_signal, nullptr);
 
   sampled::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -125,8 +145,10 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&signals, &signal);
+  unsigned char received = 0;
+  while (read(shutdown_pipe[0], &received, 1) < 0 && errno == EINTR) {
+  }
+  const int signal = received;
   std::printf("sampled: %s received, shutting down\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);
   (*server)->Shutdown();
