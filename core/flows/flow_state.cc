@@ -5,68 +5,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/byte_codec.h"
 #include "core/common/status_macros.h"
 #include "core/targets/empirical_target.h"
 
 namespace sampled {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'M', 'P', 'F', 'L', 'O', 'W', '2'};
-
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void PutMatrix(std::string& out, const Points& m) {
-  PutU64(out, static_cast<uint64_t>(m.rows()));
-  PutU64(out, static_cast<uint64_t>(m.cols()));
-  for (int64_t i = 0; i < m.size(); ++i) {
-    uint64_t bits;
-    std::memcpy(&bits, m.data() + i, 8);
-    PutU64(out, bits);
-  }
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-  bool U64(uint64_t* v) {
-    if (bytes_.size() - pos_ < 8) return false;
-    *v = 0;
-    for (int i = 0; i < 8; ++i) *v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
-    pos_ += 8;
-    return true;
-  }
-  bool Matrix(Points* m) {
-    uint64_t rows, cols;
-    if (!U64(&rows) || !U64(&cols)) return false;
-    if (cols != 0 && rows > (bytes_.size() - pos_) / 8 / cols) return false;
-    m->resize(static_cast<int64_t>(rows), static_cast<int64_t>(cols));
-    for (int64_t i = 0; i < m->size(); ++i) {
-      uint64_t bits;
-      if (!U64(&bits)) return false;
-      std::memcpy(m->data() + i, &bits, 8);
-    }
-    return true;
-  }
-  bool String(std::string* s) {
-    uint64_t n;
-    if (!U64(&n) || n > bytes_.size() - pos_) return false;
-    s->assign(bytes_.substr(pos_, n));
-    pos_ += n;
-    return true;
-  }
-  bool Done() const { return pos_ == bytes_.size(); }
-  bool Magic() {
-    if (bytes_.size() < sizeof(kMagic) || std::memcmp(bytes_.data(), kMagic, sizeof(kMagic)) != 0) return false;
-    pos_ = sizeof(kMagic);
-    return true;
-  }
-
- private:
-  std::string_view bytes_;
-  size_t pos_ = 0;
-};
+constexpr std::string_view kMagic("SMPFLOW2", 8);
 
 }  // namespace
 
@@ -110,30 +56,26 @@ absl::StatusOr<FlowState> MakeInitialState(const InitialParticles& init, int64_t
 }
 
 std::string SerializeFlowState(const FlowState& state) {
-  std::string out(kMagic, sizeof(kMagic));
-  PutU64(out, static_cast<uint64_t>(state.step));
-  PutMatrix(out, state.particles);
-  PutMatrix(out, state.optimizer_state);
-  const std::string rng = state.rng.Serialize();
-  PutU64(out, rng.size());
-  out += rng;
-  PutU64(out, state.values.size());
+  std::string out(kMagic);
+  ByteWriter w(&out);
+  w.U64(static_cast<uint64_t>(state.step));
+  w.Matrix(state.particles);
+  w.Matrix(state.optimizer_state);
+  w.String(state.rng.Serialize());
+  w.U64(state.values.size());
   for (const auto& [key, value] : state.values) {
-    PutU64(out, key.size());
-    out += key;
-    uint64_t bits;
-    std::memcpy(&bits, &value, 8);
-    PutU64(out, bits);
+    w.String(key);
+    w.F64(value);
   }
   return out;
 }
 
 absl::StatusOr<FlowState> ParseFlowState(std::string_view bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   FlowState state;
   uint64_t step;
   std::string rng;
-  if (!r.Magic()) return absl::InvalidArgumentError("not a flow state (bad magic)");
+  if (!r.Magic(kMagic)) return absl::InvalidArgumentError("not a flow state (bad magic)");
   uint64_t count = 0;
   if (!r.U64(&step) || !r.Matrix(&state.particles) || !r.Matrix(&state.optimizer_state) || !r.String(&rng) ||
       !r.U64(&count)) {
@@ -141,10 +83,8 @@ absl::StatusOr<FlowState> ParseFlowState(std::string_view bytes) {
   }
   for (uint64_t i = 0; i < count; ++i) {
     std::string key;
-    uint64_t bits;
-    if (!r.String(&key) || !r.U64(&bits)) return absl::InvalidArgumentError("flow state is truncated or malformed");
     double value;
-    std::memcpy(&value, &bits, 8);
+    if (!r.String(&key) || !r.F64(&value)) return absl::InvalidArgumentError("flow state is truncated or malformed");
     state.values[key] = value;
   }
   if (!r.Done()) return absl::InvalidArgumentError("flow state has trailing bytes");

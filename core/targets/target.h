@@ -8,15 +8,19 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/common/param_map.h"
 #include "core/common/points.h"
 #include "core/common/rng.h"
 
 namespace sampled {
+
+class TorchLogDensity;  // core/targets/torch_density.h
 
 class Target {
  public:
@@ -51,6 +55,10 @@ class Target {
 
   // Bytes of memory the target holds (its samples and parameters).
   virtual int64_t bytes() const;
+
+  // The log-density as a LibTorch function, for derivatives by autograd beyond the score (Fisher
+  // training). The default builds the family's form from params(); FAILED_PRECONDITION without a density.
+  virtual absl::StatusOr<std::shared_ptr<const TorchLogDensity>> torch_log_density() const;
 
   // Samples to compare against for sample-based metrics: the data of a data target, or `n` exact draws
   // from a density target that can sample. FAILED_PRECONDITION otherwise.

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include <string>
+
 #include "core/flows/flow.h"
 
 namespace sampled::bench {
@@ -19,6 +21,42 @@ inline double Now() {
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Runs a shell command, returns its stdout (empty on failure).
+inline std::string Capture(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The environment of a tuned peer run (../shared/bench/README.md: malloc thresholds that keep PyTorch's
+// large buffers mapped, OpenBLAS's own CPU detection), without the spin policy our side runs under.
+inline std::string TunedPeerEnv() {
+  const std::string unset_spin = std::getenv("SAMPLED_BENCH_PEER_UNSET_SPIN") != nullptr ? "-u GOMP_SPINCOUNT " : "";
+  return "env " + unset_spin + "-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+         "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824 ";
+}
+
+// Float32 FMAs in independent SIMD chains (the probe of the machine's multiply-add rate): 12 x the packet
+// size per iteration.
+inline double FmaLoop(int64_t iterations, float start) {
+  using Packet = Eigen::internal::packet_traits<float>::type;
+  constexpr int kChains = 12;
+  Packet x[kChains];
+  for (int k = 0; k < kChains; ++k) x[k] = Eigen::internal::pset1<Packet>(start + 0.01f * k);
+  const Packet a = Eigen::internal::pset1<Packet>(0.999999f), b = Eigen::internal::pset1<Packet>(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int k = 0; k < kChains; ++k) x[k] = Eigen::internal::pmadd(x[k], a, b);
+  }
+  float s = 0;
+  for (int k = 0; k < kChains; ++k) s += Eigen::internal::predux(x[k]);
+  return s;
 }
 
 // The median wall time of `repeats` steps of `flow` from `state` (advanced by them). A failed step ends the

@@ -109,18 +109,6 @@ FlowConfig PeerConfig(const std::string& method, DType dtype) {
   return c;
 }
 
-// Runs a command, returns its stdout (empty on failure).
-std::string Capture(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
 // One run of the peer: its median seconds per step and the BLAS it mapped (its "blas" field).
 struct PeerRun {
   double seconds = 0;
@@ -132,16 +120,13 @@ struct PeerRun {
 std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) {
   // The spin policy the bench set for itself is not the peer's.
   const std::string unset_spin = std::getenv("SAMPLED_BENCH_PEER_UNSET_SPIN") != nullptr ? "-u GOMP_SPINCOUNT " : "";
-  const std::string env = tuned ? "env " + unset_spin + "-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
-                                  "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold="
-                                  "1073741824 "
-                                : (unset_spin.empty() ? "" : "env " + unset_spin);
+  const std::string env = tuned ? bench::TunedPeerEnv() : (unset_spin.empty() ? "" : "env " + unset_spin);
   const int repeats = c.method == "king" ? std::min(o.repeats, 5) : o.repeats;
   const std::string cmd = absl::StrFormat(
       "%s%s %s --method %s --targets %d --particles %d --dim %d --dtype %s --threads %d --repeats %d 2>/dev/null",
       env, o.python, o.peer, c.method, c.targets, c.particles, c.dim, c.method == "king" ? "float32" : o.dtype,
       o.threads, repeats);
-  const std::string out = Capture(cmd);
+  const std::string out = bench::Capture(cmd);
   std::smatch m;
   static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
   static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
@@ -210,20 +195,6 @@ double ExpLoop(int64_t iterations, float start) {
   return s;
 }
 
-double FmaLoop(int64_t iterations, float start) {
-  using Packet = ei::packet_traits<float>::type;
-  constexpr int kChains = 12;
-  Packet x[kChains];
-  for (int k = 0; k < kChains; ++k) x[k] = ei::pset1<Packet>(start + 0.01f * k);
-  const Packet a = ei::pset1<Packet>(0.999999f), b = ei::pset1<Packet>(1e-7f);
-  for (int64_t i = 0; i < iterations; ++i) {
-    for (int k = 0; k < kChains; ++k) x[k] = ei::pmadd(x[k], a, b);
-  }
-  float s = 0;
-  for (int k = 0; k < kChains; ++k) s += ei::predux(x[k]);
-  return s;
-}
-
 // Each rate is the best of five trials: the lower bound is then the machine's best, not a trial the
 // second vCPU happened to slow down.
 Probe RunProbe() {
@@ -238,7 +209,7 @@ Probe RunProbe() {
     sink = sink + ExpLoop(exp_iters, -0.5f);
     p.exp_per_s = std::max(p.exp_per_s, static_cast<double>(exp_iters) * 8 * P / (Now() - t0));
     t0 = Now();
-    sink = sink + FmaLoop(fma_iters, 0.5f);
+    sink = sink + bench::FmaLoop(fma_iters, 0.5f);
     p.fma_per_s = std::max(p.fma_per_s, static_cast<double>(fma_iters) * 12 * P / (Now() - t0));
     t0 = Now();
     sink = sink + ExpLoop(exp_iters, -0.6f);
@@ -484,7 +455,7 @@ int RunCheck(const Options& o) {
     }
     for (const std::string method : {"sd", "svgd", "mmd"}) {
       std::remove((dir + "/y_next.npy").c_str());
-      Capture(absl::StrFormat("%s %s --method %s --dtype %s --threads 2 --repeats 1 --inputs %s --out %s >/dev/null 2>&1",
+      bench::Capture(absl::StrFormat("%s %s --method %s --dtype %s --threads 2 --repeats 1 --inputs %s --out %s >/dev/null 2>&1",
                               o.python, o.peer, method, dtype, dir, dir));
       auto peer = ReadArrayFile(dir + "/y_next.npy");
       if (!peer.ok()) {

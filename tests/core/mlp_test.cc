@@ -7,59 +7,10 @@
 #include <torch/torch.h>
 
 #include "core/common/rng.h"
+#include "tests/core/torch_mlp_reference.h"
 
 namespace sampled::training {
 namespace {
-
-PointsF Random(int64_t rows, int64_t cols, uint64_t seed, float scale = 1.0f) {
-  Rng rng(seed);
-  PointsF m(rows, cols);
-  rng.FillNormal(m.data(), m.size());
-  return m * scale;
-}
-
-torch::Tensor ToTorch(const PointsF& m) {
-  return torch::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, torch::kFloat32).to(torch::kFloat64).clone();
-}
-
-torch::Tensor Act(Activation a, const torch::Tensor& x) {
-  switch (a) {
-    case Activation::kElu: return torch::elu(x);
-    case Activation::kGelu: return torch::gelu(x);
-    case Activation::kSilu: return torch::silu(x);
-    case Activation::kTanh: return torch::tanh(x);
-    case Activation::kLeakyRelu: return torch::leaky_relu(x, 0.2);
-  }
-  return x;
-}
-
-// The reference: the same network in float64 LibTorch with autograd.
-struct Reference {
-  std::vector<torch::Tensor> w, b;
-  torch::Tensor Forward(const torch::Tensor& x, const MlpShape& s) const {
-    torch::Tensor h = x;
-    for (int64_t l = 0; l < s.layers(); ++l) {
-      h = torch::matmul(h, w[l].t()) + b[l];
-      if (l + 1 < s.layers()) h = Act(s.activation, h);
-    }
-    return h;
-  }
-};
-
-Reference MakeReference(const MlpShape& s, const std::vector<float>& p) {
-  Reference r;
-  for (int64_t l = 0; l < s.layers(); ++l) {
-    std::vector<float> w(p.begin() + s.weight_offset(l), p.begin() + s.bias_offset(l));
-    std::vector<float> b(p.begin() + s.bias_offset(l), p.begin() + s.bias_offset(l) + s.out_of(l));
-    r.w.push_back(torch::tensor(w, torch::kFloat64).reshape({s.out_of(l), s.in_of(l)}).requires_grad_(true));
-    r.b.push_back(torch::tensor(b, torch::kFloat64).requires_grad_(true));
-  }
-  return r;
-}
-
-double MaxRelError(const torch::Tensor& ours, const torch::Tensor& ref) {
-  return ((ours - ref).abs().max() / (ref.abs().max() + 1e-12)).item<double>();
-}
 
 class MlpTest : public ::testing::TestWithParam<Activation> {};
 

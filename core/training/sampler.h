@@ -1,0 +1,70 @@
+// A trained sampler as a plain value (its generator network, the best checkpoint, and where it came from),
+// how draws are made from it, and its export file.
+//
+// Draws are computed in fixed blocks of kDrawBlockRows latents, block b's latents drawn from a generator
+// seeded with DrawBlockSeed(seed, b): the n draws of a seed are the first n rows of that stream, whatever
+// the chunking, thread count or order in which blocks are computed.
+//
+// Export file (docs/api.md, "Sampler files"), little-endian:
+//   "SMPSAMPLER\n"           11 bytes, magic
+//   u64 version              kSamplerFileVersion
+//   u64 len, bytes           provenance: a JSON object (method, target, settings, steps, metrics, build)
+//   u64 in, u64 out, u64 activation name length + name, u64 hidden count, u64 widths...   architecture
+//   u64 n, n x f32           final weights (the layout of core/training/mlp.h)
+//   u64 n, n x f32           best checkpoint's weights (n = 0 when there is none)
+//   u64 flags                bit 0: the run failed and these are its last finite weights
+//   u64 checksum             FNV-1a 64 of every byte before it
+#ifndef SAMPLED_CORE_TRAINING_SAMPLER_H_
+#define SAMPLED_CORE_TRAINING_SAMPLER_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/common/points.h"
+#include "core/training/mlp.h"
+
+namespace sampled::training {
+
+constexpr int64_t kDrawBlockRows = 1024;
+constexpr uint64_t kSamplerFileVersion = 1;
+
+struct SamplerModel {
+  MlpShape shape;                   // latent -> d
+  std::vector<float> final_params;
+  std::vector<float> best_params;   // empty: no checkpoint was better (or none was evaluated)
+  bool last_finite = false;         // the run failed with a non-finite loss; these are its last finite weights
+  std::string provenance_json;      // opaque to the server: what made it
+
+  const std::vector<float>& params(bool best) const {
+    return best && !best_params.empty() ? best_params : final_params;
+  }
+  int64_t bytes() const {
+    return static_cast<int64_t>((final_params.size() + best_params.size()) * sizeof(float) + provenance_json.size());
+  }
+};
+
+uint64_t DrawBlockSeed(uint64_t seed, int64_t block);
+
+// The rows [first_block * kDrawBlockRows, ...) of the seed's stream, `blocks` whole blocks, into out
+// (blocks * kDrawBlockRows x d).
+void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t first_block,
+                int64_t blocks, int threads, PointsF* out);
+
+// The first n draws of the seed's stream.
+void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t n, int threads,
+          PointsF* out);
+
+std::string EncodeSamplerFile(const SamplerModel& model);
+// INVALID_ARGUMENT naming what is wrong: not a sampler file, another version, truncated, a checksum that
+// does not match, an architecture the weights do not fit, non-finite weights.
+absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes);
+
+// A JSON string literal of s (quotes and escapes), for provenance objects.
+std::string JsonString(std::string_view s);
+
+}  // namespace sampled::training
+
+#endif  // SAMPLED_CORE_TRAINING_SAMPLER_H_

@@ -1,0 +1,65 @@
+// The score phase's losses (003 Alg. 1, lines 3-6): score matching of s_phi on detached draws. Each is a
+// mean over the batch; its gradient in phi comes from one reverse pass through the network, with the
+// tangents' adjoints when the loss holds a derivative of s in x.
+#include <cmath>
+
+#include "core/training/neural_sampler.h"
+
+namespace sampled::training {
+
+double ScoreMatchingLoss(const MlpShape& shape, const std::vector<float>& params, const PointsF& x, ScoreLoss loss,
+                         double dsm_sigma, const PointsF& noise, int threads, ScoreWorkspace& ws,
+                         std::vector<float>* grad) {
+  const int64_t batch = x.rows(), d = x.cols();
+  const float inv_batch = 1.0f / static_cast<float>(batch);
+  double total = 0;
+  if (grad != nullptr) grad->clear();
+  if (loss == ScoreLoss::kDsm) {
+    // |s(x + sigma e) + e / sigma|^2
+    const float sigma = static_cast<float>(dsm_sigma);
+    ws.perturbed = x + sigma * noise;
+    MlpForward(shape, params, ws.perturbed, threads, &ws.cache, &ws.y);
+    ws.dy = ws.y + noise / sigma;
+    for (int64_t i = 0; i < batch; ++i) total += ws.dy.row(i).cast<double>().squaredNorm();
+    ws.dy *= 2.0f * inv_batch;
+    if (grad != nullptr) MlpBackward(shape, params, ws.cache, ws.dy, {}, threads, grad, nullptr);
+    return total / static_cast<double>(batch);
+  }
+  // |s(x)|^2 + 2 tr(J) (ssm: tangents along each e_c) or + 2 v^T J v (sliced: one tangent along v).
+  ws.directions.clear();
+  if (loss == ScoreLoss::kSsm) {
+    for (int64_t c = 0; c < d; ++c) {
+      PointsF e = PointsF::Zero(1, d);
+      e(0, c) = 1.0f;
+      ws.directions.push_back(std::move(e));
+    }
+  } else {
+    ws.directions.push_back(noise);
+  }
+  MlpForwardWithTangents(shape, params, x, ws.directions, threads, &ws.cache, &ws.y, &ws.tangents);
+  ws.dtangents.resize(ws.directions.size());
+  for (int64_t i = 0; i < batch; ++i) {
+    double term = ws.y.row(i).cast<double>().squaredNorm();
+    if (loss == ScoreLoss::kSsm) {
+      for (int64_t c = 0; c < d; ++c) term += 2.0 * ws.tangents[c](i, c);
+    } else {
+      term += 2.0 * ws.tangents[0].row(i).cast<double>().dot(noise.row(i).cast<double>());
+    }
+    total += term;
+  }
+  if (grad != nullptr) {
+    ws.dy = (2.0f * inv_batch) * ws.y;
+    if (loss == ScoreLoss::kSsm) {
+      for (int64_t c = 0; c < d; ++c) {
+        ws.dtangents[c].setZero(batch, d);
+        ws.dtangents[c].col(c).setConstant(2.0f * inv_batch);
+      }
+    } else {
+      ws.dtangents[0] = (2.0f * inv_batch) * noise;
+    }
+    MlpBackward(shape, params, ws.cache, ws.dy, ws.dtangents, threads, grad, nullptr);
+  }
+  return total / static_cast<double>(batch);
+}
+
+}  // namespace sampled::training

@@ -1,0 +1,159 @@
+// The one interface every trainer implements, the value a training run's state is, and the registry that
+// maps a method name to its factory: the same shape as core/flows/flow.h. A training step lives in
+// core/training/<method>_trainer.cc; the score phase the neural samplers share in score_matching.cc; a new
+// method is a new file plus one line in trainer_registry.cc.
+//
+// 003 Alg. 1: a neural implicit sampler x = g(z), z ~ N(0, I_latent), trained against an unnormalised
+// density q with a score network s_phi(x) that tracks the sampler's own score. Each iteration runs K score
+// steps (score matching on a fresh, detached batch of draws each) and then one sampler step on a fresh
+// latent batch.
+#ifndef SAMPLED_CORE_TRAINING_TRAINER_H_
+#define SAMPLED_CORE_TRAINING_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/common/rng.h"
+#include "core/targets/target.h"
+#include "core/training/adam.h"
+#include "core/training/mlp.h"
+
+namespace sampled::training {
+
+// How the score phase fits s_phi to the sampler's draws x (each a mean over the batch):
+//   ssm:    |s(x)|^2 + 2 div s(x), the divergence exact (d forward-mode tangents; 003 Alg. 1)
+//   sliced: |s(x)|^2 + 2 v^T J_s(x) v, one v ~ N(0, I) per draw (Song et al. 2019; one tangent for any d)
+//   dsm:    |s(x + sigma e) + e / sigma|^2, e ~ N(0, I) (Vincent 2011; no derivative in x)
+enum class ScoreLoss { kSsm, kSliced, kDsm };
+const char* ScoreLossName(ScoreLoss l);
+absl::StatusOr<ScoreLoss> ParseScoreLoss(const std::string& name);
+
+// Above this dimension the default score loss is sliced instead of ssm (ssm's cost grows with d).
+constexpr int64_t kExactDivergenceMaxDim = 16;
+
+// What a caller asks of a trainer; unset fields take the defaults of 003 Sec. 4.1 (documented in
+// docs/api.md and by `samplectl train methods`).
+struct TrainConfig {
+  std::string method;                              // "kl" | "fisher"
+  std::optional<int64_t> latent;                   // default: the target's dimension
+  std::optional<std::vector<int64_t>> hidden;      // sampler's hidden widths; default 400, 400, 400
+  std::optional<std::string> activation;           // default "elu"
+  std::optional<std::vector<int64_t>> score_hidden;  // default: the sampler's
+  std::optional<std::string> score_activation;     // default: the sampler's
+  std::optional<int64_t> score_steps;              // K; default 5
+  std::optional<std::string> score_loss;           // default ssm up to kExactDivergenceMaxDim, else sliced
+  std::optional<double> dsm_sigma;                 // default 0.1
+  std::optional<int64_t> batch;                    // default 5000
+  std::optional<double> lr;                        // sampler's Adam step; default 2e-5
+  std::optional<double> score_lr;                  // default: lr
+  uint64_t seed = 0;
+  int threads = 0;                                 // 0: DefaultComputeThreads()
+};
+
+// The configuration with every default filled in and checked: what a run used (provenance).
+struct TrainSettings {
+  std::string method;
+  MlpShape sampler;  // latent -> d
+  MlpShape score;    // d -> d
+  int64_t score_steps = 5;
+  ScoreLoss score_loss = ScoreLoss::kSsm;
+  double dsm_sigma = 0.1;
+  int64_t batch = 5000;
+  AdamConfig sampler_adam, score_adam;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+// Limits a server puts on what one run may ask for (zero: unlimited).
+struct TrainLimits {
+  int64_t max_width = 0;       // any hidden width or the latent dimension
+  int64_t max_layers = 0;      // hidden layers per network
+  int64_t max_batch = 0;
+  int64_t max_parameters = 0;  // per network
+};
+
+// A network's trainable part.
+struct Network {
+  std::vector<float> params;
+  AdamState adam;
+  friend bool operator==(const Network& a, const Network& b) { return a.params == b.params && a.adam == b.adam; }
+};
+
+// A run's whole mutable state as a plain value: copy it to snapshot, serialise it to checkpoint.
+struct TrainingState {
+  Network sampler;  // g
+  Network score;    // s_phi
+  Rng rng;
+  int64_t step = 0;  // iterations (score phase + sampler step) taken
+  // The best checkpoint so far by the caller's evaluation metric (lower is better); empty before one.
+  std::vector<float> best_params;
+  int64_t best_step = -1;
+  double best_metric = std::numeric_limits<double>::quiet_NaN();
+};
+
+// Statistics of one iteration.
+struct TrainStats {
+  int64_t step = 0;          // the iteration number after it (1 for the first)
+  double score_loss = 0;     // the score phase's last loss
+  double sampler_loss = 0;   // the sampler step's objective (KL: the surrogate's value; Fisher: Eq. 9)
+  double sampler_grad_norm = 0;
+};
+
+// A configured trainer bound to its target, with the scratch memory its steps reuse. Not thread-safe.
+class Trainer {
+ public:
+  virtual ~Trainer() = default;
+  // One iteration. On error (FAILED_PRECONDITION: a loss or gradient turned non-finite, naming which and
+  // where) `state` is left unchanged, so its weights are the last finite ones.
+  virtual absl::Status Step(TrainingState& state, TrainStats* stats) = 0;
+  virtual const TrainSettings& settings() const = 0;
+};
+
+struct TrainMethod {
+  std::string name;
+  std::string summary;
+  bool needs_twice_differentiable_score = false;  // the objective differentiates s_phi in x twice
+  std::function<absl::StatusOr<std::unique_ptr<Trainer>>(const TrainSettings&, std::shared_ptr<const Target>)>
+      create;
+};
+
+// Every built-in method, in a fixed order.
+const std::vector<const TrainMethod*>& TrainMethods();
+// INVALID_ARGUMENT naming the known methods.
+absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name);
+
+// Fills in the defaults and checks `config` against its method, the target and `limits`: INVALID_ARGUMENT
+// for an unknown method, activation or score loss, or a value out of range (RESOURCE_EXHAUSTED past a
+// limit, naming it); FAILED_PRECONDITION for a target without a density, or a score network that the
+// method needs twice differentiable with an activation that is not (saying why).
+absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, const Target& target,
+                                                 const TrainLimits& limits = {});
+absl::StatusOr<std::unique_ptr<Trainer>> CreateTrainer(const TrainSettings& settings,
+                                                       std::shared_ptr<const Target> target);
+
+// The state at step 0: both networks initialised as torch.nn.Linear does, from Rng(seed), which the state
+// then keeps. `from_sampler` (continue training): start the sampler from these weights instead (they must
+// fit settings.sampler; INVALID_ARGUMENT otherwise).
+absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& settings,
+                                                       const std::vector<float>* from_sampler = nullptr);
+
+// A versioned little-endian binary encoding of the whole state, and back (INVALID_ARGUMENT for bytes that
+// are not one).
+std::string SerializeTrainingState(const TrainingState& state);
+absl::StatusOr<TrainingState> ParseTrainingState(std::string_view bytes);
+
+// The methods, one per file.
+const TrainMethod& KlTrainMethod();
+const TrainMethod& FisherTrainMethod();
+
+}  // namespace sampled::training
+
+#endif  // SAMPLED_CORE_TRAINING_TRAINER_H_

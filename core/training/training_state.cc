@@ -1,0 +1,69 @@
+// A training run's initial state and its checkpoint encoding.
+#include "absl/strings/str_cat.h"
+#include "core/common/byte_codec.h"
+#include "core/common/status_macros.h"
+#include "core/training/trainer.h"
+
+namespace sampled::training {
+namespace {
+
+constexpr std::string_view kMagic("SMPTRAIN1", 9);
+
+void PutNetwork(ByteWriter& w, const Network& n) {
+  w.Floats(n.params);
+  w.Floats(n.adam.m);
+  w.Floats(n.adam.v);
+  w.I64(n.adam.t);
+}
+
+bool GetNetwork(ByteReader& r, Network* n) {
+  return r.Floats(&n->params) && r.Floats(&n->adam.m) && r.Floats(&n->adam.v) && r.I64(&n->adam.t);
+}
+
+}  // namespace
+
+absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& settings,
+                                                       const std::vector<float>* from_sampler) {
+  TrainingState state;
+  state.rng = Rng(settings.seed);
+  state.sampler.params = InitialParameters(settings.sampler, state.rng);
+  state.score.params = InitialParameters(settings.score, state.rng);
+  if (from_sampler != nullptr) {
+    if (static_cast<int64_t>(from_sampler->size()) != settings.sampler.parameter_count()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the sampler to continue from has ", from_sampler->size(), " parameters; this architecture has ",
+          settings.sampler.parameter_count(), " (give the same latent, hidden widths and activation)"));
+    }
+    state.sampler.params = *from_sampler;
+  }
+  return state;
+}
+
+std::string SerializeTrainingState(const TrainingState& state) {
+  std::string out(kMagic);
+  ByteWriter w(&out);
+  PutNetwork(w, state.sampler);
+  PutNetwork(w, state.score);
+  w.String(state.rng.Serialize());
+  w.I64(state.step);
+  w.Floats(state.best_params);
+  w.I64(state.best_step);
+  w.F64(state.best_metric);
+  return out;
+}
+
+absl::StatusOr<TrainingState> ParseTrainingState(std::string_view bytes) {
+  ByteReader r(bytes);
+  if (!r.Magic(kMagic)) return absl::InvalidArgumentError("not a training state (bad magic or version)");
+  TrainingState state;
+  std::string rng;
+  if (!GetNetwork(r, &state.sampler) || !GetNetwork(r, &state.score) || !r.String(&rng) || !r.I64(&state.step) ||
+      !r.Floats(&state.best_params) || !r.I64(&state.best_step) || !r.F64(&state.best_metric)) {
+    return absl::InvalidArgumentError("training state is truncated or malformed");
+  }
+  if (!r.Done()) return absl::InvalidArgumentError("training state has trailing bytes");
+  SAMPLED_RETURN_IF_ERROR(state.rng.Deserialize(rng));
+  return state;
+}
+
+}  // namespace sampled::training

@@ -1,0 +1,395 @@
+// Training benchmark: our neural-sampler iterations and forward pass beside the reference peer
+// (../shared/bench/peer_train.py) in one run, one JSON line per case. See docs/performance.md.
+//
+//   sampled_train_bench                 FMA probe, then kl/fisher iterations and the 1000-draw forward pass
+//   sampled_train_bench --cases kl:5000x400,fisher:500x128 --threads 2 [--no-peer]
+//   sampled_train_bench --check         numerics: one iteration's losses and gradients beside the peer's on
+//                                       identical weights and batches (float32; relative error per tensor)
+//
+// An iteration is the peer's: 5 score steps (ssm, exact divergence) and one sampler step on `mixture`, four
+// linear layers of the given width, ELU, Adam; each phase draws its own latent batch.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/common/parallel.h"
+#include "core/common/rng.h"
+#include "core/targets/target_family.h"
+#include "core/training/neural_sampler.h"
+#include "core/training/sampler.h"
+#include "core/training/trainer.h"
+#include "tests/bench/bench_util.h"
+
+namespace sampled {
+namespace {
+
+using bench::Now;
+using training::MlpShape;
+
+struct Options {
+  std::string peer = SAMPLED_PEER_TRAIN_DEFAULT;
+  std::string python = SAMPLED_PYTHON_DEFAULT;
+  int threads = 2;
+  bool run_peer = true;
+};
+
+struct Case {
+  std::string method;  // kl | fisher | sample
+  int64_t batch = 0;
+  int64_t width = 0;
+};
+
+std::vector<Case> DefaultCases() {
+  return {{"kl", 5000, 400}, {"fisher", 5000, 400}, {"kl", 500, 128}, {"fisher", 500, 128}, {"sample", 1000, 400}};
+}
+
+std::shared_ptr<const Target> Mixture() {
+  return std::shared_ptr<const Target>(*CreateAnalyticTarget("mixture", 2, {}));
+}
+
+training::TrainConfig Config(const Case& c, int threads) {
+  training::TrainConfig config;
+  config.method = c.method;
+  config.hidden = std::vector<int64_t>(3, c.width);
+  config.batch = c.batch;
+  config.score_loss = "ssm";
+  config.threads = threads;
+  return config;
+}
+
+struct PeerRun {
+  double seconds = 0;
+  std::string blas = "unknown";
+};
+
+std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, int repeats) {
+  const std::string cmd = absl::StrFormat(
+      "%s%s %s --method %s --target mixture --batch %d --width %d --layers 4 --threads %d --repeats %d 2>/dev/null",
+      bench::TunedPeerEnv(), o.python, o.peer, c.method, c.batch, c.width, o.threads, repeats);
+  const std::string out = bench::Capture(cmd);
+  std::smatch m;
+  static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
+  static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
+  if (!std::regex_search(out, m, kMedian)) return std::nullopt;
+  PeerRun run;
+  if (!absl::SimpleAtod(m[1].str(), &run.seconds)) return std::nullopt;
+  if (std::regex_search(out, m, kBlas)) run.blas = m[1].str();
+  return run;
+}
+
+// The float32 multiply-add rate of the machine on `threads` threads (best of five).
+double FmaRate(int threads) {
+  constexpr int P = Eigen::internal::unpacket_traits<Eigen::internal::packet_traits<float>::type>::size;
+  const int64_t iters = 20'000'000;
+  double best = 0;
+  std::vector<double> sinks(threads);
+  for (int trial = 0; trial < 5; ++trial) {
+    const double t0 = Now();
+    ParallelFor(threads, 1, threads, [&](int64_t b0, int64_t b1, int) {
+      for (int64_t b = b0; b < b1; ++b) sinks[b] = bench::FmaLoop(iters, 0.5f + 0.01f * b);
+    });
+    best = std::max(best, static_cast<double>(iters) * 12 * P * threads / (Now() - t0));
+  }
+  return best;
+}
+
+// Median seconds of our iteration (after one warm-up), and where the time of one goes.
+double OurIterationSeconds(const Case& c, int threads, int repeats) {
+  auto target = Mixture();
+  auto settings = training::ResolveTrainConfig(Config(c, threads), *target);
+  if (!settings.ok()) {
+    std::fprintf(stderr, "bench: %s\n", settings.status().ToString().c_str());
+    std::exit(1);
+  }
+  auto state = training::MakeInitialTrainingState(*settings);
+  auto trainer = training::CreateTrainer(*settings, target);
+  if (!trainer.ok() || !state.ok()) std::exit(1);
+  training::TrainStats stats;
+  std::vector<double> times;
+  for (int r = 0; r <= repeats; ++r) {
+    const double t0 = Now();
+    absl::Status s = (*trainer)->Step(*state, &stats);
+    if (!s.ok()) {
+      std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
+      std::exit(1);
+    }
+    if (r > 0) times.push_back(Now() - t0);
+  }
+  return bench::Median(times);
+}
+
+double OurSampleSeconds(const Case& c, int threads, int repeats) {
+  const MlpShape shape{2, 2, std::vector<int64_t>(3, c.width), training::Activation::kElu};
+  Rng rng(1);
+  const std::vector<float> params = training::InitialParameters(shape, rng);
+  PointsF out;
+  std::vector<double> times;
+  for (int r = 0; r <= repeats; ++r) {
+    const double t0 = Now();
+    training::Draw(shape, params, r, c.batch, threads, &out);
+    if (r > 0) times.push_back(Now() - t0);
+  }
+  return bench::Median(times);
+}
+
+int RunBenchmark(const Options& o, const std::vector<Case>& cases) {
+  const double fma = FmaRate(o.threads);
+  std::printf("{\"probe\": {\"fma_per_s\": %.3g, \"threads\": %d}}\n", fma, o.threads);
+  std::fflush(stdout);
+  int rc = 0;
+  for (const Case& c : cases) {
+    const bool sample = c.method == "sample";
+    const int repeats = sample ? 100 : (c.batch >= 5000 ? 5 : 20);
+    const double ours = sample ? OurSampleSeconds(c, o.threads, repeats) : OurIterationSeconds(c, o.threads, repeats);
+    std::string line = absl::StrFormat(
+        "{\"case\": \"%s\", \"target\": \"mixture\", \"batch\": %d, \"layers\": 4, \"width\": %d, \"activation\": "
+        "\"elu\", \"dtype\": \"float32\", \"threads\": %d, \"ours_s\": %.4g",
+        c.method, c.batch, c.width, o.threads, ours);
+    if (sample) {
+      const MlpShape shape{2, 2, std::vector<int64_t>(3, c.width), training::Activation::kElu};
+      const int64_t rows = (c.batch + training::kDrawBlockRows - 1) / training::kDrawBlockRows * training::kDrawBlockRows;
+      const double bound = static_cast<double>(rows) * shape.forward_multiply_adds() / fma;
+      absl::StrAppendFormat(&line, ", \"flop_bound_s\": %.4g, \"ours_over_bound\": %.3g", bound, ours / bound);
+    }
+    if (o.run_peer) {
+      auto peer = PeerSeconds(o, c, sample ? 100 : (c.batch >= 5000 ? 3 : 10));
+      if (!peer) {
+        absl::StrAppend(&line, ", \"peer\": \"failed\"");
+        rc = 1;
+      } else if (peer->blas == "reference") {
+        absl::StrAppendFormat(&line, ", \"peer_blas\": \"reference\", \"ratio\": null, \"refused\": \"the peer ran on "
+                                     "the reference BLAS; install libopenblas0-pthread\"");
+        rc = std::max(rc, 3);
+      } else {
+        absl::StrAppendFormat(&line, ", \"peer_tuned_s\": %.4g, \"peer_blas\": \"%s\", \"ratio\": %.3g", peer->seconds,
+                              peer->blas, peer->seconds / ours);
+      }
+    }
+    std::printf("%s}\n", line.c_str());
+    std::fflush(stdout);
+  }
+  return rc;
+}
+
+// --- numerics -------------------------------------------------------------------------------------------
+
+void WriteNpy(const std::string& path, const std::vector<float>& data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  for (int64_t s : shape) absl::StrAppend(&dims, s, ",");
+  std::string header = absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  out += header;
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  std::ofstream(path, std::ios::binary) << out;
+}
+
+// The data of a float32 or float64 .npy file the peer wrote (any shape), as doubles; empty on failure.
+std::vector<double> ReadNpy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  if (bytes.size() < 10 || bytes.compare(1, 5, "NUMPY") != 0) return {};
+  const size_t len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  const bool f8 = bytes.find("<f8") != std::string::npos && bytes.find("<f8") < 10 + len;
+  const size_t size = f8 ? 8 : 4;
+  std::vector<double> out;
+  for (size_t p = 10 + len; p + size <= bytes.size(); p += size) {
+    if (f8) {
+      double v;
+      std::memcpy(&v, bytes.data() + p, 8);
+      out.push_back(v);
+    } else {
+      float v;
+      std::memcpy(&v, bytes.data() + p, 4);
+      out.push_back(v);
+    }
+  }
+  return out;
+}
+
+void WriteNetwork(const std::string& dir, const std::string& prefix, const MlpShape& shape,
+                  const std::vector<float>& params) {
+  for (int64_t l = 0; l < shape.layers(); ++l) {
+    WriteNpy(absl::StrCat(dir, "/", prefix, "_w", l, ".npy"),
+             std::vector<float>(params.begin() + shape.weight_offset(l), params.begin() + shape.bias_offset(l)),
+             {shape.out_of(l), shape.in_of(l)});
+    WriteNpy(absl::StrCat(dir, "/", prefix, "_b", l, ".npy"),
+             std::vector<float>(params.begin() + shape.bias_offset(l),
+                                params.begin() + shape.bias_offset(l) + shape.out_of(l)),
+             {shape.out_of(l)});
+  }
+}
+
+// max over the network's tensors of |ours - peer| / |peer| (Frobenius norms per tensor); -1 when missing.
+double GradientError(const std::string& dir, const std::string& prefix, const MlpShape& shape,
+                     const std::vector<float>& ours) {
+  double worst = 0;
+  for (int64_t l = 0; l < shape.layers(); ++l) {
+    for (const bool weight : {true, false}) {
+      const std::vector<double> peer = ReadNpy(absl::StrCat(dir, "/", prefix, weight ? "_w" : "_b", l, ".npy"));
+      const int64_t begin = weight ? shape.weight_offset(l) : shape.bias_offset(l);
+      const int64_t n = weight ? shape.out_of(l) * shape.in_of(l) : shape.out_of(l);
+      if (static_cast<int64_t>(peer.size()) != n) return -1;
+      double diff = 0, norm = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        diff += (ours[begin + i] - peer[i]) * (ours[begin + i] - peer[i]);
+        norm += peer[i] * peer[i];
+      }
+      worst = std::max(worst, std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30));
+    }
+  }
+  return worst;
+}
+
+// One iteration's pieces on identical inputs: the score loss and its gradient (ssm and dsm, on sg(g(z))),
+// the sampler objective and its gradient (kl and fisher), on each 2-D family. Exit 77 without the peer.
+int RunCheck(const Options& o) {
+  if (access(o.peer.c_str(), R_OK) != 0) {
+    std::fprintf(stderr, "bench: no peer at %s; skipping\n", o.peer.c_str());
+    return 77;
+  }
+  char tmpl[] = "/tmp/sampled_train_check_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const double kBound = 1e-4;
+  bool ok = true;
+  for (const std::string family : {"gaussian", "mixture", "rosenbrock", "donut", "funnel", "squiggle"}) {
+    for (const std::string method : {"kl", "fisher"}) {
+      for (const std::string score_loss : {"ssm", "dsm"}) {
+        if (method == "fisher" && score_loss == "dsm" && family != "mixture") continue;
+        auto target = std::shared_ptr<const Target>(*CreateAnalyticTarget(family, 2, {}));
+        training::TrainConfig config;
+        config.method = method;
+        config.hidden = std::vector<int64_t>{64, 64, 64};
+        config.batch = 512;
+        config.score_loss = score_loss;
+        if (score_loss == "dsm") config.dsm_sigma = 0.1;
+        config.seed = 5;
+        config.threads = o.threads;
+        auto settings = training::ResolveTrainConfig(config, *target);
+        auto state = training::MakeInitialTrainingState(*settings);
+        auto trainer = training::CreateTrainer(*settings, target);
+        auto* ns = dynamic_cast<training::NeuralSamplerTrainer*>(trainer->get());
+        PointsF z(512, 2), eps(512, 2);
+        Rng rng(17);
+        rng.FillNormal(z.data(), z.size());
+        z *= 0.7f;  // inside every family's well-behaved region at initialisation
+        rng.FillNormal(eps.data(), eps.size());
+        WriteNetwork(dir, "gen", settings->sampler, state->sampler.params);
+        WriteNetwork(dir, "score", settings->score, state->score.params);
+        WriteNpy(dir + "/z.npy", std::vector<float>(z.data(), z.data() + z.size()), {512, 2});
+        WriteNpy(dir + "/dsm_eps.npy", std::vector<float>(eps.data(), eps.data() + eps.size()), {512, 2});
+        const std::string out_dir = dir + "/out";
+        bench::Capture(absl::StrFormat("%s %s --method %s --target %s --width 64 --layers 4 --batch 512 "
+                                       "--score-loss %s --dsm-sigma 0.1 --threads %d --inputs %s --out %s >/dev/null 2>&1",
+                                       o.python, o.peer, method, family, score_loss, o.threads, dir, out_dir));
+        double loss;
+        std::vector<float> grad;
+        PointsF x;
+        if (!ns->SamplerGradient(*state, z, &loss, &grad, &x).ok()) return 1;
+        const double gen_err = GradientError(out_dir, "gen_grad", settings->sampler, grad);
+        const std::vector<double> peer_gen_loss = ReadNpy(out_dir + "/gen_loss.npy");
+        std::vector<float> score_grad;
+        const double score_loss_value = ns->ScoreGradient(state->score.params, x, eps, &score_grad);
+        const double score_err = GradientError(out_dir, "score_grad", settings->score, score_grad);
+        const std::vector<double> peer_score_loss = ReadNpy(out_dir + "/score_loss.npy");
+        if (peer_gen_loss.size() != 1 || peer_score_loss.size() != 1 || gen_err < 0 || score_err < 0) {
+          absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"error\": \"the peer wrote no "
+                      "outputs\"}\n", method, family, score_loss);
+          ok = false;
+          continue;
+        }
+        const double gen_loss_err = std::abs(loss - peer_gen_loss[0]) / std::max(std::abs(peer_gen_loss[0]), 1e-30);
+        const double score_loss_err =
+            std::abs(score_loss_value - peer_score_loss[0]) / std::max(std::abs(peer_score_loss[0]), 1e-30);
+        const double worst = std::max({gen_err, score_err, gen_loss_err, score_loss_err});
+        const bool pass = worst < kBound;
+        ok = ok && pass;
+        absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"dtype\": \"float32\", "
+                    "\"sampler_loss_rel\": %.2g, \"sampler_grad_rel\": %.2g, \"score_loss_rel\": %.2g, "
+                    "\"score_grad_rel\": %.2g, \"bound\": %g, \"pass\": %s}\n",
+                    method, family, score_loss, gen_loss_err, gen_err, score_loss_err, score_err, kBound,
+                    pass ? "true" : "false");
+        std::fflush(stdout);
+      }
+    }
+  }
+  bench::Capture("rm -rf " + dir);
+  return ok ? 0 : 1;
+}
+
+std::vector<Case> ParseCases(const std::string& text) {
+  std::vector<Case> cases;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    std::vector<std::string> parts = absl::StrSplit(item, absl::ByAnyChar(":x"));
+    Case c;
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &c.batch) || !absl::SimpleAtoi(parts[2], &c.width)) {
+      std::fprintf(stderr, "bench: bad case '%s' (method:BATCHxWIDTH)\n", std::string(item).c_str());
+      std::exit(2);
+    }
+    c.method = parts[0];
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+}  // namespace
+}  // namespace sampled
+
+int main(int argc, char** argv) {
+  // Our side runs under the OpenMP spin policy the server sets (server/main.cc); the peer under its own.
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("SAMPLED_BENCH_PEER_UNSET_SPIN", "1", 1);
+    setenv("GOMP_SPINCOUNT", "1000", 1);
+    execv("/proc/self/exe", argv);
+  }
+  sampled::Options o;
+  std::vector<sampled::Case> cases = sampled::DefaultCases();
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--peer") {
+      o.peer = value();
+    } else if (a == "--python") {
+      o.python = value();
+    } else if (a == "--threads") {
+      o.threads = std::stoi(value());
+    } else if (a == "--cases") {
+      cases = sampled::ParseCases(value());
+    } else if (a == "--no-peer") {
+      o.run_peer = false;
+    } else if (a == "--check") {
+      check = true;
+    } else {
+      std::fprintf(stderr, "usage: sampled_train_bench [--check] [--cases m:BxW,...] [--threads T] [--no-peer]\n");
+      return 2;
+    }
+  }
+  sampled::SetDefaultComputeThreads(o.threads);
+  return check ? sampled::RunCheck(o) : sampled::RunBenchmark(o, cases);
+}
