@@ -24,50 +24,53 @@ constexpr float kLeakySlope = 0.2f;
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
-// h = sigma(a).
-template <typename In>
-ArrF Activate(Activation act, const In& a) {
+// out = sigma(a), written in place without temporaries. Every form is select-free where it calls exp:
+// Eigen 3.4 evaluates a select coefficient by coefficient, which would make exp scalar (libm's expf).
+// ELU is max(a, 0) + (exp(min(a, 0)) - 1): exactly a for a > 0 (exp(0) - 1 = 0).
+template <typename In, typename Out>
+void ActivateInto(Activation act, const In& a, Out&& out) {
   switch (act) {
-    case Activation::kElu: return (a > 0.0f).select(a, a.exp() - 1.0f);
-    case Activation::kGelu: return 0.5f * a * (1.0f + (a * kInvSqrt2).erf());
-    case Activation::kSilu: return a / (1.0f + (-a).exp());
-    case Activation::kTanh: return a.tanh();
-    case Activation::kLeakyRelu: return (a > 0.0f).select(a, kLeakySlope * a);
+    case Activation::kElu: out = a.max(0.0f) + (a.min(0.0f).exp() - 1.0f); return;
+    case Activation::kGelu: out = 0.5f * a * (1.0f + (a * kInvSqrt2).erf()); return;
+    case Activation::kSilu: out = a / (1.0f + (-a).exp()); return;
+    case Activation::kTanh: out = a.tanh(); return;
+    case Activation::kLeakyRelu: out = a.max(0.0f) + kLeakySlope * a.min(0.0f); return;
   }
-  return a;
 }
 
-// sigma'(a) and, when `second` is not null, sigma''(a).
+// sigma'(a) and, when `second` is not null, sigma''(a), into arrays whose storage is reused.
 template <typename In>
 void Derivatives(Activation act, const In& a, ArrF* first, ArrF* second) {
+  first->resize(a.rows(), a.cols());
+  if (second) second->resize(a.rows(), a.cols());
   switch (act) {
     case Activation::kElu: {
-      const ArrF e = a.exp();
-      *first = (a > 0.0f).select(ArrF::Ones(a.rows(), a.cols()), e);
-      if (second) *second = (a > 0.0f).select(ArrF::Zero(a.rows(), a.cols()), e);
+      *first = a.min(0.0f).exp();  // 1 for a > 0
+      if (second) *second = *first * (a < 0.0f).template cast<float>();
       return;
     }
     case Activation::kGelu: {
-      const ArrF phi = kInvSqrt2Pi * (-0.5f * a.square()).exp();
-      *first = 0.5f * (1.0f + (a * kInvSqrt2).erf()) + a * phi;
-      if (second) *second = phi * (2.0f - a.square());
+      // first holds phi(a) while second is formed.
+      *first = kInvSqrt2Pi * (-0.5f * a.square()).exp();
+      if (second) *second = *first * (2.0f - a.square());
+      *first = 0.5f * (1.0f + (a * kInvSqrt2).erf()) + a * *first;
       return;
     }
     case Activation::kSilu: {
-      const ArrF s = 1.0f / (1.0f + (-a).exp());
-      *first = s * (1.0f + a * (1.0f - s));
-      if (second) *second = s * (1.0f - s) * (2.0f + a * (1.0f - 2.0f * s));
+      *first = 1.0f / (1.0f + (-a).exp());  // the logistic s, then s (1 + a (1 - s))
+      if (second) *second = *first * (1.0f - *first) * (2.0f + a * (1.0f - 2.0f * *first));
+      *first = *first * (1.0f + a * (1.0f - *first));
       return;
     }
     case Activation::kTanh: {
-      const ArrF t = a.tanh();
-      *first = 1.0f - t.square();
-      if (second) *second = -2.0f * t * (1.0f - t.square());
+      *first = a.tanh();
+      if (second) *second = -2.0f * *first * (1.0f - first->square());
+      *first = 1.0f - first->square();
       return;
     }
     case Activation::kLeakyRelu:
-      *first = (a > 0.0f).select(ArrF::Ones(a.rows(), a.cols()), ArrF::Constant(a.rows(), a.cols(), kLeakySlope));
-      if (second) *second = ArrF::Zero(a.rows(), a.cols());
+      *first = kLeakySlope + (1.0f - kLeakySlope) * (a > 0.0f).template cast<float>();
+      if (second) second->setZero();
       return;
   }
 }
@@ -106,7 +109,7 @@ void CopyRows(const MatF& m, int64_t r0, int64_t rows, Dst&& dst) {
 // and is overwritten layer by layer; when `cache` is set, each layer's stacked input and pre-activation are
 // kept there at the block's offset.
 void ForwardBlock(const MlpShape& shape, const std::vector<float>& params, const Block& blk, int64_t streams,
-                  MatF& in, MatF& pre, MlpCache* cache) {
+                  MatF& in, MatF& pre, ArrF& first, MlpCache* cache) {
   const int64_t layers = shape.layers(), rows = blk.rows;
   for (int64_t l = 0; l < layers; ++l) {
     const int64_t out = shape.out_of(l);
@@ -119,9 +122,8 @@ void ForwardBlock(const MlpShape& shape, const std::vector<float>& params, const
     }
     if (l + 1 == layers) break;
     in.resize(streams * rows, out);
-    in.topRows(rows) = Activate(shape.activation, pre.topRows(rows).array()).matrix();
+    ActivateInto(shape.activation, pre.topRows(rows).array(), in.topRows(rows).array());
     if (streams > 1) {
-      ArrF first;
       Derivatives(shape.activation, pre.topRows(rows).array(), &first, nullptr);
       for (int64_t s = 1; s < streams; ++s) {
         in.middleRows(s * rows, rows).array() = first * pre.middleRows(s * rows, rows).array();
@@ -151,7 +153,10 @@ void Forward(const MlpShape& shape, const std::vector<float>& params, const Poin
     for (PointsF& t : *tangents_out) t.resize(batch, shape.out);
   }
   ParallelFor(Blocks(batch), 1, threads, [&](int64_t b0, int64_t b1, int) {
-    MatF in, pre;
+    // Per-thread scratch that keeps its capacity across calls (OpenMP's team is reused): a freed block of
+    // this size goes back to the kernel and its pages fault in again on the next call (7% of a draw).
+    thread_local MatF in, pre;
+    thread_local ArrF first;
     for (int64_t b = b0; b < b1; ++b) {
       const Block blk = BlockOf(b, batch, streams);
       in.resize(streams * blk.rows, shape.in);
@@ -159,7 +164,7 @@ void Forward(const MlpShape& shape, const std::vector<float>& params, const Poin
       for (int64_t s = 1; s < streams; ++s) {
         CopyRows((*directions)[s - 1], blk.r0, blk.rows, in.middleRows(s * blk.rows, blk.rows));
       }
-      ForwardBlock(shape, params, blk, streams, in, pre, cache);
+      ForwardBlock(shape, params, blk, streams, in, pre, first, cache);
       y->middleRows(blk.r0, blk.rows) = pre.topRows(blk.rows);
       for (int64_t s = 1; s < streams; ++s) {
         (*tangents_out)[s - 1].middleRows(blk.r0, blk.rows) = pre.middleRows(s * blk.rows, blk.rows);
@@ -241,8 +246,8 @@ void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCac
   }
   if (dx != nullptr) dx->resize(batch, shape.in);
   ParallelFor(blocks, 1, threads, [&](int64_t b0, int64_t b1, int) {
-    MatF g, gin;
-    ArrF first, second;
+    thread_local MatF g, gin;  // per-thread scratch, as in Forward
+    thread_local ArrF first, second;
     for (int64_t b = b0; b < b1; ++b) {
       const Block blk = BlockOf(b, batch, streams);
       const int64_t rows = blk.rows;
