@@ -1,5 +1,11 @@
 #include "server/backend.h"
 
+#include <algorithm>
+
+#ifndef SAMPLED_VERSION
+#define SAMPLED_VERSION "dev"
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/targets/empirical_target.h"
@@ -9,7 +15,7 @@
 namespace sampled::server {
 
 Backend::Backend(const ServerOptions& options)
-    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers) {
+    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
 }
 
@@ -23,7 +29,9 @@ HeldState Backend::ComputeHeldState() const {
   h.sessions = sessions_.session_count();
   h.targets = sessions_.target_count();
   const JobManager::Totals t = jobs_.ComputeTotals();
-  h.bytes = sessions_.target_bytes() + t.bytes;
+  h.samplers = sessions_.sampler_count();
+  h.sampler_bytes = sessions_.sampler_bytes();
+  h.bytes = sessions_.target_bytes() + t.bytes + h.sampler_bytes;
   h.queued_tasks = t.queued_tasks;
   for (const auto& [state, count] : t.by_state) h.jobs_by_state[JobStateName(state)] = count;
   return h;
@@ -290,6 +298,186 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     return (*job)->ReadParticles([compute](Points p, int64_t) { compute(std::move(p)); });
   }
   done(absl::InvalidArgumentError("no samples: give samples, a samples target or a job"));
+}
+
+// Training and samplers --------------------------------------------------------------------------------
+
+namespace {
+
+// What made a sampler, as a JSON object (carried in its file; opaque to the server).
+std::string Provenance(const training::TrainSettings& t, const TargetEntry& target, const std::string& from) {
+  const auto widths = [](const std::vector<int64_t>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? ", " : "", v[i]);
+    return out + "]";
+  };
+  std::string params = "{";
+  bool first = true;
+  for (const auto& [k, v] : target.target->params()) {
+    absl::StrAppend(&params, first ? "" : ", ", training::JsonString(k), ": [");
+    for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&params, i ? ", " : "", v[i]);
+    absl::StrAppend(&params, "]");
+    first = false;
+  }
+  params += "}";
+  return absl::StrCat(
+      "{\"format\": \"sampled sampler\", \"build\": ", training::JsonString(SAMPLED_VERSION),
+      ", \"method\": ", training::JsonString(t.method), ", \"target\": {\"id\": ", training::JsonString(target.id),
+      ", \"name\": ", training::JsonString(target.name), ", \"family\": ", training::JsonString(target.target->family()),
+      ", \"dim\": ", target.target->dim(), ", \"params\": ", params, "}, \"settings\": {\"latent\": ", t.sampler.in,
+      ", \"hidden\": ", widths(t.sampler.hidden), ", \"activation\": ", training::JsonString(ActivationName(t.sampler.activation)),
+      ", \"score_hidden\": ", widths(t.score.hidden),
+      ", \"score_activation\": ", training::JsonString(ActivationName(t.score.activation)),
+      ", \"score_steps\": ", t.score_steps, ", \"score_loss\": ", training::JsonString(ScoreLossName(t.score_loss)),
+      ", \"dsm_sigma\": ", t.dsm_sigma, ", \"batch\": ", t.batch, ", \"lr\": ", t.sampler_adam.lr,
+      ", \"score_lr\": ", t.score_adam.lr, ", \"seed\": ", t.seed, "}, \"from_sampler\": ", training::JsonString(from), "}");
+}
+
+}  // namespace
+
+absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args) {
+  const Limits& limits = options_.limits;
+  SAMPLED_ASSIGN_OR_RETURN(TargetEntry target, sessions_.GetTarget(args.session_id, args.target_id));
+  if (args.steps < 1 || args.steps > limits.max_steps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps must be between 1 and the server's limit ", limits.max_steps, ", got ", args.steps));
+  }
+  if (args.eval_every < 0) return absl::InvalidArgumentError(absl::StrCat("eval_every must be >= 0, got ", args.eval_every));
+  const int64_t eval_draws = args.eval_draws == 0 ? 500 : args.eval_draws;
+  if (eval_draws < 2 || eval_draws > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("eval_draws must be between 2 and 100000, got ", eval_draws));
+  }
+  training::TrainLimits tl;
+  tl.max_width = limits.max_train_width;
+  tl.max_layers = limits.max_train_layers;
+  tl.max_batch = limits.max_train_batch;
+  TrainingJobSpec spec;
+  training::TrainConfig config = args.config;
+  config.threads = options_.torch_threads;
+  SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, tl));
+  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.settings.batch, std::max(spec.settings.sampler.in, target.target->dim()),
+                                           "the training batch"));
+  spec.steps = args.steps;
+  spec.eval_every = args.eval_every;
+  spec.eval_draws = eval_draws;
+  if (!args.from_sampler_id.empty()) {
+    SAMPLED_ASSIGN_OR_RETURN(SamplerEntry from, sessions_.GetSampler(args.from_sampler_id));
+    if (from.session_id != args.session_id) {
+      return absl::NotFoundError(absl::StrCat("sampler '", args.from_sampler_id, "' not found in session '",
+                                              args.session_id, "'"));
+    }
+    if (!(from.model->shape == spec.settings.sampler)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sampler '", args.from_sampler_id, "' has another architecture (latent ", from.model->shape.in, ", ",
+          from.model->shape.hidden.size(), " hidden layers, ", ActivationName(from.model->shape.activation),
+          ", output ", from.model->shape.out, "); give the same latent, hidden and activation to continue it"));
+    }
+    spec.from_sampler = from.model->final_params;
+    spec.from_sampler_id = from.id;
+  }
+  JobSnapshot identity;
+  identity.id = NewId('j');
+  identity.session_id = args.session_id;
+  identity.kind = "training";
+  identity.target_id = args.target_id;
+  identity.create_time = absl::Now();
+  identity.total_steps = args.steps;
+  const std::string session_id = args.session_id, target_id = args.target_id, method = spec.settings.method;
+  const std::string job_id = identity.id;
+  SamplerSink sink = [this, session_id, target_id, method, job_id](TrainedSampler t) -> absl::StatusOr<std::string> {
+    SamplerEntry e;
+    e.session_id = session_id;
+    e.job_id = job_id;
+    e.target_id = target_id;
+    e.method = method;
+    e.model = std::move(t.model);
+    e.steps = t.steps;
+    e.final_metrics = std::move(t.final_metrics);
+    e.best_metrics = std::move(t.best_metrics);
+    e.best_step = t.best_step;
+    SAMPLED_ASSIGN_OR_RETURN(SamplerEntry stored, sessions_.AddSampler(std::move(e)));
+    return stored.id;
+  };
+  const std::string provenance = Provenance(spec.settings, target, spec.from_sampler_id);
+  absl::StatusOr<std::shared_ptr<TrainingJob>> created = absl::InternalError("unset");
+  try {
+    created = TrainingJob::Create(std::move(identity), std::move(spec), target.target, provenance, std::move(sink),
+                                  [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); });
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while creating the networks");
+  }
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<TrainingJob> job, std::move(created));
+  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
+  if (!sessions_.GetSession(args.session_id).ok()) {
+    jobs_.Remove(job->id());
+    return absl::NotFoundError(absl::StrCat("session '", args.session_id, "' not found"));
+  }
+  absl::Status queued = jobs_.Submit([job] { job->Run(); });
+  if (!queued.ok()) {
+    jobs_.Remove(job->id());
+    return queued;
+  }
+  return job->Snapshot();
+}
+
+absl::StatusOr<std::vector<HistoryRow>> Backend::JobHistory(const std::string& job_id) {
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
+  auto training = std::dynamic_pointer_cast<TrainingJob>(job);
+  if (training == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' is a flow; history is kept for training jobs"));
+  }
+  return training->History();
+}
+
+absl::StatusOr<SamplerEntry> Backend::GetSampler(const std::string& sampler_id) {
+  return sessions_.GetSampler(sampler_id);
+}
+
+absl::StatusOr<std::vector<SamplerEntry>> Backend::ListSamplers(const std::string& session_id) {
+  return sessions_.ListSamplers(session_id);
+}
+
+absl::Status Backend::DeleteSampler(const std::string& sampler_id) { return sessions_.DeleteSampler(sampler_id); }
+
+absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleArgs& args) {
+  const Limits& limits = options_.limits;
+  if (args.n < 1) return absl::InvalidArgumentError(absl::StrCat("n must be >= 1, got ", args.n));
+  if (args.n > limits.max_sample_draws) {
+    return absl::ResourceExhaustedError(absl::StrCat("n = ", args.n, " is past the server's limit of ",
+                                                     limits.max_sample_draws, " draws per call (--max-sample-draws)"));
+  }
+  SAMPLED_ASSIGN_OR_RETURN(SamplerEntry e, sessions_.GetSampler(args.sampler_id));
+  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.n, e.model->shape.out, "the draws"));
+  auto stream = std::make_shared<SampleStream>();
+  stream->model = e.model;
+  stream->best = args.best;
+  stream->seed = args.seed;
+  stream->n = args.n;
+  stream->dim = e.model->shape.out;
+  stream->blocks = (args.n + training::kDrawBlockRows - 1) / training::kDrawBlockRows;
+  const int64_t per_block = training::kDrawBlockRows * std::max(e.model->shape.out, e.model->shape.in) * 4;
+  stream->segment_blocks = std::clamp<int64_t>((int64_t{4} << 20) / per_block, 1, 64);
+  stream->start = absl::Now();
+  return stream;
+}
+
+void Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks,
+                            Done<PointsF> done) {
+  auto task = [this, stream, first_block, blocks, done] {
+    if (stream->cancelled.load()) return done(absl::CancelledError("the client cancelled the Sample"));
+    PointsF draws;
+    try {
+      training::DrawBlocks(stream->model->shape, stream->model->params(stream->best), stream->seed, first_block,
+                           blocks, options_.torch_threads, &draws);
+    } catch (const std::bad_alloc&) {
+      return done(absl::ResourceExhaustedError("out of memory while drawing"));
+    }
+    const int64_t first_row = first_block * training::kDrawBlockRows;
+    if (first_row + draws.rows() > stream->n) draws.conservativeResize(stream->n - first_row, draws.cols());
+    done(std::move(draws));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
 }
 
 void Backend::Shutdown() { jobs_.Shutdown(options_.shutdown_grace); }

@@ -18,6 +18,7 @@
 #include "core/metrics/metric.h"
 #include "server/jobs/flow_job.h"
 #include "server/jobs/job_manager.h"
+#include "server/jobs/training_job.h"
 #include "server/metrics/server_metrics.h"
 #include "server/server_options.h"
 #include "server/sessions/session_manager.h"
@@ -73,6 +74,36 @@ struct EvaluateResult {
   int64_t sample_count = 0;
 };
 
+struct StartTrainingArgs {
+  std::string session_id;
+  std::string target_id;
+  training::TrainConfig config;
+  int64_t steps = 0;
+  int64_t eval_every = 0;
+  int64_t eval_draws = 0;  // 0: 500
+  std::string from_sampler_id;
+};
+
+struct SampleArgs {
+  std::string sampler_id;
+  int64_t n = 0;
+  uint64_t seed = 0;
+  bool best = false;
+};
+
+// A Sample call in progress: what it draws from (kept alive after a delete) and whether its client left.
+struct SampleStream {
+  std::shared_ptr<const training::SamplerModel> model;
+  bool best = false;
+  uint64_t seed = 0;
+  int64_t n = 0;
+  int64_t dim = 0;
+  int64_t blocks = 0;           // draw blocks covering n
+  int64_t segment_blocks = 1;   // blocks computed per task (about 4 MiB of float32 draws)
+  std::atomic<bool> cancelled{false};
+  absl::Time start;
+};
+
 template <typename T>
 using Done = std::function<void(absl::StatusOr<T>)>;
 
@@ -112,6 +143,22 @@ class Backend {
   absl::StatusOr<JobSnapshot> CancelJob(const std::string& job_id);
 
   void Evaluate(EvaluateArgs args, Done<EvaluateResult> done);
+
+  // Validates and queues a training run (see TrainingJob). RESOURCE_EXHAUSTED when the queue is full or a
+  // width, depth or batch is past the server's limits, with nothing stored.
+  absl::StatusOr<JobSnapshot> StartTraining(const StartTrainingArgs& args);
+  // A training job's history (FAILED_PRECONDITION for a flow job).
+  absl::StatusOr<std::vector<HistoryRow>> JobHistory(const std::string& job_id);
+
+  absl::StatusOr<SamplerEntry> GetSampler(const std::string& sampler_id);
+  absl::StatusOr<std::vector<SamplerEntry>> ListSamplers(const std::string& session_id);
+  absl::Status DeleteSampler(const std::string& sampler_id);
+
+  // Checks a Sample request (n within --max-sample-draws and max_array_values) and pins its sampler.
+  absl::StatusOr<std::shared_ptr<SampleStream>> BeginSample(const SampleArgs& args);
+  // Computes the draws of blocks [first_block, first_block + blocks) on a sample worker (rows past n cut),
+  // then calls done. A cancelled stream is answered CANCELLED without computing.
+  void SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks, Done<PointsF> done);
 
   // Refuses new work, cancels jobs, waits up to the configured grace for workers.
   void Shutdown();

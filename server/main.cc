@@ -31,6 +31,12 @@ ABSL_FLAG(int64_t, max_queued_jobs, 64, "work items waiting for a worker; more a
 ABSL_FLAG(int64_t, max_jobs_per_session, 1000, "jobs a session holds");
 ABSL_FLAG(int64_t, max_steps, 100000000, "steps of one flow run");
 ABSL_FLAG(int64_t, max_array_values, 100000000, "values (rows x dim) of one array: upload, draws, particles");
+ABSL_FLAG(int, sample_workers, 2, "threads that serve Sample calls (never queued behind a job)");
+ABSL_FLAG(int64_t, max_sample_draws, 10000000, "draws of one Sample call");
+ABSL_FLAG(int64_t, max_train_width, 4096, "hidden width or latent dimension of a trained network");
+ABSL_FLAG(int64_t, max_train_layers, 16, "hidden layers of a trained network");
+ABSL_FLAG(int64_t, max_train_batch, 100000, "batch of a training run");
+ABSL_FLAG(int64_t, max_samplers_per_session, 100, "trained samplers a session holds");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
 
 namespace {
@@ -107,6 +113,7 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.workers = absl::GetFlag(FLAGS_workers);
+  options.sample_workers = absl::GetFlag(FLAGS_sample_workers);
   options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   sampled::server::Limits& l = options.limits;
@@ -119,6 +126,11 @@ int main(int argc, char** argv) {
   l.max_jobs_per_session = absl::GetFlag(FLAGS_max_jobs_per_session);
   l.max_steps = absl::GetFlag(FLAGS_max_steps);
   l.max_array_values = absl::GetFlag(FLAGS_max_array_values);
+  l.max_sample_draws = absl::GetFlag(FLAGS_max_sample_draws);
+  l.max_train_width = absl::GetFlag(FLAGS_max_train_width);
+  l.max_train_layers = absl::GetFlag(FLAGS_max_train_layers);
+  l.max_train_batch = absl::GetFlag(FLAGS_max_train_batch);
+  l.max_samplers_per_session = absl::GetFlag(FLAGS_max_samplers_per_session);
 
   auto server = sampled::server::SampledServer::Start(options);
   if (!server.ok()) {

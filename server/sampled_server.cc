@@ -17,7 +17,8 @@ constexpr absl::Duration kRpcDrain = absl::Seconds(5);
 
 const char* const kServiceNames[] = {"sampled.v1.SessionService", "sampled.v1.TargetService",
                                      "sampled.v1.FlowService", "sampled.v1.JobService",
-                                     "sampled.v1.EvaluationService"};
+                                     "sampled.v1.EvaluationService", "sampled.v1.TrainingService",
+                                     "sampled.v1.SamplerService"};
 
 }  // namespace
 
@@ -41,6 +42,8 @@ absl::StatusOr<std::unique_ptr<SampledServer>> SampledServer::Start(const Server
   s->services_.push_back(std::make_unique<FlowServiceImpl>(s->backend_.get()));
   s->services_.push_back(std::make_unique<JobServiceImpl>(s->backend_.get()));
   s->services_.push_back(std::make_unique<EvaluationServiceImpl>(s->backend_.get()));
+  s->services_.push_back(std::make_unique<TrainingServiceImpl>(s->backend_.get()));
+  s->services_.push_back(std::make_unique<SamplerServiceImpl>(s->backend_.get()));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

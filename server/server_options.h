@@ -22,12 +22,20 @@ struct Limits {
   int64_t max_steps = 100'000'000;
   // Values (rows x dim) of one array: an upload, a target's draws, a flow's particles (8 bytes each).
   int64_t max_array_values = 100'000'000;
+  // Training: any hidden width or latent dimension, hidden layers per network, the batch.
+  int64_t max_train_width = 4096;
+  int64_t max_train_layers = 16;
+  int64_t max_train_batch = 100'000;
+  int64_t max_samplers_per_session = 100;
+  // Draws of one Sample call (and its draws x dim stay within max_array_values).
+  int64_t max_sample_draws = 10'000'000;
 };
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
   int workers = 1;        // job threads
+  int sample_workers = 2; // threads that serve Sample calls (never behind a job)
   int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: every core
   absl::Duration shutdown_grace = absl::Seconds(10);
   Limits limits;

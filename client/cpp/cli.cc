@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -50,6 +52,14 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   flow step --job J [--steps K]             run K more steps of a stopped flow
   flow methods                              methods, their parameters and options
   job watch J | job status J | job list --session S | job cancel J
+  job history J [--out F.csv]                a training job's losses and metrics
+  train start --session S --target T --method kl|fisher [--steps N] [--latent D] [--hidden 400,400,400]
+              [--activation elu|gelu|silu|tanh|leaky-relu] [--score-hidden ...] [--score-activation A]
+              [--score-steps K] [--score-loss ssm|sliced|dsm] [--dsm-sigma S] [--batch B] [--lr LR]
+              [--score-lr LR] [--seed S] [--eval-every K] [--eval-draws N] [--from-sampler M] [--watch]
+  train methods                             training methods and their parameters
+  sampler list --session S | sampler get ID | sampler delete ID
+  sample --sampler M -n N --out F [--seed S] [--dtype float32|float64] [--checkpoint final|best]
   particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
   eval --session S --target T (--file F | --samples-target T2 | --job J) [--metrics a,b] [--seed S]
   metrics                                   the metrics eval knows
@@ -89,6 +99,11 @@ absl::StatusOr<Args> Parse(const std::vector<std::string>& argv) {
   Args a;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& t = argv[i];
+    if (t == "-n") {  // the one short flag: sample -n N
+      if (i + 1 >= argv.size()) return Usage("-n needs a value");
+      a.flags.emplace("n", argv[++i]);
+      continue;
+    }
     if (t.size() > 2 && t[0] == '-' && t[1] == '-') {
       std::string name = t.substr(2), value;
       const size_t eq = name.find('=');
@@ -142,6 +157,12 @@ class Cli {
       s = Flow(sub);
     } else if (cmd == "job") {
       s = JobCommand(sub);
+    } else if (cmd == "train") {
+      s = Train(sub);
+    } else if (cmd == "sampler") {
+      s = SamplerCommand(sub);
+    } else if (cmd == "sample") {
+      s = SampleCommand();
     } else if (cmd == "particles") {
       s = Particles();
     } else if (cmd == "eval") {
@@ -253,7 +274,12 @@ class Cli {
   static std::string JobLine(const v1::Job& j) {
     std::string line = absl::StrFormat("%s  %-9s  %s  step %d/%d", j.id(), StateName(j.state()), j.method(), j.step(),
                                        j.total_steps());
+    if (j.has_training()) {
+      absl::StrAppendFormat(&line, "  score_loss=%.4g sampler_loss=%.4g", j.training().score_loss(),
+                            j.training().sampler_loss());
+    }
     if (!j.metrics().empty()) absl::StrAppend(&line, "  ", FormatMetrics(j.metrics()));
+    if (!j.sampler_id().empty()) absl::StrAppend(&line, "  sampler ", j.sampler_id());
     if (j.has_error() && !j.error().message().empty()) {
       absl::StrAppend(&line, "  ", j.error().code_name(), ": ", j.error().message());
     }
@@ -539,6 +565,7 @@ class Cli {
     }
     absl::StatusOr<std::string> id = Positional(2, "job id");
     if (!id.ok()) return id.status();
+    if (sub == "history") return History(*id);
     if (absl::Status s = CheckFlags(); !s.ok()) return s;
     if (sub == "watch") return Watch(*id);
     if (sub == "status" || sub == "cancel") {
@@ -547,7 +574,188 @@ class Cli {
       json_ ? PrintJson(*j) : void(out_ << JobLine(*j) << "\n");
       return absl::OkStatus();
     }
-    return BadUsage("job takes watch, status, list or cancel");
+    return BadUsage("job takes watch, status, list, cancel or history");
+  }
+
+  absl::Status History(const std::string& id) {
+    const std::string out_file = a_.Get("out");
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    absl::StatusOr<v1::JobHistory> h = client_->GetJobHistory(id);
+    if (!h.ok()) return h.status();
+    if (json_) return PrintJson(*h), absl::OkStatus();
+    std::set<std::string> names;
+    for (const auto& r : h->rows()) {
+      for (const auto& [k, v] : r.metrics()) names.insert(k);
+    }
+    std::string csv = "step,score_loss,sampler_loss,sampler_grad_norm,seconds";
+    for (const auto& n : names) absl::StrAppend(&csv, ",", n);
+    csv += "\n";
+    for (const auto& r : h->rows()) {
+      absl::StrAppendFormat(&csv, "%d,%.9g,%.9g,%.9g,%.6g", r.step(), r.score_loss(), r.sampler_loss(),
+                            r.sampler_grad_norm(), r.seconds());
+      for (const auto& n : names) {
+        auto it = r.metrics().find(n);
+        csv += it == r.metrics().end() ? "," : absl::StrFormat(",%.9g", it->second);
+      }
+      csv += "\n";
+    }
+    if (out_file.empty()) {
+      out_ << csv;
+      return absl::OkStatus();
+    }
+    std::ofstream f(out_file);
+    f << csv;
+    if (!f) return absl::UnavailableError(absl::StrCat("cannot write ", out_file));
+    out_ << "wrote " << h->rows_size() << " rows to " << out_file << "\n";
+    return absl::OkStatus();
+  }
+
+  // train --------------------------------------------------------------------------------------------
+  absl::StatusOr<std::vector<int64_t>> Widths(const std::string& name) {
+    std::vector<int64_t> out;
+    for (absl::string_view part : absl::StrSplit(a_.Get(name), ',', absl::SkipWhitespace())) {
+      int64_t v;
+      if (!absl::SimpleAtoi(part, &v)) return BadUsage(absl::StrCat("--", name, ": '", part, "' is not a width"));
+      out.push_back(v);
+    }
+    return out;
+  }
+
+  absl::Status Train(const std::string& sub) {
+    if (sub == "methods") {
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::TrainMethod>> all = client_->ListTrainMethods();
+      if (!all.ok()) return all.status();
+      if (json_) return PrintJsonList(*all), absl::OkStatus();
+      for (const auto& m : *all) out_ << m.name() << ": " << m.summary() << "\n";
+      if (!all->empty()) {
+        out_ << "parameters (every method):\n";
+        for (const auto& p : (*all)[0].parameters()) out_ << "  --" << absl::StrReplaceAll(p.name(), {{"_", "-"}}) << ": " << p.doc() << "\n";
+      }
+      return absl::OkStatus();
+    }
+    if (sub != "start") return BadUsage("train takes start or methods");
+    absl::StatusOr<std::string> session = Required("session"), target = Required("target"), method = Required("method");
+    for (auto* v : {&session, &target, &method}) {
+      if (!v->ok()) return v->status();
+    }
+    v1::TrainSpec spec;
+    spec.set_method(*method);
+    absl::StatusOr<int64_t> steps = IntFlag("steps", 1000), eval_every = IntFlag("eval-every", 0),
+                            eval_draws = IntFlag("eval-draws", 0), seed = IntFlag("seed", 0);
+    for (auto* v : {&steps, &eval_every, &eval_draws, &seed}) {
+      if (!v->ok()) return v->status();
+    }
+    spec.set_steps(*steps);
+    spec.set_eval_every(*eval_every);
+    spec.set_eval_draws(*eval_draws);
+    spec.set_seed(static_cast<uint64_t>(*seed));
+    struct IntField {
+      const char* flag;
+      std::function<void(int64_t)> set;
+    };
+    for (const IntField& f : {IntField{"latent", [&](int64_t v) { spec.set_latent(v); }},
+                              IntField{"score-steps", [&](int64_t v) { spec.set_score_steps(v); }},
+                              IntField{"batch", [&](int64_t v) { spec.set_batch(v); }}}) {
+      if (!a_.Has(f.flag)) continue;
+      absl::StatusOr<int64_t> v = IntFlag(f.flag, 0);
+      if (!v.ok()) return v.status();
+      f.set(*v);
+    }
+    struct DoubleField {
+      const char* flag;
+      std::function<void(double)> set;
+    };
+    for (const DoubleField& f : {DoubleField{"lr", [&](double v) { spec.set_lr(v); }},
+                                 DoubleField{"score-lr", [&](double v) { spec.set_score_lr(v); }},
+                                 DoubleField{"dsm-sigma", [&](double v) { spec.set_dsm_sigma(v); }}}) {
+      if (!a_.Has(f.flag)) continue;
+      absl::StatusOr<double> v = DoubleFlag(f.flag);
+      if (!v.ok()) return v.status();
+      f.set(*v);
+    }
+    for (const char* name : {"hidden", "score-hidden"}) {
+      if (!a_.Has(name)) continue;
+      absl::StatusOr<std::vector<int64_t>> w = Widths(name);
+      if (!w.ok()) return w.status();
+      auto* field = std::string(name) == "hidden" ? spec.mutable_hidden() : spec.mutable_score_hidden();
+      field->Assign(w->begin(), w->end());
+    }
+    if (a_.Has("activation")) spec.set_activation(a_.Get("activation"));
+    if (a_.Has("score-activation")) spec.set_score_activation(a_.Get("score-activation"));
+    if (a_.Has("score-loss")) spec.set_score_loss(a_.Get("score-loss"));
+    spec.set_from_sampler_id(a_.Get("from-sampler"));
+    const bool watch = a_.Has("watch");
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    absl::StatusOr<v1::Job> job = client_->StartTraining(*session, *target, spec);
+    if (!job.ok()) return job.status();
+    if (!watch) {
+      json_ ? PrintJson(*job) : void(out_ << job->id() << "\n");
+      return absl::OkStatus();
+    }
+    if (!json_) out_ << job->id() << "\n";
+    return Watch(job->id());
+  }
+
+  // sampler, sample ----------------------------------------------------------------------------------
+  static std::string SamplerLine(const v1::Sampler& m) {
+    std::string line = absl::StrFormat("%s  %-6s  target %s  steps %d  %s %s", m.id(), m.method(), m.target_id(),
+                                       m.steps(), absl::StrJoin(m.hidden(), "x"), m.activation());
+    if (!m.final_metrics().empty()) absl::StrAppend(&line, "  final ", FormatMetrics(m.final_metrics()));
+    if (m.best_step() >= 0) absl::StrAppend(&line, "  best@", m.best_step(), " ", FormatMetrics(m.best_metrics()));
+    if (m.last_finite()) absl::StrAppend(&line, "  (last finite weights of a failed run)");
+    return line;
+  }
+
+  absl::Status SamplerCommand(const std::string& sub) {
+    if (sub == "list") {
+      absl::StatusOr<std::string> session = Required("session");
+      if (!session.ok()) return session.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::vector<v1::Sampler>> all = client_->ListSamplers(*session);
+      if (!all.ok()) return all.status();
+      if (json_) return PrintJsonList(*all), absl::OkStatus();
+      for (const auto& m : *all) out_ << SamplerLine(m) << "\n";
+      return absl::OkStatus();
+    }
+    if (sub == "get" || sub == "delete") {
+      absl::StatusOr<std::string> id = Positional(2, "sampler id");
+      if (!id.ok()) return id.status();
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      if (sub == "delete") {
+        if (absl::Status s = client_->DeleteSampler(*id); !s.ok()) return s;
+        out_ << "deleted " << *id << "\n";
+        return absl::OkStatus();
+      }
+      absl::StatusOr<v1::Sampler> m = client_->GetSampler(*id);
+      if (!m.ok()) return m.status();
+      json_ ? PrintJson(*m) : void(out_ << SamplerLine(*m) << "\n" << m->provenance_json() << "\n");
+      return absl::OkStatus();
+    }
+    return BadUsage("sampler takes list, get or delete");
+  }
+
+  absl::Status SampleCommand() {
+    absl::StatusOr<std::string> sampler = Required("sampler"), out = Required("out");
+    for (auto* v : {&sampler, &out}) {
+      if (!v->ok()) return v->status();
+    }
+    if (!a_.Has("n")) return BadUsage("-n is required");
+    absl::StatusOr<int64_t> n = IntFlag("n", 0), seed = IntFlag("seed", 0);
+    for (auto* v : {&n, &seed}) {
+      if (!v->ok()) return v->status();
+    }
+    absl::StatusOr<DType> dtype = DTypeFlag("dtype", DType::kFloat64);
+    if (!dtype.ok()) return dtype.status();
+    const std::string checkpoint = a_.Get("checkpoint", "final");
+    if (checkpoint != "final" && checkpoint != "best") return BadUsage("--checkpoint is final or best");
+    if (absl::Status s = CheckFlags(); !s.ok()) return s;
+    absl::StatusOr<Points> draws =
+        client_->Sample(*sampler, *n, static_cast<uint64_t>(*seed), *dtype, checkpoint == "best");
+    if (!draws.ok()) return draws.status();
+    if (absl::Status s = WriteArrayFile(*out, *draws, *dtype); !s.ok()) return s;
+    if (!json_) out_ << "wrote " << draws->rows() << " x " << draws->cols() << " to " << *out << "\n";
+    return absl::OkStatus();
   }
 
   // A live progress bar on a terminal; on a pipe, a line per second and at every state change.
@@ -565,7 +773,12 @@ class Cli {
       std::string line = absl::StrFormat("%-9s [%s%s] %d/%d %3.0f%%  %.1f steps/s  ETA %.1fs", StateName(j.state()),
                                          std::string(filled, '#'), std::string(kWidth - filled, '-'), j.step(),
                                          j.total_steps(), 100 * frac, j.steps_per_second(), j.eta_seconds());
-      if (!j.metrics().empty()) absl::StrAppend(&line, "  ", FormatMetrics(j.metrics()));
+      if (j.has_training()) {
+      absl::StrAppendFormat(&line, "  score_loss=%.4g sampler_loss=%.4g", j.training().score_loss(),
+                            j.training().sampler_loss());
+    }
+    if (!j.metrics().empty()) absl::StrAppend(&line, "  ", FormatMetrics(j.metrics()));
+    if (!j.sampler_id().empty()) absl::StrAppend(&line, "  sampler ", j.sampler_id());
       if (tty) {
         out_ << "\r\033[K" << line << std::flush;
         if (terminal) out_ << "\n";

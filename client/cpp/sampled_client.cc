@@ -24,6 +24,8 @@ SampledClient::SampledClient(std::shared_ptr<grpc::Channel> channel)
       flows_(v1::FlowService::NewStub(channel_)),
       jobs_(v1::JobService::NewStub(channel_)),
       evaluation_(v1::EvaluationService::NewStub(channel_)),
+      training_(v1::TrainingService::NewStub(channel_)),
+      samplers_(v1::SamplerService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 std::unique_ptr<SampledClient> SampledClient::Connect(const std::string& address) {
@@ -317,6 +319,80 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> SampledClie
   grpc::Status s = health_->Check(&ctx, r, &response);
   if (!s.ok()) return FromGrpcStatus(s);
   return response.status();
+}
+
+absl::StatusOr<v1::Job> SampledClient::StartTraining(const std::string& session_id, const std::string& target_id,
+                                                     const v1::TrainSpec& spec) {
+  v1::StartTrainingRequest r;
+  r.set_session_id(session_id);
+  r.set_target_id(target_id);
+  *r.mutable_spec() = spec;
+  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, r);
+}
+
+absl::StatusOr<std::vector<v1::TrainMethod>> SampledClient::ListTrainMethods() {
+  absl::StatusOr<v1::ListTrainMethodsResponse> r =
+      Unary(training_.get(), &v1::TrainingService::Stub::ListTrainMethods, v1::ListTrainMethodsRequest());
+  if (!r.ok()) return r.status();
+  return std::vector<v1::TrainMethod>(r->methods().begin(), r->methods().end());
+}
+
+absl::StatusOr<v1::JobHistory> SampledClient::GetJobHistory(const std::string& job_id) {
+  v1::GetJobHistoryRequest r;
+  r.set_job_id(job_id);
+  return Unary(jobs_.get(), &v1::JobService::Stub::GetJobHistory, r);
+}
+
+absl::StatusOr<std::vector<v1::Sampler>> SampledClient::ListSamplers(const std::string& session_id) {
+  v1::ListSamplersRequest r;
+  r.set_session_id(session_id);
+  absl::StatusOr<v1::ListSamplersResponse> out = Unary(samplers_.get(), &v1::SamplerService::Stub::ListSamplers, r);
+  if (!out.ok()) return out.status();
+  return std::vector<v1::Sampler>(out->samplers().begin(), out->samplers().end());
+}
+
+absl::StatusOr<v1::Sampler> SampledClient::GetSampler(const std::string& sampler_id) {
+  v1::GetSamplerRequest r;
+  r.set_sampler_id(sampler_id);
+  return Unary(samplers_.get(), &v1::SamplerService::Stub::GetSampler, r);
+}
+
+absl::Status SampledClient::DeleteSampler(const std::string& sampler_id) {
+  v1::DeleteSamplerRequest r;
+  r.set_sampler_id(sampler_id);
+  return Unary(samplers_.get(), &v1::SamplerService::Stub::DeleteSampler, r).status();
+}
+
+absl::StatusOr<Points> SampledClient::Sample(const std::string& sampler_id, int64_t n, uint64_t seed, DType dtype,
+                                             bool best, int64_t chunk_rows) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::SampleRequest r;
+  r.set_sampler_id(sampler_id);
+  r.set_n(n);
+  r.set_seed(seed);
+  r.set_dtype(ToProto(dtype));
+  r.set_checkpoint(best ? v1::CHECKPOINT_BEST : v1::CHECKPOINT_FINAL);
+  r.set_chunk_rows(chunk_rows);
+  std::unique_ptr<grpc::ClientReader<v1::SampleChunk>> reader = samplers_->Sample(&ctx, r);
+  v1::SampleChunk chunk;
+  std::unique_ptr<ArrayAssembler> assembler;
+  absl::Status append_status;
+  int64_t expected_row = 0;
+  while (reader->Read(&chunk)) {
+    if (assembler == nullptr) assembler = std::make_unique<ArrayAssembler>(dtype, std::max(1, chunk.dim()), n, n);
+    if (append_status.ok() && chunk.first_row() != expected_row) {
+      append_status = absl::InternalError(absl::StrCat("chunk out of order: row ", chunk.first_row(), ", expected ",
+                                                       expected_row));
+    }
+    expected_row += chunk.rows();
+    if (append_status.ok()) append_status = assembler->Append(chunk.data());
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (!append_status.ok()) return append_status;
+  if (assembler == nullptr) return absl::InternalError("the server sent no draws");
+  return assembler->Finish(n);
 }
 
 }  // namespace sampled::client

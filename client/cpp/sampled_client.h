@@ -24,6 +24,7 @@
 #include "sampled/v1/jobs.grpc.pb.h"
 #include "sampled/v1/sessions.grpc.pb.h"
 #include "sampled/v1/targets.grpc.pb.h"
+#include "sampled/v1/training.grpc.pb.h"
 
 namespace sampled::client {
 
@@ -86,6 +87,17 @@ class SampledClient {
                                                 uint64_t seed = 0);
   absl::StatusOr<std::vector<v1::MetricInfo>> ListMetrics();
 
+  absl::StatusOr<v1::Job> StartTraining(const std::string& session_id, const std::string& target_id,
+                                        const v1::TrainSpec& spec);
+  absl::StatusOr<std::vector<v1::TrainMethod>> ListTrainMethods();
+  absl::StatusOr<v1::JobHistory> GetJobHistory(const std::string& job_id);
+  absl::StatusOr<std::vector<v1::Sampler>> ListSamplers(const std::string& session_id);
+  absl::StatusOr<v1::Sampler> GetSampler(const std::string& sampler_id);
+  absl::Status DeleteSampler(const std::string& sampler_id);
+  // n draws (reassembled from the stream's chunks, checked to arrive in order), as float64 values.
+  absl::StatusOr<Points> Sample(const std::string& sampler_id, int64_t n, uint64_t seed, DType dtype = DType::kFloat64,
+                                bool best = false, int64_t chunk_rows = 0);
+
   // grpc.health.v1 Check of `service` ("" for the server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(const std::string& service = "");
 
@@ -102,6 +114,8 @@ class SampledClient {
   std::unique_ptr<v1::FlowService::Stub> flows_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::EvaluationService::Stub> evaluation_;
+  std::unique_ptr<v1::TrainingService::Stub> training_;
+  std::unique_ptr<v1::SamplerService::Stub> samplers_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
   absl::Duration timeout_ = absl::ZeroDuration();
 };

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -127,6 +128,8 @@ struct TrainMethod {
 
 // Every built-in method, in a fixed order.
 const std::vector<const TrainMethod*>& TrainMethods();
+// The TrainConfig fields every method takes, with what they do and their defaults, for listings.
+std::vector<std::pair<std::string, std::string>> TrainFieldDocs();
 // INVALID_ARGUMENT naming the known methods.
 absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name);
 

@@ -63,6 +63,22 @@ const std::vector<const TrainMethod*>& TrainMethods() {
   return methods;
 }
 
+std::vector<std::pair<std::string, std::string>> TrainFieldDocs() {
+  return {
+      {"latent", "latent dimension of z ~ N(0, I); default: the target's dimension"},
+      {"hidden", "the sampler's hidden widths; default 400,400,400 (four linear layers, 003 Sec. 4.1)"},
+      {"activation", "elu | gelu (exact erf) | silu | tanh | leaky-relu (slope 0.2); default elu"},
+      {"score_hidden", "the score network's hidden widths; default: the sampler's"},
+      {"score_activation", "default: the sampler's (fisher refuses leaky-relu: no second derivative)"},
+      {"score_steps", "score-matching steps per sampler step (003: 5); default 5"},
+      {"score_loss", "ssm (exact divergence) | sliced (one projection) | dsm; default ssm up to 16 dims, else sliced"},
+      {"dsm_sigma", "dsm's noise level; default 0.1"},
+      {"batch", "draws per phase (each phase draws its own); default 5000"},
+      {"lr", "the sampler's Adam learning rate; default 2e-5"},
+      {"score_lr", "the score network's; default: lr"},
+  };
+}
+
 absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name) {
   std::vector<std::string> names;
   for (const TrainMethod* m : TrainMethods()) {

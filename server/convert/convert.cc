@@ -168,6 +168,15 @@ void ToProto(const JobSnapshot& j, v1::Job* out) {
   out->set_steps_per_second(j.steps_per_second);
   out->set_eta_seconds(j.eta_seconds);
   if (j.last_stats.has_value()) ToProto(*j.last_stats, j.last_step_seconds, out->mutable_last_stats());
+  if (j.last_training.has_value()) {
+    v1::TrainingProgress* t = out->mutable_training();
+    t->set_step(j.last_training->step);
+    t->set_score_loss(j.last_training->score_loss);
+    t->set_sampler_loss(j.last_training->sampler_loss);
+    t->set_sampler_grad_norm(j.last_training->sampler_grad_norm);
+    t->set_seconds(j.last_step_seconds);
+  }
+  out->set_sampler_id(j.sampler_id);
   for (const auto& [name, value] : j.metrics) (*out->mutable_metrics())[name] = value;
   out->set_metrics_step(j.metrics_step);
   if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
@@ -217,6 +226,71 @@ void ToProto(const FlowMethod& m, v1::Method* out) {
 void ToProto(const Metric& m, v1::MetricInfo* out) {
   out->set_name(m.name());
   out->set_description(m.description());
+}
+
+absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& request) {
+  StartTrainingArgs a;
+  a.session_id = request.session_id();
+  a.target_id = request.target_id();
+  const v1::TrainSpec& s = request.spec();
+  if (s.method().empty()) return absl::InvalidArgumentError("spec.method is required (kl or fisher)");
+  training::TrainConfig& c = a.config;
+  c.method = s.method();
+  if (s.has_latent()) c.latent = s.latent();
+  if (s.hidden_size() > 0) c.hidden = std::vector<int64_t>(s.hidden().begin(), s.hidden().end());
+  if (s.has_activation()) c.activation = s.activation();
+  if (s.score_hidden_size() > 0) c.score_hidden = std::vector<int64_t>(s.score_hidden().begin(), s.score_hidden().end());
+  if (s.has_score_activation()) c.score_activation = s.score_activation();
+  if (s.has_score_steps()) c.score_steps = s.score_steps();
+  if (s.has_score_loss()) c.score_loss = s.score_loss();
+  if (s.has_dsm_sigma()) c.dsm_sigma = s.dsm_sigma();
+  if (s.has_batch()) c.batch = s.batch();
+  if (s.has_lr()) c.lr = s.lr();
+  if (s.has_score_lr()) c.score_lr = s.score_lr();
+  c.seed = s.seed();
+  a.steps = s.steps();
+  a.eval_every = s.eval_every();
+  a.eval_draws = s.eval_draws();
+  a.from_sampler_id = s.from_sampler_id();
+  return a;
+}
+
+void ToProto(const SamplerEntry& e, v1::Sampler* out) {
+  out->set_id(e.id);
+  out->set_session_id(e.session_id);
+  out->set_method(e.method);
+  out->set_target_id(e.target_id);
+  out->set_job_id(e.job_id);
+  out->set_dim(static_cast<int32_t>(e.model->shape.out));
+  out->set_latent(static_cast<int32_t>(e.model->shape.in));
+  for (int64_t h : e.model->shape.hidden) out->add_hidden(h);
+  out->set_activation(training::ActivationName(e.model->shape.activation));
+  out->set_steps(e.steps);
+  for (const auto& [k, v] : e.final_metrics) (*out->mutable_final_metrics())[k] = v;
+  for (const auto& [k, v] : e.best_metrics) (*out->mutable_best_metrics())[k] = v;
+  out->set_best_step(e.model->best_params.empty() ? -1 : e.best_step);
+  out->set_last_finite(e.model->last_finite);
+  out->set_provenance_json(e.model->provenance_json);
+  out->set_bytes(e.model->bytes());
+}
+
+void ToProto(const training::TrainMethod& m, v1::TrainMethod* out) {
+  out->set_name(m.name);
+  out->set_summary(m.summary);
+  for (const auto& [name, doc] : training::TrainFieldDocs()) {
+    v1::ParameterDoc* d = out->add_parameters();
+    d->set_name(name);
+    d->set_doc(doc);
+  }
+}
+
+void ToProto(const HistoryRow& r, v1::HistoryRow* out) {
+  out->set_step(r.step);
+  out->set_score_loss(r.score_loss);
+  out->set_sampler_loss(r.sampler_loss);
+  out->set_sampler_grad_norm(r.sampler_grad_norm);
+  out->set_seconds(r.seconds);
+  for (const auto& [k, v] : r.metrics) (*out->mutable_metrics())[k] = v;
 }
 
 }  // namespace sampled::server

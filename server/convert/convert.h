@@ -16,6 +16,7 @@
 #include "sampled/v1/jobs.pb.h"
 #include "sampled/v1/sessions.pb.h"
 #include "sampled/v1/targets.pb.h"
+#include "sampled/v1/training.pb.h"
 #include "server/backend.h"
 
 namespace sampled::server {
@@ -45,6 +46,11 @@ void ToProto(const FlowMethod& m, v1::Method* out);
 void ToProto(const Metric& m, v1::MetricInfo* out);
 
 v1::JobState ToProto(JobState s);
+
+absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& request);
+void ToProto(const SamplerEntry& e, v1::Sampler* out);
+void ToProto(const training::TrainMethod& m, v1::TrainMethod* out);
+void ToProto(const HistoryRow& r, v1::HistoryRow* out);
 
 }  // namespace sampled::server
 

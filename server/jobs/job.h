@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/flows/flow.h"
+#include "core/training/trainer.h"
 
 namespace sampled::server {
 
@@ -44,7 +45,9 @@ struct JobSnapshot {
   int64_t total_steps = 0;
   double steps_per_second = 0;
   double eta_seconds = 0;
-  std::optional<StepStats> last_stats;
+  std::optional<StepStats> last_stats;                // a flow's last step
+  std::optional<training::TrainStats> last_training;  // a training run's last iteration
+  std::string sampler_id;                             // the sampler a training run left
   double last_step_seconds = 0;
   std::map<std::string, double> metrics;
   int64_t metrics_step = 0;

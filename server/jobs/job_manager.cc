@@ -7,8 +7,11 @@
 
 namespace sampled::server {
 
-JobManager::JobManager(const Limits& limits, int workers)
-    : limits_(limits), queue_(workers, limits.max_queued_jobs), calls_(1, limits.max_queued_jobs) {}
+JobManager::JobManager(const Limits& limits, int workers, int sample_workers)
+    : limits_(limits),
+      queue_(workers, limits.max_queued_jobs),
+      calls_(1, limits.max_queued_jobs),
+      samples_(std::max(1, sample_workers), limits.max_queued_jobs) {}
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
@@ -40,6 +43,10 @@ absl::Status JobManager::Submit(std::function<void()> run, std::function<void()>
 
 absl::Status JobManager::SubmitCall(std::function<void()> run, std::function<void()> cancel) {
   return calls_.Submit(std::move(run), std::move(cancel));
+}
+
+absl::Status JobManager::SubmitSample(std::function<void()> run, std::function<void()> cancel) {
+  return samples_.Submit(std::move(run), std::move(cancel));
 }
 
 absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(const std::string& job_id) const {
@@ -110,10 +117,12 @@ void JobManager::Shutdown(absl::Duration grace) {
   // let a worker that a cancelled run had just freed take a queued call and answer it CANCELLED instead.
   queue_.Close();
   calls_.Close();
+  samples_.Close();
   for (auto& job : all) job->Close();  // running flows stop before their next step
   const absl::Time deadline = absl::Now() + grace;
   queue_.WaitIdle(grace);
   calls_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  samples_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
 
 JobManager::Totals JobManager::ComputeTotals() const {

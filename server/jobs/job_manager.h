@@ -1,6 +1,7 @@
-// The index of jobs and the two worker pools work runs on: `--workers` threads for flow jobs, and one
-// thread for the calls a client waits on (interactive steps and evaluations), so that an Evaluate or a
-// StepFlow is never queued behind a job that runs for hours. Jobs are kept until their session is deleted.
+// The index of jobs and the worker pools work runs on: `--workers` threads for flow and training jobs,
+// one thread for the calls a client waits on (interactive steps and evaluations), so that an Evaluate or a
+// StepFlow is never queued behind a job that runs for hours, and `--sample-workers` threads for Sample
+// calls. Jobs are kept until their session is deleted.
 //
 // Thread-safe; the index lock is held only for map operations.
 #ifndef SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
@@ -26,7 +27,7 @@ namespace sampled::server {
 
 class JobManager {
  public:
-  JobManager(const Limits& limits, int workers);
+  JobManager(const Limits& limits, int workers, int sample_workers = 2);
   ~JobManager();
 
   // Indexes a new job. RESOURCE_EXHAUSTED when its session already holds max_jobs_per_session jobs.
@@ -38,6 +39,9 @@ class JobManager {
   absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr);
   // As Submit, on the call worker: for work an RPC waits on (StepFlow, Evaluate).
   absl::Status SubmitCall(std::function<void()> run, std::function<void()> cancel = nullptr);
+
+  // As Submit, on the sample workers: Sample calls, which never wait behind a job or another call's work.
+  absl::Status SubmitSample(std::function<void()> run, std::function<void()> cancel = nullptr);
 
   // NOT_FOUND for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
@@ -71,6 +75,7 @@ class JobManager {
   std::map<std::string, uint64_t> ids_ ABSL_GUARDED_BY(mu_);
   WorkQueue queue_;  // job runs
   WorkQueue calls_;  // interactive steps and evaluations
+  WorkQueue samples_;  // Sample calls
 };
 
 }  // namespace sampled::server

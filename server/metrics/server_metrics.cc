@@ -69,6 +69,28 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                        .Name("sampled_flow_step_duration_seconds")
                        .Help("Wall time of one flow step, by method")
                        .Register(*registry_);
+  training_steps_ = &prometheus::BuildCounter()
+                         .Name("sampled_training_steps_total")
+                         .Help("Training iterations (score phase and sampler step), by method")
+                         .Register(*registry_);
+  training_step_seconds_ = &prometheus::BuildHistogram()
+                                .Name("sampled_training_step_duration_seconds")
+                                .Help("Wall time of one training iteration, by method")
+                                .Register(*registry_);
+  sample_calls_ = &prometheus::BuildCounter()
+                       .Name("sampled_sample_calls_total")
+                       .Help("Sample calls, by gRPC status code")
+                       .Register(*registry_);
+  sample_draws_ = &prometheus::BuildCounter()
+                       .Name("sampled_sample_draws_total")
+                       .Help("Draws streamed by Sample calls")
+                       .Register(*registry_)
+                       .Add({});
+  sample_seconds_ = &prometheus::BuildHistogram()
+                         .Name("sampled_sample_duration_seconds")
+                         .Help("Wall time of a Sample call, from its request to its status")
+                         .Register(*registry_)
+                         .Add({}, HalfDecades(1e-4, 13));
   prometheus::BuildGauge()
       .Name("sampled_build_info")
       .Help("Build information; the value is 1")
@@ -104,6 +126,18 @@ void ServerMetrics::RecordFlowStep(const std::string& method, int64_t particles,
   m->seconds->Observe(seconds);
 }
 
+void ServerMetrics::RecordTrainingStep(const std::string& method, double seconds) {
+  // Iterations take milliseconds or more: the label lookups of Add cost nothing in comparison.
+  training_steps_->Add({{"method", method}}).Increment();
+  training_step_seconds_->Add({{"method", method}}, HalfDecades(1e-4, 13)).Observe(seconds);
+}
+
+void ServerMetrics::RecordSample(const std::string& code, int64_t draws, double seconds) {
+  sample_calls_->Add({{"code", code}}).Increment();
+  sample_draws_->Increment(static_cast<double>(draws));
+  sample_seconds_->Observe(seconds);
+}
+
 void ServerMetrics::SetHeldStateProvider(std::function<HeldState()> provider) {
   absl::MutexLock lock(&mu_);
   provider_ = std::move(provider);
@@ -122,13 +156,19 @@ std::string ServerMetrics::Serialize() const {
     AddGauge(sessions, static_cast<double>(s.sessions));
     auto targets = GaugeFamily("sampled_targets", "Targets held, over all sessions");
     AddGauge(targets, static_cast<double>(s.targets));
-    auto bytes = GaugeFamily("sampled_held_bytes", "Bytes of target data and flow state held");
+    auto bytes = GaugeFamily("sampled_held_bytes", "Bytes of target data, flow and training state, and samplers held");
     AddGauge(bytes, static_cast<double>(s.bytes));
     auto queue = GaugeFamily("sampled_queued_tasks", "Work items waiting for a worker");
     AddGauge(queue, static_cast<double>(s.queued_tasks));
     auto jobs = GaugeFamily("sampled_jobs", "Jobs held, by state");
     for (const auto& [state, count] : s.jobs_by_state) AddGauge(jobs, static_cast<double>(count), {{"state", state}});
-    for (auto* f : {&sessions, &targets, &bytes, &queue, &jobs}) families.push_back(std::move(*f));
+    auto samplers = GaugeFamily("sampled_samplers", "Trained samplers held, over all sessions");
+    AddGauge(samplers, static_cast<double>(s.samplers));
+    auto sampler_bytes = GaugeFamily("sampled_sampler_bytes", "Bytes of trained samplers' weights held");
+    AddGauge(sampler_bytes, static_cast<double>(s.sampler_bytes));
+    for (auto* f : {&sessions, &targets, &bytes, &queue, &jobs, &samplers, &sampler_bytes}) {
+      families.push_back(std::move(*f));
+    }
   }
   return prometheus::TextSerializer().Serialize(families);
 }

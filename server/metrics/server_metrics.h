@@ -32,6 +32,8 @@ struct HeldState {
   int64_t targets = 0;
   int64_t bytes = 0;
   int64_t queued_tasks = 0;
+  int64_t samplers = 0;
+  int64_t sampler_bytes = 0;
   std::map<std::string, int64_t> jobs_by_state;  // state name -> count
 };
 
@@ -45,6 +47,11 @@ class ServerMetrics {
   // One flow step of `method` that moved `particles` particles.
   void RecordFlowStep(const std::string& method, int64_t particles, double seconds);
 
+  // One training iteration of `method`.
+  void RecordTrainingStep(const std::string& method, double seconds);
+  // One Sample call that ended with `code` after streaming `draws` draws.
+  void RecordSample(const std::string& code, int64_t draws, double seconds);
+
   void SetHeldStateProvider(std::function<HeldState()> provider);
 
   // The Prometheus text exposition format (version 0.0.4) of every metric.
@@ -57,6 +64,11 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* flow_steps_;
   prometheus::Family<prometheus::Counter>* particle_updates_;
   prometheus::Family<prometheus::Histogram>* step_seconds_;
+  prometheus::Family<prometheus::Counter>* training_steps_;
+  prometheus::Family<prometheus::Histogram>* training_step_seconds_;
+  prometheus::Family<prometheus::Counter>* sample_calls_;
+  prometheus::Counter* sample_draws_;
+  prometheus::Histogram* sample_seconds_;
   struct StepMetrics {
     prometheus::Counter* steps = nullptr;
     prometheus::Counter* particle_updates = nullptr;

@@ -130,4 +130,13 @@ grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(CallbackServerC
   return new WatchReactor(*std::move(job));
 }
 
+ServerUnaryReactor* JobServiceImpl::GetJobHistory(CallbackServerContext* ctx, const v1::GetJobHistoryRequest* request,
+                                                  v1::JobHistory* response) {
+  absl::StatusOr<std::vector<HistoryRow>> rows = backend_->JobHistory(request->job_id());
+  if (rows.ok()) {
+    for (const HistoryRow& r : *rows) ToProto(r, response->add_rows());
+  }
+  return FinishUnary(ctx, rows.status());
+}
+
 }  // namespace sampled::server

@@ -8,6 +8,7 @@
 #include "sampled/v1/jobs.grpc.pb.h"
 #include "sampled/v1/sessions.grpc.pb.h"
 #include "sampled/v1/targets.grpc.pb.h"
+#include "sampled/v1/training.grpc.pb.h"
 #include "server/backend.h"
 
 namespace sampled::server {
@@ -79,6 +80,8 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
                                 v1::Job* response) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                   const v1::WatchJobRequest* request) override;
+  ServerUnaryReactor* GetJobHistory(CallbackServerContext* ctx, const v1::GetJobHistoryRequest* request,
+                                    v1::JobHistory* response) override;
 
  private:
   Backend* backend_;
@@ -91,6 +94,34 @@ class EvaluationServiceImpl final : public v1::EvaluationService::CallbackServic
                                                          v1::EvaluateResponse* response) override;
   ServerUnaryReactor* ListMetrics(CallbackServerContext* ctx, const v1::ListMetricsRequest* request,
                                   v1::ListMetricsResponse* response) override;
+
+ private:
+  Backend* backend_;
+};
+
+class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
+ public:
+  explicit TrainingServiceImpl(Backend* backend) : backend_(backend) {}
+  ServerUnaryReactor* StartTraining(CallbackServerContext* ctx, const v1::StartTrainingRequest* request,
+                                    v1::Job* response) override;
+  ServerUnaryReactor* ListTrainMethods(CallbackServerContext* ctx, const v1::ListTrainMethodsRequest* request,
+                                       v1::ListTrainMethodsResponse* response) override;
+
+ private:
+  Backend* backend_;
+};
+
+class SamplerServiceImpl final : public v1::SamplerService::CallbackService {
+ public:
+  explicit SamplerServiceImpl(Backend* backend) : backend_(backend) {}
+  ServerUnaryReactor* ListSamplers(CallbackServerContext* ctx, const v1::ListSamplersRequest* request,
+                                   v1::ListSamplersResponse* response) override;
+  ServerUnaryReactor* GetSampler(CallbackServerContext* ctx, const v1::GetSamplerRequest* request,
+                                 v1::Sampler* response) override;
+  ServerUnaryReactor* DeleteSampler(CallbackServerContext* ctx, const v1::DeleteSamplerRequest* request,
+                                    v1::DeleteSamplerResponse* response) override;
+  grpc::ServerWriteReactor<v1::SampleChunk>* Sample(CallbackServerContext* ctx,
+                                                     const v1::SampleRequest* request) override;
 
  private:
   Backend* backend_;

@@ -65,6 +65,7 @@ absl::Status SessionManager::DeleteSession(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = session_ids_.find(id);
   if (it == session_ids_.end()) return SessionNotFound(id);
+  for (const auto& [seq, sampler] : sessions_.at(it->second).samplers) sampler_ids_.erase(sampler.id);
   sessions_.erase(it->second);
   session_ids_.erase(it);
   return absl::OkStatus();
@@ -171,6 +172,61 @@ int64_t SessionManager::target_bytes() const {
   absl::MutexLock lock(&mu_);
   int64_t n = 0;
   for (const auto& [seq, s] : sessions_) n += s.info.target_bytes;
+  return n;
+}
+
+absl::StatusOr<SamplerEntry> SessionManager::AddSampler(SamplerEntry entry) {
+  absl::MutexLock lock(&mu_);
+  Session* s = FindLocked(entry.session_id);
+  if (s == nullptr) return SessionNotFound(entry.session_id);
+  if (static_cast<int64_t>(s->samplers.size()) >= limits_.max_samplers_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat("session '", s->info.id, "' holds its limit of ",
+                                                     limits_.max_samplers_per_session, " samplers; delete one first"));
+  }
+  entry.id = NewId('m');
+  entry.create_time = absl::Now();
+  const uint64_t seq = next_sequence_++;
+  sampler_ids_[entry.id] = {s->sequence, seq};
+  s->samplers.emplace(seq, entry);
+  return entry;
+}
+
+absl::StatusOr<SamplerEntry> SessionManager::GetSampler(const std::string& sampler_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sampler_ids_.find(sampler_id);
+  if (it == sampler_ids_.end()) return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  return sessions_.at(it->second.first).samplers.at(it->second.second);
+}
+
+absl::StatusOr<std::vector<SamplerEntry>> SessionManager::ListSamplers(const std::string& session_id) const {
+  absl::MutexLock lock(&mu_);
+  const Session* s = FindLocked(session_id);
+  if (s == nullptr) return SessionNotFound(session_id);
+  std::vector<SamplerEntry> out;
+  for (const auto& [seq, e] : s->samplers) out.push_back(e);
+  return out;
+}
+
+absl::Status SessionManager::DeleteSampler(const std::string& sampler_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sampler_ids_.find(sampler_id);
+  if (it == sampler_ids_.end()) return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  sessions_.at(it->second.first).samplers.erase(it->second.second);
+  sampler_ids_.erase(it);
+  return absl::OkStatus();
+}
+
+int64_t SessionManager::sampler_count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(sampler_ids_.size());
+}
+
+int64_t SessionManager::sampler_bytes() const {
+  absl::MutexLock lock(&mu_);
+  int64_t n = 0;
+  for (const auto& [seq, s] : sessions_) {
+    for (const auto& [k, e] : s.samplers) n += e.model->bytes();
+  }
   return n;
 }
 

@@ -10,12 +10,15 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/targets/target.h"
+#include "core/training/sampler.h"
 #include "server/common/pagination.h"
 #include "server/server_options.h"
 
@@ -34,6 +37,21 @@ struct TargetEntry {
   std::string session_id;
   std::string name;
   std::shared_ptr<const Target> target;  // shared with the jobs that use it
+  absl::Time create_time;
+};
+
+// A trained sampler held by a session. The model is immutable and shared: a Sample that streams from it
+// keeps it alive after the sampler is deleted.
+struct SamplerEntry {
+  std::string id;
+  std::string session_id;
+  std::string job_id;     // the training job that made it (empty for an imported one)
+  std::string target_id;  // what it was trained on (as recorded; the target may be gone)
+  std::string method;
+  std::shared_ptr<const training::SamplerModel> model;
+  int64_t steps = 0;
+  std::map<std::string, double> final_metrics, best_metrics;
+  int64_t best_step = -1;
   absl::Time create_time;
 };
 
@@ -60,7 +78,17 @@ class SessionManager {
   absl::StatusOr<Page<TargetEntry>> ListTargets(const std::string& session_id, const PageRequest& page) const;
   absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);
 
+  // Adds a sampler (id assigned here): NOT_FOUND for an unknown session, RESOURCE_EXHAUSTED at the
+  // session's sampler limit.
+  absl::StatusOr<SamplerEntry> AddSampler(SamplerEntry entry);
+  // By id alone (ids are unique across sessions), as jobs. NOT_FOUND for an unknown or deleted sampler.
+  absl::StatusOr<SamplerEntry> GetSampler(const std::string& sampler_id) const;
+  absl::StatusOr<std::vector<SamplerEntry>> ListSamplers(const std::string& session_id) const;
+  absl::Status DeleteSampler(const std::string& sampler_id);
+
   // For the metrics endpoint.
+  int64_t sampler_count() const;
+  int64_t sampler_bytes() const;
   int64_t session_count() const;
   int64_t target_count() const;
   int64_t target_bytes() const;
@@ -70,6 +98,7 @@ class SessionManager {
     SessionInfo info;
     uint64_t sequence = 0;
     std::map<uint64_t, TargetEntry> targets;  // by creation sequence
+    std::map<uint64_t, SamplerEntry> samplers;  // by creation sequence
   };
 
   Session* FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -82,6 +111,8 @@ class SessionManager {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);        // by creation sequence
   std::map<std::string, uint64_t> session_ids_ ABSL_GUARDED_BY(mu_);  // id -> sequence
+  // sampler id -> (session sequence, sampler sequence)
+  std::map<std::string, std::pair<uint64_t, uint64_t>> sampler_ids_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sampled::server

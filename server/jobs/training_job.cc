@@ -1,0 +1,190 @@
+#include "server/jobs/training_job.h"
+
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/metrics/metric.h"
+
+namespace sampled::server {
+namespace {
+// Iterations slower than this always notify watchers (faster ones are rate-limited).
+constexpr double kSlowStepSeconds = 0.025;
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<TrainingJob>> TrainingJob::Create(JobSnapshot identity, TrainingJobSpec spec,
+                                                                 std::shared_ptr<const Target> target,
+                                                                 std::string provenance_json, SamplerSink sink,
+                                                                 TrainingObserver on_step) {
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<training::Trainer> trainer, training::CreateTrainer(spec.settings, target));
+  SAMPLED_ASSIGN_OR_RETURN(
+      training::TrainingState state,
+      training::MakeInitialTrainingState(spec.settings, spec.from_sampler.empty() ? nullptr : &spec.from_sampler));
+  identity.method = spec.settings.method;
+  identity.dim = target->dim();
+  identity.particle_count = spec.settings.batch;
+  return absl::WrapUnique(new TrainingJob(std::move(identity), std::move(spec), std::move(target), std::move(trainer),
+                                          std::move(state), std::move(provenance_json), std::move(sink),
+                                          std::move(on_step)));
+}
+
+TrainingJob::TrainingJob(JobSnapshot identity, TrainingJobSpec spec, std::shared_ptr<const Target> target,
+                         std::unique_ptr<training::Trainer> trainer, training::TrainingState state,
+                         std::string provenance_json, SamplerSink sink, TrainingObserver on_step)
+    : Job(std::move(identity)),
+      spec_(std::move(spec)),
+      target_(std::move(target)),
+      provenance_json_(std::move(provenance_json)),
+      sink_(std::move(sink)),
+      on_step_(std::move(on_step)),
+      trainer_(std::move(trainer)),
+      state_(std::move(state)) {
+  UpdateProgress([this](JobSnapshot& s) { s.bytes = StateBytes(); }, /*force=*/true);
+}
+
+int64_t TrainingJob::StateBytes() const {
+  const auto bytes = [](const training::Network& n) {
+    return static_cast<int64_t>((n.params.size() + n.adam.m.size() + n.adam.v.size()) * sizeof(float));
+  };
+  return bytes(state_.sampler) + bytes(state_.score) +
+         static_cast<int64_t>(state_.best_params.size() * sizeof(float));
+}
+
+absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
+  // No exception crosses into the worker loop: an allocation failure fails the job, not the server.
+  try {
+    return trainer_->Step(state_, &stats);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory in iteration ", state_.step + 1));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("iteration ", state_.step + 1, " failed: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::map<std::string, double>> TrainingJob::Evaluate(const std::vector<float>& params, int64_t step) {
+  // A fresh draw per evaluation, from a seed of its own (the training stream is not touched).
+  PointsF draws;
+  MetricOptions o;
+  o.seed = spec_.settings.seed;
+  try {
+    training::Draw(spec_.settings.sampler, params, spec_.settings.seed ^ (0x5eed0000ULL + static_cast<uint64_t>(step)),
+                   spec_.eval_draws, spec_.settings.threads, &draws);
+    return ComputeMetrics(DefaultMetrics(*target_), draws.cast<double>(), *target_, o);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while evaluating the sampler");
+  }
+}
+
+void TrainingJob::AppendHistory(HistoryRow row) {
+  absl::MutexLock lock(&history_mu_);
+  // Rows at multiples of the stride (evaluations always): when full, keep every other one and double it.
+  if (row.step % history_stride_ != 0 && row.metrics.empty()) return;
+  history_.push_back(std::move(row));
+  if (static_cast<int64_t>(history_.size()) >= kHistoryRows) {
+    history_stride_ *= 2;
+    std::vector<HistoryRow> kept;
+    for (HistoryRow& r : history_) {
+      if (r.step % history_stride_ == 0 || !r.metrics.empty()) kept.push_back(std::move(r));
+    }
+    history_.swap(kept);
+  }
+}
+
+std::vector<HistoryRow> TrainingJob::History() const {
+  absl::MutexLock lock(&history_mu_);
+  return history_;
+}
+
+void TrainingJob::Run() {
+  if (!MarkRunning(/*generation=*/0, spec_.steps)) return;
+  // From here this worker owns the training state until MarkFinished.
+  const absl::Time run_start = absl::Now();
+  const int64_t start_step = state_.step;
+  training::TrainStats stats;
+  absl::Status status;
+  std::map<std::string, double> metrics;
+  int64_t evaluated_at = -1;
+  for (int64_t k = 0; k < spec_.steps; ++k) {
+    if (cancel_requested()) {
+      status = absl::CancelledError(absl::StrCat("cancelled at iteration ", state_.step));
+      break;
+    }
+    const absl::Time t0 = absl::Now();
+    status = GuardedStep(stats);
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+    if (!status.ok()) break;
+    if (on_step_) on_step_(spec_.settings.method, seconds);
+    HistoryRow row{state_.step, stats.score_loss, stats.sampler_loss, stats.sampler_grad_norm, seconds, {}};
+    const bool evaluate = spec_.eval_every > 0 && state_.step % spec_.eval_every == 0;
+    if (evaluate) {
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
+      if (!m.ok()) {
+        status = m.status();
+        break;
+      }
+      metrics = *std::move(m);
+      evaluated_at = state_.step;
+      row.metrics = metrics;
+      // Best checkpoint: the lowest value of the first metric (KSD for a density target).
+      const double value = metrics.begin()->second;
+      if (state_.best_step < 0 || value < state_.best_metric) {
+        state_.best_params = state_.sampler.params;
+        state_.best_step = state_.step;
+        state_.best_metric = value;
+        best_metrics_ = metrics;
+      }
+    }
+    AppendHistory(row);
+    const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start);
+    const double rate = elapsed > 0 ? (k + 1) / elapsed : 0.0;
+    UpdateProgress(
+        [&](JobSnapshot& s) {
+          s.step = state_.step;
+          s.last_training = stats;
+          s.last_step_seconds = seconds;
+          s.steps_per_second = rate;
+          s.eta_seconds = rate > 0 ? (spec_.steps - k - 1) / rate : 0.0;
+          s.bytes = StateBytes();
+          if (evaluate) {
+            s.metrics = metrics;
+            s.metrics_step = state_.step;
+          }
+        },
+        /*force=*/evaluate || seconds >= kSlowStepSeconds);
+  }
+  const bool took_steps = state_.step > start_step;
+  // What is left in the session: the final weights of a succeeded run, the last ones of a cancelled run
+  // that took a step, the last finite ones of a run whose loss turned non-finite.
+  const bool non_finite = status.code() == absl::StatusCode::kFailedPrecondition;
+  const bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
+  if (leaves) {
+    if (evaluated_at != state_.step) {
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
+      if (m.ok()) {
+        metrics = *std::move(m);
+        UpdateProgress([&](JobSnapshot& s) {
+          s.metrics = metrics;
+          s.metrics_step = state_.step;
+        });
+      }
+    }
+    auto model = std::make_shared<training::SamplerModel>();
+    model->shape = spec_.settings.sampler;
+    model->final_params = state_.sampler.params;
+    if (state_.best_step >= 0 && state_.best_step != state_.step) model->best_params = state_.best_params;
+    model->last_finite = !status.ok() && non_finite;
+    model->provenance_json = provenance_json_;
+    TrainedSampler trained{std::move(model), state_.step, metrics, best_metrics_, state_.best_step};
+    absl::StatusOr<std::string> id = sink_(std::move(trained));
+    if (id.ok()) {
+      UpdateProgress([&](JobSnapshot& s) { s.sampler_id = *id; }, /*force=*/true);
+    } else if (status.ok()) {
+      status = absl::Status(id.status().code(),
+                            absl::StrCat("training finished but its sampler could not be stored: ", id.status().message()));
+    }
+  }
+  MarkFinished(status);
+}
+
+}  // namespace sampled::server

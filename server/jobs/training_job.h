@@ -1,0 +1,95 @@
+// A training run as a job: owns the Trainer and its TrainingState, and the loop that steps it on a worker
+// thread, checking cancellation between iterations, evaluating the sampler every `eval_every` iterations
+// (KSD of a fresh draw), keeping the best checkpoint and a bounded history, and leaving a sampler in its
+// session when it ends (see LeavesSampler).
+//
+// Thread-safe. The TrainingState belongs to the worker while the job runs.
+#ifndef SAMPLED_SERVER_JOBS_TRAINING_JOB_H_
+#define SAMPLED_SERVER_JOBS_TRAINING_JOB_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/targets/target.h"
+#include "core/training/sampler.h"
+#include "core/training/trainer.h"
+#include "server/jobs/job.h"
+
+namespace sampled::server {
+
+struct TrainingJobSpec {
+  training::TrainSettings settings;
+  int64_t steps = 0;
+  int64_t eval_every = 0;   // 0: evaluate only at the end
+  int64_t eval_draws = 500;
+  std::vector<float> from_sampler;  // empty: start from the seeded initialisation
+  std::string from_sampler_id;
+};
+
+// One row of a job's history (downsampled: at most kHistoryRows rows, evenly spaced in steps).
+struct HistoryRow {
+  int64_t step = 0;
+  double score_loss = 0, sampler_loss = 0, sampler_grad_norm = 0, seconds = 0;
+  std::map<std::string, double> metrics;  // when evaluated at this step
+};
+constexpr int64_t kHistoryRows = 1024;
+
+// What a run leaves behind, for the session to store.
+struct TrainedSampler {
+  std::shared_ptr<const training::SamplerModel> model;
+  int64_t steps = 0;
+  std::map<std::string, double> final_metrics, best_metrics;
+  int64_t best_step = -1;
+};
+// Stores the sampler and returns its id (or why it could not: the session is gone or full).
+using SamplerSink = std::function<absl::StatusOr<std::string>(TrainedSampler)>;
+// Called after every iteration (for the server's metrics).
+using TrainingObserver = std::function<void(const std::string& method, double seconds)>;
+
+class TrainingJob final : public Job {
+ public:
+  // Builds the trainer and the initial state. INVALID_ARGUMENT / FAILED_PRECONDITION as CreateTrainer and
+  // MakeInitialTrainingState.
+  static absl::StatusOr<std::shared_ptr<TrainingJob>> Create(JobSnapshot identity, TrainingJobSpec spec,
+                                                             std::shared_ptr<const Target> target,
+                                                             std::string provenance_json, SamplerSink sink,
+                                                             TrainingObserver on_step);
+
+  // Runs the job's iterations on the calling thread (a worker), from queued to a terminal state.
+  void Run();
+
+  std::vector<HistoryRow> History() const;
+  const TrainingJobSpec& spec() const { return spec_; }
+
+ private:
+  TrainingJob(JobSnapshot identity, TrainingJobSpec spec, std::shared_ptr<const Target> target,
+              std::unique_ptr<training::Trainer> trainer, training::TrainingState state, std::string provenance_json,
+              SamplerSink sink, TrainingObserver on_step);
+
+  absl::Status GuardedStep(training::TrainStats& stats);
+  absl::StatusOr<std::map<std::string, double>> Evaluate(const std::vector<float>& params, int64_t step);
+  void AppendHistory(HistoryRow row);
+  int64_t StateBytes() const;
+
+  const TrainingJobSpec spec_;
+  const std::shared_ptr<const Target> target_;
+  const std::string provenance_json_;
+  const SamplerSink sink_;
+  const TrainingObserver on_step_;
+  std::unique_ptr<training::Trainer> trainer_;
+  training::TrainingState state_;  // see the class comment
+  std::map<std::string, double> best_metrics_;
+
+  mutable absl::Mutex history_mu_;
+  std::vector<HistoryRow> history_ ABSL_GUARDED_BY(history_mu_);
+  int64_t history_stride_ ABSL_GUARDED_BY(history_mu_) = 1;
+};
+
+}  // namespace sampled::server
+
+#endif  // SAMPLED_SERVER_JOBS_TRAINING_JOB_H_

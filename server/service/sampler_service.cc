@@ -1,0 +1,181 @@
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "server/convert/convert.h"
+#include "server/service/reactors.h"
+#include "server/service/services.h"
+
+namespace sampled::server {
+namespace {
+
+constexpr int64_t kChunkBytes = 1 << 20;
+
+// Sample: draws are computed a segment of blocks at a time on the sample workers (one segment ahead of
+// the writes, so computing and sending overlap and at most two segments are held), and written in chunks
+// of rows. A client that cancels or whose deadline passes stops the work before the next segment.
+class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
+ public:
+  SampleReactor(Backend* backend, const v1::SampleRequest& request)
+      : backend_(backend), handle_(std::make_shared<ReactorHandle<SampleReactor>>(this)) {
+    absl::MutexLock lock(&mu_);
+    if (!v1::DType_IsValid(request.dtype()) || !v1::Checkpoint_IsValid(request.checkpoint()) ||
+        request.chunk_rows() < 0) {
+      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "dtype and checkpoint must be known values and chunk_rows >= 0"));
+      return;
+    }
+    dtype_ = FromProto(request.dtype());
+    SampleArgs args;
+    args.sampler_id = request.sampler_id();
+    args.n = request.n();
+    args.seed = request.seed();
+    args.best = request.checkpoint() == v1::CHECKPOINT_BEST;
+    absl::StatusOr<std::shared_ptr<SampleStream>> stream = backend->BeginSample(args);
+    if (!stream.ok()) {
+      FinishLocked(ToGrpcStatus(stream.status()));
+      return;
+    }
+    stream_ = *std::move(stream);
+    chunk_rows_ = request.chunk_rows() > 0
+                      ? request.chunk_rows()
+                      : std::max<int64_t>(1, kChunkBytes / (stream_->dim * static_cast<int64_t>(DTypeSize(dtype_))));
+    RequestLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    handle_->Detach();
+    delete this;
+  }
+
+ private:
+  struct Segment {
+    int64_t first_row = 0;
+    PointsF draws;
+  };
+
+  // Asks for the next segment when none is being computed and none waits to be written.
+  void RequestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || computing_ || !ready_.empty() || next_block_ >= stream_->blocks) return;
+    computing_ = true;
+    const int64_t first = next_block_, blocks = std::min(stream_->segment_blocks, stream_->blocks - next_block_);
+    next_block_ += blocks;
+    backend_->SampleSegment(stream_, first, blocks, [handle = handle_, first](absl::StatusOr<PointsF> draws) {
+      handle->Run([&](SampleReactor* r) { r->OnSegment(first, std::move(draws)); });
+    });
+  }
+
+  void OnSegment(int64_t first_block, absl::StatusOr<PointsF> draws) {
+    absl::MutexLock lock(&mu_);
+    computing_ = false;
+    if (!draws.ok()) return FinishLocked(ToGrpcStatus(draws.status()));
+    ready_.push_back({first_block * training::kDrawBlockRows, *std::move(draws)});
+    if (!writing_) WriteNextLocked();
+  }
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (offset_ >= current_.draws.rows()) {
+      if (ready_.empty()) {
+        if (next_block_ >= stream_->blocks && !computing_) FinishLocked(grpc::Status::OK);
+        return;  // the next segment is on its way
+      }
+      current_ = std::move(ready_.front());
+      ready_.pop_front();
+      offset_ = 0;
+      RequestLocked();  // compute the next segment while this one is written
+    }
+    const int64_t rows = std::min(chunk_rows_, current_.draws.rows() - offset_);
+    const int64_t d = current_.draws.cols();
+    chunk_.Clear();
+    chunk_.set_first_row(current_.first_row + offset_);
+    chunk_.set_rows(rows);
+    chunk_.set_dim(static_cast<int32_t>(d));
+    chunk_.set_dtype(ToProto(dtype_));
+    std::string* data = chunk_.mutable_data();
+    const float* src = current_.draws.data() + offset_ * d;
+    if (dtype_ == DType::kFloat32) {
+      data->assign(reinterpret_cast<const char*>(src), rows * d * sizeof(float));
+    } else {
+      data->resize(rows * d * sizeof(double));
+      char* dst = data->data();
+      for (int64_t i = 0; i < rows * d; ++i) {
+        const double v = src[i];
+        std::memcpy(dst + i * sizeof(double), &v, sizeof(double));
+      }
+    }
+    offset_ += rows;
+    sent_ += rows;
+    writing_ = true;
+    StartWrite(&chunk_);
+  }
+
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    if (stream_ != nullptr) {
+      stream_->cancelled.store(true);
+      backend_->metrics().RecordSample(GrpcCodeName(s.error_code()), sent_,
+                                       absl::ToDoubleSeconds(absl::Now() - stream_->start));
+    }
+    Finish(s);
+  }
+
+  Backend* const backend_;
+  std::shared_ptr<ReactorHandle<SampleReactor>> handle_;
+  absl::Mutex mu_;
+  DType dtype_ = DType::kFloat64;
+  int64_t chunk_rows_ = 1;
+  std::shared_ptr<SampleStream> stream_;
+  int64_t next_block_ ABSL_GUARDED_BY(mu_) = 0;
+  bool computing_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Segment> ready_ ABSL_GUARDED_BY(mu_);
+  Segment current_ ABSL_GUARDED_BY(mu_);
+  int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  v1::SampleChunk chunk_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+ServerUnaryReactor* SamplerServiceImpl::ListSamplers(CallbackServerContext* ctx,
+                                                     const v1::ListSamplersRequest* request,
+                                                     v1::ListSamplersResponse* response) {
+  absl::StatusOr<std::vector<SamplerEntry>> list = backend_->ListSamplers(request->session_id());
+  if (list.ok()) {
+    for (const SamplerEntry& e : *list) ToProto(e, response->add_samplers());
+  }
+  return FinishUnary(ctx, list.status());
+}
+
+ServerUnaryReactor* SamplerServiceImpl::GetSampler(CallbackServerContext* ctx, const v1::GetSamplerRequest* request,
+                                                   v1::Sampler* response) {
+  absl::StatusOr<SamplerEntry> e = backend_->GetSampler(request->sampler_id());
+  if (e.ok()) ToProto(*e, response);
+  return FinishUnary(ctx, e.status());
+}
+
+ServerUnaryReactor* SamplerServiceImpl::DeleteSampler(CallbackServerContext* ctx,
+                                                      const v1::DeleteSamplerRequest* request,
+                                                      v1::DeleteSamplerResponse* response) {
+  return FinishUnary(ctx, backend_->DeleteSampler(request->sampler_id()));
+}
+
+grpc::ServerWriteReactor<v1::SampleChunk>* SamplerServiceImpl::Sample(CallbackServerContext* ctx,
+                                                                      const v1::SampleRequest* request) {
+  return new SampleReactor(backend_, *request);
+}
+
+}  // namespace sampled::server

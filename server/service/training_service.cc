@@ -1,0 +1,23 @@
+#include "server/convert/convert.h"
+#include "server/service/reactors.h"
+#include "server/service/services.h"
+
+namespace sampled::server {
+
+ServerUnaryReactor* TrainingServiceImpl::StartTraining(CallbackServerContext* ctx,
+                                                       const v1::StartTrainingRequest* request, v1::Job* response) {
+  absl::StatusOr<StartTrainingArgs> args = FromProto(*request);
+  if (!args.ok()) return FinishUnary(ctx, args.status());
+  absl::StatusOr<JobSnapshot> job = backend_->StartTraining(*args);
+  if (job.ok()) ToProto(*job, response);
+  return FinishUnary(ctx, job.status());
+}
+
+ServerUnaryReactor* TrainingServiceImpl::ListTrainMethods(CallbackServerContext* ctx,
+                                                          const v1::ListTrainMethodsRequest* request,
+                                                          v1::ListTrainMethodsResponse* response) {
+  for (const training::TrainMethod* m : training::TrainMethods()) ToProto(*m, response->add_methods());
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
+}  // namespace sampled::server
