@@ -3,6 +3,9 @@
 //
 //   sampled_train_bench                 FMA probe, then kl/fisher iterations and the 1000-draw forward pass
 //   sampled_train_bench --cases kl:5000x400,fisher:500x128 --threads 2 [--no-peer]
+//   sampled_train_bench --service       through the real server: Sample p50/p99 of 1000 draws (200 calls), 10^6
+//                                       draws streamed against our in-process forward, and 003 Table 2 (1k
+//                                       samples: Sample vs Langevin-500, HMC-500, SVGD-500 flows on MoG2)
 //   sampled_train_bench --check         numerics: one iteration's losses and gradients beside the peer's on
 //                                       identical weights and batches (float32; relative error per tensor)
 //
@@ -32,7 +35,9 @@
 #include "core/training/neural_sampler.h"
 #include "core/training/sampler.h"
 #include "core/training/trainer.h"
+#include "client/cpp/sampled_client.h"
 #include "tests/bench/bench_util.h"
+#include "tests/bench/server_process.h"
 
 namespace sampled {
 namespace {
@@ -43,6 +48,7 @@ using training::MlpShape;
 struct Options {
   std::string peer = SAMPLED_PEER_TRAIN_DEFAULT;
   std::string python = SAMPLED_PYTHON_DEFAULT;
+  std::string server = SAMPLED_SERVER_BIN_DEFAULT;
   int threads = 2;
   bool run_peer = true;
 };
@@ -336,6 +342,106 @@ int RunCheck(const Options& o) {
   return ok ? 0 : 1;
 }
 
+// --- through the service --------------------------------------------------------------------------------
+
+template <typename T>
+T OrDie(absl::StatusOr<T> v, const char* what) {
+  if (!v.ok()) {
+    std::fprintf(stderr, "bench: %s: %s\n", what, v.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *std::move(v);
+}
+
+double Percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+}
+
+int RunService(const Options& o) {
+  namespace v1 = ::sampled::v1;
+  auto server = bench::ServerProcess::Start(o.server, o.threads);
+  if (server == nullptr) {
+    std::fprintf(stderr, "bench: cannot start %s\n", o.server.c_str());
+    return 1;
+  }
+  auto client = client::SampledClient::Connect(server->address());
+  const std::string session = OrDie(client->CreateSession("train-bench"), "session").id();
+  const std::string target = OrDie(client->DefineTarget(session, "mog2", "mixture", 2, {}), "target").id();
+  // A 4 x 400 ELU sampler (one iteration: the forward pass costs the same whatever the weights).
+  v1::TrainSpec spec;
+  spec.set_method("kl");
+  spec.set_steps(1);
+  spec.set_batch(500);
+  const v1::Job trained = OrDie(client->WatchJob(OrDie(client->StartTraining(session, target, spec), "train").id(), nullptr),
+                                "watch");
+  const std::string sampler = trained.sampler_id();
+  const double fma = FmaRate(o.threads);
+  const MlpShape shape{2, 2, {400, 400, 400}, training::Activation::kElu};
+  const double bound = static_cast<double>(training::kDrawBlockRows) * shape.forward_multiply_adds() / fma;
+  std::optional<PeerRun> peer;
+  if (o.run_peer) peer = PeerSeconds(o, Case{"sample", 1000, 400}, 100);
+  for (const DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    std::vector<double> times;
+    for (int i = 0; i < 220; ++i) {
+      const double t0 = Now();
+      OrDie(client->Sample(sampler, 1000, i, dtype), "sample");
+      if (i >= 20) times.push_back(Now() - t0);
+    }
+    absl::PrintF("{\"service\": \"sample\", \"draws\": 1000, \"layers\": 4, \"width\": 400, \"dtype\": \"%s\", "
+                 "\"threads\": %d, \"calls\": %d, \"p50_s\": %.4g, \"p99_s\": %.4g, \"flop_bound_s\": %.4g, "
+                 "\"goal_s\": %.4g, \"server\": \"%s\"}\n",
+                 dtype == DType::kFloat32 ? "float32" : "float64", o.threads, static_cast<int>(times.size()),
+                 Percentile(times, 0.5), Percentile(times, 0.99), bound, 2.5 * bound + 5e-4, server->blas_line());
+    if (peer) {
+      absl::PrintF("{\"service\": \"sample-vs-peer\", \"dtype\": \"%s\", \"peer_in_process_s\": %.4g, \"peer_blas\": "
+                   "\"%s\", \"peer_over_our_p50\": %.3g}\n",
+                   dtype == DType::kFloat32 ? "float32" : "float64", peer->seconds, peer->blas,
+                   peer->seconds / Percentile(times, 0.5));
+    }
+    std::fflush(stdout);
+  }
+  // 10^6 draws streamed, against our in-process forward pass of the same draws.
+  {
+    const double t0 = Now();
+    OrDie(client->Sample(sampler, 1'000'000, 1, DType::kFloat32), "sample 1e6");
+    const double streamed = Now() - t0;
+    auto m = OrDie(client->GetSampler(sampler), "get sampler");
+    (void)m;
+    Rng rng(1);
+    const std::vector<float> params = training::InitialParameters(shape, rng);
+    PointsF out;
+    const double t1 = Now();
+    training::Draw(shape, params, 1, 1'000'000, o.threads, &out);
+    const double local = Now() - t1;
+    absl::PrintF("{\"service\": \"sample-1e6\", \"dtype\": \"float32\", \"streamed_s\": %.4g, \"in_process_s\": "
+                 "%.4g, \"rate_ratio\": %.3g}\n", streamed, local, local / streamed);
+    std::fflush(stdout);
+  }
+  // 003 Table 2: 1000 samples on MoG2 through the same service (flows: 1000 particles, 500 steps).
+  struct Flow {
+    std::string method;
+    double step_size;
+  };
+  for (const Flow& f : {Flow{"langevin", 0.01}, Flow{"hmc", 0.1}, Flow{"svgd", 0.01}}) {
+    v1::FlowSpec fs;
+    fs.set_method(f.method);
+    fs.set_particle_count(1000);
+    fs.set_steps(500);
+    fs.set_step_size(f.step_size);
+    fs.set_seed(1);
+    if (f.method == "hmc") (*fs.mutable_options())["leapfrog"] = "10";
+    const double t0 = Now();
+    const v1::Job job = OrDie(client->StartFlow(session, target, fs), "flow");
+    const v1::Job done = OrDie(client->WatchJob(job.id(), nullptr), "watch flow");
+    OrDie(client->GetParticles(done.id()), "particles");
+    absl::PrintF("{\"table2\": \"%s-500\", \"particles\": 1000, \"seconds\": %.4g, \"state\": %d}\n", f.method,
+                 Now() - t0, static_cast<int>(done.state()));
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 std::vector<Case> ParseCases(const std::string& text) {
   std::vector<Case> cases;
   for (absl::string_view item : absl::StrSplit(text, ',')) {
@@ -363,7 +469,7 @@ int main(int argc, char** argv) {
   }
   sampled::Options o;
   std::vector<sampled::Case> cases = sampled::DefaultCases();
-  bool check = false;
+  bool check = false, service = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -385,11 +491,16 @@ int main(int argc, char** argv) {
       o.run_peer = false;
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--service") {
+      service = true;
+    } else if (a == "--server") {
+      o.server = value();
     } else {
       std::fprintf(stderr, "usage: sampled_train_bench [--check] [--cases m:BxW,...] [--threads T] [--no-peer]\n");
       return 2;
     }
   }
   sampled::SetDefaultComputeThreads(o.threads);
+  if (service) return sampled::RunService(o);
   return check ? sampled::RunCheck(o) : sampled::RunBenchmark(o, cases);
 }
