@@ -439,6 +439,41 @@ absl::StatusOr<std::vector<SamplerEntry>> Backend::ListSamplers(const std::strin
 
 absl::Status Backend::DeleteSampler(const std::string& sampler_id) { return sessions_.DeleteSampler(sampler_id); }
 
+void Backend::ExportSampler(const std::string& sampler_id, Done<std::string> done) {
+  absl::StatusOr<SamplerEntry> e = sessions_.GetSampler(sampler_id);
+  if (!e.ok()) return done(e.status());
+  auto task = [model = e->model, done] {
+    try {
+      done(training::EncodeSamplerFile(*model));
+    } catch (const std::bad_alloc&) {
+      done(absl::ResourceExhaustedError("out of memory while encoding the sampler"));
+    }
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+}
+
+void Backend::ImportSampler(const std::string& session_id, std::string bytes, Done<SamplerEntry> done) {
+  if (absl::Status s = sessions_.GetSession(session_id).status(); !s.ok()) return done(s);
+  auto task = [this, session_id, bytes = std::move(bytes), done] {
+    absl::StatusOr<training::SamplerModel> model = absl::InternalError("unset");
+    try {
+      model = training::DecodeSamplerFile(bytes);
+    } catch (const std::bad_alloc&) {
+      model = absl::ResourceExhaustedError("out of memory while decoding the sampler file");
+    }
+    if (!model.ok()) return done(model.status());
+    if (absl::Status s = CheckDim(model->shape.out); !s.ok()) return done(s);
+    SamplerEntry e;
+    e.session_id = session_id;
+    e.method = "imported";
+    e.model = std::make_shared<training::SamplerModel>(*std::move(model));
+    done(sessions_.AddSampler(std::move(e)));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+}
+
 absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleArgs& args) {
   const Limits& limits = options_.limits;
   if (args.n < 1) return absl::InvalidArgumentError(absl::StrCat("n must be >= 1, got ", args.n));

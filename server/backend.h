@@ -154,6 +154,13 @@ class Backend {
   absl::StatusOr<std::vector<SamplerEntry>> ListSamplers(const std::string& session_id);
   absl::Status DeleteSampler(const std::string& sampler_id);
 
+  // The sampler's file bytes (encoded on a sample worker).
+  void ExportSampler(const std::string& sampler_id, Done<std::string> done);
+  // Decodes a sampler file (on a sample worker) and stores it in the session.
+  void ImportSampler(const std::string& session_id, std::string bytes, Done<SamplerEntry> done);
+  // Largest sampler file ImportSampler takes: four bytes per value of max_array_values, plus 16 MiB.
+  int64_t max_sampler_file_bytes() const { return options_.limits.max_array_values * 4 + (int64_t{16} << 20); }
+
   // Checks a Sample request (n within --max-sample-draws and max_array_values) and pins its sampler.
   absl::StatusOr<std::shared_ptr<SampleStream>> BeginSample(const SampleArgs& args);
   // Computes the draws of blocks [first_block, first_block + blocks) on a sample worker (rows past n cut),

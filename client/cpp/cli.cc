@@ -59,6 +59,7 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
               [--score-lr LR] [--seed S] [--eval-every K] [--eval-draws N] [--from-sampler M] [--watch]
   train methods                             training methods and their parameters
   sampler list --session S | sampler get ID | sampler delete ID
+  sampler export ID --out F | sampler import --session S --file F
   sample --sampler M -n N --out F [--seed S] [--dtype float32|float64] [--checkpoint final|best]
   particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
   eval --session S --target T (--file F | --samples-target T2 | --job J) [--metrics a,b] [--seed S]
@@ -732,7 +733,37 @@ class Cli {
       json_ ? PrintJson(*m) : void(out_ << SamplerLine(*m) << "\n" << m->provenance_json() << "\n");
       return absl::OkStatus();
     }
-    return BadUsage("sampler takes list, get or delete");
+    if (sub == "export") {
+      absl::StatusOr<std::string> id = Positional(2, "sampler id");
+      absl::StatusOr<std::string> out = Required("out");
+      for (auto* v : {&id, &out}) {
+        if (!v->ok()) return v->status();
+      }
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<std::string> bytes = client_->ExportSampler(*id);
+      if (!bytes.ok()) return bytes.status();
+      std::ofstream f(*out, std::ios::binary);
+      f << *bytes;
+      if (!f) return absl::UnavailableError(absl::StrCat("cannot write ", *out));
+      out_ << "wrote " << bytes->size() << " bytes to " << *out << "\n";
+      return absl::OkStatus();
+    }
+    if (sub == "import") {
+      absl::StatusOr<std::string> session = Required("session"), file = Required("file");
+      for (auto* v : {&session, &file}) {
+        if (!v->ok()) return v->status();
+      }
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      std::ifstream f(*file, std::ios::binary);
+      if (!f) return absl::NotFoundError(absl::StrCat("cannot read ", *file));
+      std::stringstream ss;
+      ss << f.rdbuf();
+      absl::StatusOr<v1::Sampler> m = client_->ImportSampler(*session, ss.str());
+      if (!m.ok()) return m.status();
+      json_ ? PrintJson(*m) : void(out_ << m->id() << "\n");
+      return absl::OkStatus();
+    }
+    return BadUsage("sampler takes list, get, delete, export or import");
   }
 
   absl::Status SampleCommand() {

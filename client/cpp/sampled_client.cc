@@ -395,4 +395,37 @@ absl::StatusOr<Points> SampledClient::Sample(const std::string& sampler_id, int6
   return assembler->Finish(n);
 }
 
+absl::StatusOr<std::string> SampledClient::ExportSampler(const std::string& sampler_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::ExportSamplerRequest r;
+  r.set_sampler_id(sampler_id);
+  auto reader = samplers_->ExportSampler(&ctx, r);
+  v1::SamplerFileChunk chunk;
+  std::string out;
+  while (reader->Read(&chunk)) out += chunk.data();
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return out;
+}
+
+absl::StatusOr<v1::Sampler> SampledClient::ImportSampler(const std::string& session_id, const std::string& bytes) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::Sampler response;
+  auto writer = samplers_->ImportSampler(&ctx, &response);
+  v1::ImportSamplerRequest r;
+  r.set_session_id(session_id);
+  bool ok = writer->Write(r);
+  constexpr size_t kChunk = 1 << 20;
+  for (size_t off = 0; ok && off < bytes.size(); off += kChunk) {
+    r.set_chunk(bytes.substr(off, kChunk));
+    ok = writer->Write(r);
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
 }  // namespace sampled::client

@@ -94,6 +94,9 @@ class SampledClient {
   absl::StatusOr<std::vector<v1::Sampler>> ListSamplers(const std::string& session_id);
   absl::StatusOr<v1::Sampler> GetSampler(const std::string& sampler_id);
   absl::Status DeleteSampler(const std::string& sampler_id);
+  // The sampler's file bytes, and a file's bytes into a session.
+  absl::StatusOr<std::string> ExportSampler(const std::string& sampler_id);
+  absl::StatusOr<v1::Sampler> ImportSampler(const std::string& session_id, const std::string& bytes);
   // n draws (reassembled from the stream's chunks, checked to arrive in order), as float64 values.
   absl::StatusOr<Points> Sample(const std::string& sampler_id, int64_t n, uint64_t seed, DType dtype = DType::kFloat64,
                                 bool best = false, int64_t chunk_rows = 0);

@@ -2,6 +2,8 @@
 #include <cstring>
 #include <deque>
 
+#include "absl/strings/str_cat.h"
+
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
@@ -148,7 +150,118 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
   v1::SampleChunk chunk_ ABSL_GUARDED_BY(mu_);
 };
 
+// ExportSampler: the file is encoded on a sample worker, then streamed in chunks of 1 MiB.
+class ExportReactor final : public grpc::ServerWriteReactor<v1::SamplerFileChunk> {
+ public:
+  ExportReactor(Backend* backend, const std::string& sampler_id)
+      : handle_(std::make_shared<ReactorHandle<ExportReactor>>(this)) {
+    backend->ExportSampler(sampler_id, [handle = handle_](absl::StatusOr<std::string> bytes) {
+      handle->Run([&](ExportReactor* r) { r->OnBytes(std::move(bytes)); });
+    });
+  }
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    handle_->Detach();
+    delete this;
+  }
+
+ private:
+  void OnBytes(absl::StatusOr<std::string> bytes) {
+    absl::MutexLock lock(&mu_);
+    if (!bytes.ok()) return FinishLocked(ToGrpcStatus(bytes.status()));
+    bytes_ = *std::move(bytes);
+    WriteNextLocked();
+  }
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (offset_ >= bytes_.size()) return FinishLocked(grpc::Status::OK);
+    const size_t n = std::min<size_t>(kChunkBytes, bytes_.size() - offset_);
+    chunk_.set_data(bytes_.substr(offset_, n));
+    offset_ += n;
+    StartWrite(&chunk_);
+  }
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  std::shared_ptr<ReactorHandle<ExportReactor>> handle_;
+  absl::Mutex mu_;
+  std::string bytes_ ABSL_GUARDED_BY(mu_);
+  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  v1::SamplerFileChunk chunk_ ABSL_GUARDED_BY(mu_);
+};
+
+// ImportSampler: the session first, then the file's bytes (bounded); decoded and stored at the half-close.
+class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequest> {
+ public:
+  ImportReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Sampler* response)
+      : ctx_(ctx), backend_(backend), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (ctx_->IsCancelled()) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the import was cancelled"));
+      if (session_id_.empty()) {
+        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "import ended before naming its session"));
+      }
+      backend_->ImportSampler(session_id_, std::move(bytes_), [this](absl::StatusOr<SamplerEntry> e) {
+        if (e.ok()) ToProto(*e, response_);
+        Finish(ToGrpcStatus(e.status()));
+      });
+      return;
+    }
+    if (session_id_.empty()) {
+      if (request_.part_case() != v1::ImportSamplerRequest::kSessionId || request_.session_id().empty()) {
+        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first import message must name the session"));
+      }
+      session_id_ = request_.session_id();
+    } else {
+      if (request_.part_case() != v1::ImportSamplerRequest::kChunk) {
+        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second session message arrived"));
+      }
+      if (static_cast<int64_t>(bytes_.size() + request_.chunk().size()) > backend_->max_sampler_file_bytes()) {
+        return Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   absl::StrCat("the sampler file is past the server's limit of ",
+                                                backend_->max_sampler_file_bytes(), " bytes")));
+      }
+      bytes_ += request_.chunk();
+    }
+    StartRead(&request_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  grpc::CallbackServerContext* ctx_;
+  Backend* backend_;
+  v1::Sampler* response_;
+  v1::ImportSamplerRequest request_;
+  std::string session_id_;
+  std::string bytes_;
+};
+
 }  // namespace
+
+grpc::ServerWriteReactor<v1::SamplerFileChunk>* SamplerServiceImpl::ExportSampler(
+    CallbackServerContext* ctx, const v1::ExportSamplerRequest* request) {
+  return new ExportReactor(backend_, request->sampler_id());
+}
+
+grpc::ServerReadReactor<v1::ImportSamplerRequest>* SamplerServiceImpl::ImportSampler(CallbackServerContext* ctx,
+                                                                                      v1::Sampler* response) {
+  return new ImportReactor(ctx, backend_, response);
+}
 
 ServerUnaryReactor* SamplerServiceImpl::ListSamplers(CallbackServerContext* ctx,
                                                      const v1::ListSamplersRequest* request,

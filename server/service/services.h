@@ -122,6 +122,10 @@ class SamplerServiceImpl final : public v1::SamplerService::CallbackService {
                                     v1::DeleteSamplerResponse* response) override;
   grpc::ServerWriteReactor<v1::SampleChunk>* Sample(CallbackServerContext* ctx,
                                                      const v1::SampleRequest* request) override;
+  grpc::ServerWriteReactor<v1::SamplerFileChunk>* ExportSampler(CallbackServerContext* ctx,
+                                                                const v1::ExportSamplerRequest* request) override;
+  grpc::ServerReadReactor<v1::ImportSamplerRequest>* ImportSampler(CallbackServerContext* ctx,
+                                                                   v1::Sampler* response) override;
 
  private:
   Backend* backend_;

@@ -198,6 +198,45 @@ TEST_F(TrainingServerTest, BadSampleRequestsNameTheProblem) {
   EXPECT_EQ(history.status().code(), absl::StatusCode::kNotFound);
 }
 
+// Export, then import into another session: the same draws for the same seed; bad files are refused with
+// the reason and store nothing.
+TEST_F(TrainingServerTest, ExportImportKeepsTheDrawsAndRefusesBadFiles) {
+  v1::TrainSpec spec = Spec("kl", 10);
+  spec.set_eval_every(5);
+  const v1::Job job = Train(spec);
+  ASSERT_FALSE(job.sampler_id().empty());
+  auto bytes = c_.ExportSampler(job.sampler_id());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto other = c_.CreateSession("other");
+  ASSERT_TRUE(other.ok());
+  auto imported = c_.ImportSampler(other->id(), *bytes);
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_EQ(imported->session_id(), other->id());
+  EXPECT_EQ(imported->provenance_json(), c_.GetSampler(job.sampler_id())->provenance_json());
+  auto a = c_.Sample(job.sampler_id(), 3000, 4), b = c_.Sample(imported->id(), 3000, 4);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+
+  std::string flipped = *bytes;
+  flipped[flipped.size() / 2] ^= 0x01;
+  std::string version = *bytes;
+  version[11] = 7;
+  struct Bad {
+    std::string bytes;
+    std::string message;
+  };
+  for (const Bad& bad : {Bad{flipped, "checksum"}, Bad{bytes->substr(0, bytes->size() - 100), "checksum"},
+                         Bad{version, "version 7"}, Bad{"not a sampler", "not a sampler file"}}) {
+    auto r = c_.ImportSampler(other->id(), bad.bytes);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.message;
+    EXPECT_THAT(r.status().message(), HasSubstr(bad.message));
+  }
+  auto listed = c_.ListSamplers(other->id());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+  EXPECT_EQ(c_.ImportSampler("s_nope", *bytes).status().code(), absl::StatusCode::kNotFound);
+}
+
 // Deleting a sampler while a Sample streams from it ends cleanly: the stream finishes with the weights it
 // started with (the model is pinned), and later calls are NOT_FOUND.
 TEST_F(TrainingServerTest, DeletingDuringAStreamingSampleIsSafe) {
