@@ -11,10 +11,17 @@
     x = job.particles()
     print(client.evaluate(target, samples=x, metrics=["mmd", "cfd"]))
 
+    mog = client.define_target("mog2", "mixture", dim=2)
+    sampler = client.train(mog, "kl", steps=2000, batch=500, hidden=[128] * 3, lr=1e-3).sampler()
+    draws = sampler.sample(1000, seed=0)
+    sampler.export("mog2.sampler")
+    local = sampled.load_sampler("mog2.sampler").sample(1000, seed=0)   # numpy only
+
 The generated gRPC stubs live in sampled.v1 (built by CMake, not committed).
 """
 
-from sampled.client import Client, Job, SampledError, Session
+from sampled.client import Client, Job, SampledError, Sampler, Session
+from sampled.sampler_file import LocalSampler, load_sampler
 
-__all__ = ["Client", "Job", "SampledError", "Session"]
+__all__ = ["Client", "Job", "LocalSampler", "SampledError", "Sampler", "Session", "load_sampler"]
 __version__ = "0.1.0"

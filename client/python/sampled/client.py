@@ -14,6 +14,7 @@ from sampled.v1 import flows_pb2, flows_pb2_grpc
 from sampled.v1 import jobs_pb2, jobs_pb2_grpc
 from sampled.v1 import sessions_pb2, sessions_pb2_grpc
 from sampled.v1 import targets_pb2, targets_pb2_grpc
+from sampled.v1 import training_pb2, training_pb2_grpc
 
 _CHUNK_BYTES = 1 << 20
 _TERMINAL = (jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
@@ -127,6 +128,29 @@ class Job:
         self.last = r.job
         return list(r.stats)
 
+    def sampler(self) -> Sampler:
+        """The sampler a training job left (waits for the job to end). Raises SampledError when it left none."""
+        if self.last.state not in _TERMINAL:
+            self.wait(raise_on_failure=False)
+        if not self.last.sampler_id:
+            raise SampledError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"job {self.id} left no sampler (state {self.state}: {self.last.error.message})")
+        return Sampler(self._client, _call(self._client._samplers.GetSampler,
+                                           training_pb2.GetSamplerRequest(sampler_id=self.last.sampler_id),
+                                           timeout=self._client.timeout))
+
+    def history(self) -> Dict[str, np.ndarray]:
+        """A training job's history as columns: step, score_loss, sampler_loss, sampler_grad_norm, seconds, and
+        one column per metric (NaN where the job did not evaluate)."""
+        h = _call(self._client._jobs.GetJobHistory, jobs_pb2.GetJobHistoryRequest(job_id=self.id),
+                  timeout=self._client.timeout)
+        names = sorted({k for r in h.rows for k in r.metrics})
+        out = {c: np.array([getattr(r, c) for r in h.rows], dtype=np.float64)
+               for c in ("step", "score_loss", "sampler_loss", "sampler_grad_norm", "seconds")}
+        for n in names:
+            out[n] = np.array([r.metrics[n] if n in r.metrics else np.nan for r in h.rows])
+        return out
+
     def particles(self, dtype=np.float64) -> np.ndarray:
         """The flow's particles (a copy taken between two steps if it is running)."""
         stream = self._client._flows.GetParticles(
@@ -140,6 +164,57 @@ class Job:
             raise SampledError(e.code(), e.details()) from None
         a = np.frombuffer(b"".join(parts), dtype=np.dtype(dtype).newbyteorder("<"))
         return a.reshape(total, dim).astype(dtype)
+
+
+class Sampler:
+    """A trained sampler held by the server (a training job's result, or an imported file)."""
+
+    def __init__(self, client: "Client", sampler: training_pb2.Sampler):
+        self._client = client
+        self.id = sampler.id
+        self.last = sampler
+
+    def __repr__(self) -> str:
+        return f"Sampler({self.id!r}, method={self.last.method!r}, steps={self.last.steps})"
+
+    def info(self) -> training_pb2.Sampler:
+        self.last = _call(self._client._samplers.GetSampler, training_pb2.GetSamplerRequest(sampler_id=self.id),
+                          timeout=self._client.timeout)
+        return self.last
+
+    def sample(self, n: int, seed: int = 0, dtype=np.float64, checkpoint: str = "final") -> np.ndarray:
+        """n draws (n x d). The same (n, seed, checkpoint) gives the same draws on every call and server."""
+        if checkpoint not in ("final", "best"):
+            raise ValueError("checkpoint is 'final' or 'best'")
+        request = training_pb2.SampleRequest(
+            sampler_id=self.id, n=n, seed=seed, dtype=_dtype_proto(dtype),
+            checkpoint=training_pb2.CHECKPOINT_BEST if checkpoint == "best" else training_pb2.CHECKPOINT_FINAL)
+        stream = self._client._samplers.Sample(request, timeout=self._client.timeout)
+        parts, dim = [], 1
+        try:
+            for chunk in stream:
+                dim = max(1, chunk.dim)
+                parts.append(chunk.data)
+        except grpc.RpcError as e:
+            raise SampledError(e.code(), e.details()) from None
+        a = np.frombuffer(b"".join(parts), dtype=np.dtype(dtype).newbyteorder("<"))
+        return a.reshape(-1, dim).astype(dtype)
+
+    def export(self, path: str) -> int:
+        """Writes the sampler file (loadable with sampled.load_sampler or Session.import_sampler); returns bytes."""
+        stream = self._client._samplers.ExportSampler(training_pb2.ExportSamplerRequest(sampler_id=self.id),
+                                                      timeout=self._client.timeout)
+        try:
+            data = b"".join(c.data for c in stream)
+        except grpc.RpcError as e:
+            raise SampledError(e.code(), e.details()) from None
+        with open(path, "wb") as f:
+            f.write(data)
+        return len(data)
+
+    def delete(self) -> None:
+        _call(self._client._samplers.DeleteSampler, training_pb2.DeleteSamplerRequest(sampler_id=self.id),
+              timeout=self._client.timeout)
 
 
 class Session:
@@ -256,6 +331,45 @@ class Session:
                     timeout=self._client.timeout)
         return Job(self._client, job)
 
+    def train(self, target, method: str, steps: int = 1000, latent: Optional[int] = None,
+              hidden: Sequence[int] = (), activation: Optional[str] = None, score_hidden: Sequence[int] = (),
+              score_activation: Optional[str] = None, score_steps: Optional[int] = None,
+              score_loss: Optional[str] = None, dsm_sigma: Optional[float] = None, batch: Optional[int] = None,
+              lr: Optional[float] = None, score_lr: Optional[float] = None, seed: int = 0, eval_every: int = 0,
+              eval_draws: int = 0, from_sampler=None) -> Job:
+        """Starts a training job (method kl or fisher, 003) on a density target; unset options take 003's
+        defaults (docs/api.md). The job's sampler is job.sampler()."""
+        spec = training_pb2.TrainSpec(method=method, steps=steps, hidden=list(hidden), score_hidden=list(score_hidden),
+                                      seed=seed, eval_every=eval_every, eval_draws=eval_draws,
+                                      from_sampler_id=_id(from_sampler) if from_sampler is not None else "")
+        for name, value in (("latent", latent), ("activation", activation), ("score_activation", score_activation),
+                            ("score_steps", score_steps), ("score_loss", score_loss), ("dsm_sigma", dsm_sigma),
+                            ("batch", batch), ("lr", lr), ("score_lr", score_lr)):
+            if value is not None:
+                setattr(spec, name, value)
+        job = _call(self._client._training.StartTraining,
+                    training_pb2.StartTrainingRequest(session_id=self.id, target_id=_id(target), spec=spec),
+                    timeout=self._client.timeout)
+        return Job(self._client, job)
+
+    def samplers(self) -> List[Sampler]:
+        r = _call(self._client._samplers.ListSamplers, training_pb2.ListSamplersRequest(session_id=self.id),
+                  timeout=self._client.timeout)
+        return [Sampler(self._client, m) for m in r.samplers]
+
+    def import_sampler(self, path: str) -> Sampler:
+        """Stores a sampler file (from Sampler.export) in this session."""
+        with open(path, "rb") as f:
+            data = f.read()
+
+        def requests():
+            yield training_pb2.ImportSamplerRequest(session_id=self.id)
+            for start in range(0, len(data), _CHUNK_BYTES):
+                yield training_pb2.ImportSamplerRequest(chunk=data[start : start + _CHUNK_BYTES])
+
+        return Sampler(self._client, _call(self._client._samplers.ImportSampler, requests(),
+                                           timeout=self._client.timeout))
+
     def evaluate(self, target, samples=None, job=None, samples_target=None, metrics: Sequence[str] = (),
                  seed: int = 0, bandwidth: Optional[float] = None) -> Dict[str, float]:
         """Metrics (mmd, energy, cfd, ksd) of a sample set against `target`: an array, a Job's particles, or
@@ -304,6 +418,8 @@ class Client:
         self._flows = flows_pb2_grpc.FlowServiceStub(self._channel)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._evaluation = evaluation_pb2_grpc.EvaluationServiceStub(self._channel)
+        self._training = training_pb2_grpc.TrainingServiceStub(self._channel)
+        self._samplers = training_pb2_grpc.SamplerServiceStub(self._channel)
         self.session: Optional[Session] = None
 
     def close(self) -> None:
@@ -357,6 +473,17 @@ class Client:
 
     def evaluate(self, target, session=None, **kw) -> Dict[str, float]:
         return self._session(session).evaluate(target, **kw)
+
+    def train(self, target, method: str, session=None, **kw) -> Job:
+        return self._session(session).train(target, method, **kw)
+
+    def sampler(self, sampler_id: str) -> Sampler:
+        return Sampler(self, _call(self._samplers.GetSampler, training_pb2.GetSamplerRequest(sampler_id=sampler_id),
+                                   timeout=self.timeout))
+
+    def train_methods(self) -> List[training_pb2.TrainMethod]:
+        return list(_call(self._training.ListTrainMethods, training_pb2.ListTrainMethodsRequest(),
+                          timeout=self.timeout).methods)
 
     def job(self, job_id: str) -> Job:
         return Job(self, _call(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout))
