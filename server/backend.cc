@@ -289,6 +289,42 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     }
     return compute(*source->target->samples());
   }
+  if (!args.sampler_id.empty()) {
+    absl::StatusOr<SamplerEntry> e = sessions_.GetSampler(args.sampler_id);
+    if (!e.ok()) return done(e.status());
+    if (e->session_id != args.session_id) {
+      return done(absl::NotFoundError(
+          absl::StrCat("sampler '", args.sampler_id, "' not found in session '", args.session_id, "'")));
+    }
+    const int64_t n = args.sampler_draws == 0 ? 500 : args.sampler_draws;
+    if (n > options_.limits.max_sample_draws) {
+      return done(absl::ResourceExhaustedError(absl::StrCat("sampler_draws ", n, " is past the server's limit of ",
+                                                            options_.limits.max_sample_draws, " (--max-sample-draws)")));
+    }
+    if (absl::Status s = CheckArrayValues(n, e->model->shape.out, "the sampler's draws"); !s.ok()) return done(s);
+    if (e->model->shape.out != target->target->dim()) {
+      return done(absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' draws in dimension ",
+                                                          e->model->shape.out, " but the target has dimension ",
+                                                          target->target->dim())));
+    }
+    // Drawn on the call worker, then measured there.
+    auto task = [this, model = e->model, n, seed = args.options.seed, best = args.best_checkpoint, target = target->target,
+                 names, options = args.options, done] {
+      absl::StatusOr<std::map<std::string, double>> values = absl::InternalError("unset");
+      try {
+        PointsF draws;
+        training::Draw(model->shape, model->params(best), seed, n, options_.torch_threads, &draws);
+        values = ComputeMetrics(names, draws.cast<double>(), *target, options);
+      } catch (const std::bad_alloc&) {
+        values = absl::ResourceExhaustedError("out of memory while drawing or computing metrics");
+      }
+      if (!values.ok()) return done(values.status());
+      done(EvaluateResult{*std::move(values), n});
+    };
+    auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+    if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+    return;
+  }
   if (!args.job_id.empty()) {
     absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(args.job_id);
     if (!job.ok()) return done(job.status());
@@ -297,7 +333,7 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     }
     return (*job)->ReadParticles([compute](Points p, int64_t) { compute(std::move(p)); });
   }
-  done(absl::InvalidArgumentError("no samples: give samples, a samples target or a job"));
+  done(absl::InvalidArgumentError("no samples: give samples, a samples target, a job or a sampler"));
 }
 
 // Training and samplers --------------------------------------------------------------------------------

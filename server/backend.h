@@ -66,7 +66,10 @@ struct EvaluateArgs {
   MetricOptions options;
   std::optional<Points> samples;      // given inline, or
   std::string samples_target_id;      // a data target of the session, or
-  std::string job_id;                 // a flow's particles
+  std::string job_id;                 // a flow's particles, or
+  std::string sampler_id;             // draws of a sampler
+  int64_t sampler_draws = 0;          // 0: 500
+  bool best_checkpoint = false;
 };
 
 struct EvaluateResult {

@@ -62,7 +62,8 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   sampler export ID --out F | sampler import --session S --file F
   sample --sampler M -n N --out F [--seed S] [--dtype float32|float64] [--checkpoint final|best]
   particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
-  eval --session S --target T (--file F | --samples-target T2 | --job J) [--metrics a,b] [--seed S]
+  eval --session S --target T (--file F | --samples-target T2 | --job J | --sampler M [-n N]) [--metrics a,b]
+       [--seed S]
   metrics                                   the metrics eval knows
   health [--service NAME]
 
@@ -850,6 +851,7 @@ class Cli {
     SampleSource source;
     source.samples_target_id = a_.Get("samples-target");
     source.job_id = a_.Get("job");
+    source.sampler_id = a_.Get("sampler");
     const std::string file = a_.Get("file");
     absl::StatusOr<LoadedArray> array;
     if (!file.empty()) {
@@ -857,8 +859,14 @@ class Cli {
       if (!array.ok()) return array.status();
       source.samples = &array->points;
     }
-    if ((source.samples != nullptr) + !source.samples_target_id.empty() + !source.job_id.empty() != 1) {
-      return BadUsage("give exactly one of --file, --samples-target and --job");
+    if ((source.samples != nullptr) + !source.samples_target_id.empty() + !source.job_id.empty() +
+            !source.sampler_id.empty() != 1) {
+      return BadUsage("give exactly one of --file, --samples-target, --job and --sampler");
+    }
+    if (a_.Has("n")) {
+      absl::StatusOr<int64_t> n = IntFlag("n", 0);
+      if (!n.ok()) return n.status();
+      source.sampler_draws = *n;
     }
     std::vector<std::string> metrics;
     for (absl::string_view m : absl::StrSplit(a_.Get("metrics"), ',', absl::SkipWhitespace())) metrics.emplace_back(m);

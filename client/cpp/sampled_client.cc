@@ -281,6 +281,10 @@ absl::StatusOr<v1::EvaluateResponse> SampledClient::Evaluate(const std::string& 
   h->set_seed(seed);
   if (!source.samples_target_id.empty()) h->set_samples_target_id(source.samples_target_id);
   if (!source.job_id.empty()) h->set_job_id(source.job_id);
+  if (!source.sampler_id.empty()) {
+    h->set_sampler_id(source.sampler_id);
+    h->set_sampler_draws(source.sampler_draws);
+  }
   if (source.samples != nullptr) {
     h->set_dtype(v1::DTYPE_FLOAT64);
     h->set_dim(static_cast<int32_t>(source.samples->cols()));

@@ -33,11 +33,13 @@ namespace v1 = ::sampled::v1;
 // A grpc::Status as an absl::Status (same codes and message).
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
-// Where Evaluate takes its samples from: exactly one of the three.
+// Where Evaluate takes its samples from: exactly one of the four.
 struct SampleSource {
   const Points* samples = nullptr;  // sent inline as chunks
   std::string samples_target_id;
   std::string job_id;
+  std::string sampler_id;      // draws of a sampler: sampler_draws of them (0: 500), seeded by the call's seed
+  int64_t sampler_draws = 0;
 };
 
 class SampledClient {

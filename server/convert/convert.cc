@@ -109,6 +109,12 @@ absl::StatusOr<EvaluateArgs> FromProto(const v1::EvaluateHeader& header) {
   a.options.reference_size = header.reference_size();
   a.samples_target_id = header.samples_target_id();
   a.job_id = header.job_id();
+  a.sampler_id = header.sampler_id();
+  if (header.sampler_draws() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("sampler_draws must be >= 0, got ", header.sampler_draws()));
+  }
+  a.sampler_draws = header.sampler_draws();
+  a.best_checkpoint = header.best_checkpoint();
   return a;
 }
 

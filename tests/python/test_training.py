@@ -26,6 +26,12 @@ def test_train_sample_export_import_and_history(client, tmp_path):
     assert not np.array_equal(a, sampler.sample(2000, seed=8))
     assert [s.id for s in client.session.samplers()] == [sampler.id]
 
+    # Evaluate by sampler id: n fresh seeded draws, the same metrics as for an array of them.
+    target = client.session.targets()[0]
+    by_id = client.evaluate(target, sampler=sampler, n=500, seed=3, metrics=["ksd"])
+    assert by_id["ksd"] == pytest.approx(client.evaluate(target, samples=sampler.sample(500, seed=3),
+                                                         metrics=["ksd"])["ksd"], rel=1e-9)
+
     history = job.history()
     assert history["step"].tolist() == list(range(1, 41))
     assert np.isfinite(history["ksd"][19]) and np.isnan(history["ksd"][20])

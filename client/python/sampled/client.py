@@ -371,11 +371,12 @@ class Session:
                                            timeout=self._client.timeout))
 
     def evaluate(self, target, samples=None, job=None, samples_target=None, metrics: Sequence[str] = (),
-                 seed: int = 0, bandwidth: Optional[float] = None) -> Dict[str, float]:
-        """Metrics (mmd, energy, cfd, ksd) of a sample set against `target`: an array, a Job's particles, or
-        a sample target of the session."""
-        if sum(x is not None for x in (samples, job, samples_target)) != 1:
-            raise ValueError("give exactly one of samples, job and samples_target")
+                 seed: int = 0, bandwidth: Optional[float] = None, sampler=None, n: int = 0,
+                 checkpoint: str = "final") -> Dict[str, float]:
+        """Metrics (mmd, energy, cfd, ksd) of a sample set against `target`: an array, a Job's particles, a
+        sample target of the session, or n fresh draws (default 500, seeded by `seed`) of a sampler."""
+        if sum(x is not None for x in (samples, job, samples_target, sampler)) != 1:
+            raise ValueError("give exactly one of samples, job, samples_target and sampler")
         header = evaluation_pb2.EvaluateHeader(session_id=self.id, target_id=_id(target), metrics=list(metrics),
                                                seed=seed)
         if bandwidth is not None:
@@ -383,6 +384,10 @@ class Session:
         a = None
         if job is not None:
             header.job_id = _id(job)
+        elif sampler is not None:
+            header.sampler_id = _id(sampler)
+            header.sampler_draws = n
+            header.best_checkpoint = checkpoint == "best"
         elif samples_target is not None:
             header.samples_target_id = _id(samples_target)
         else:
