@@ -13,7 +13,7 @@ packages=(
   # an optimised BLAS: LibTorch's and PyTorch's matrix products go through libblas.so.3 (reference BLAS otherwise)
   libopenblas0-pthread
   # Python client, its tests, the benchmark peer and the papers' experiment checks
-  python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-torch python3-sklearn
+  python3 python3-grpcio python3-protobuf python3-numpy python3-matplotlib python3-pytest python3-torch python3-sklearn
   # promtool (metrics format check) and docker-compose (compose file check)
   prometheus docker-compose
   # used by scripts and tests

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import sampled
+import sampled.plot
 
 
 def _train(client, steps=40, **kw):
@@ -84,3 +85,15 @@ def test_bad_training_and_sample_requests(client, tmp_path):
     with pytest.raises(sampled.SampledError) as e:
         sampler.sample(10)
     assert e.value.code.name == "NOT_FOUND"
+
+
+def test_plots_are_written(client, tmp_path):
+    target, job = _train(client, steps=30, eval_every=10)
+    x = job.sampler().sample(500, seed=1)
+    # The numpy density is the family's: MoG2's modes are far likelier than the origin.
+    lq = sampled.plot.log_density(target, np.array([[-2.0, 2.0], [2.0, -2.0], [0.0, 0.0]]))
+    assert lq[0] == pytest.approx(lq[1]) and lq[0] > lq[2] + 5
+    for path in (sampled.plot.samples(x, str(tmp_path / "s.png"), target=target),
+                 sampled.plot.history(job, str(tmp_path / "h.png"))):
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
