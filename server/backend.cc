@@ -1,6 +1,7 @@
 #include "server/backend.h"
 
 #include <algorithm>
+#include <numeric>
 
 #ifndef SAMPLED_VERSION
 #define SAMPLED_VERSION "dev"
@@ -317,6 +318,8 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
         values = ComputeMetrics(names, draws.cast<double>(), *target, options);
       } catch (const std::bad_alloc&) {
         values = absl::ResourceExhaustedError("out of memory while drawing or computing metrics");
+      } catch (const std::exception& e) {
+        values = absl::InternalError(absl::StrCat("evaluating the sampler failed: ", e.what()));
       }
       if (!values.ok()) return done(values.status());
       done(EvaluateResult{*std::move(values), n});
@@ -387,12 +390,32 @@ absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args
   tl.max_width = limits.max_train_width;
   tl.max_layers = limits.max_train_layers;
   tl.max_batch = limits.max_train_batch;
+  tl.max_parameters = limits.max_array_values;
   TrainingJobSpec spec;
   training::TrainConfig config = args.config;
   config.threads = options_.torch_threads;
   SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, tl));
-  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.settings.batch, std::max(spec.settings.sampler.in, target.target->dim()),
-                                           "the training batch"));
+  // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
+  // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
+  {
+    const training::TrainSettings& t = spec.settings;
+    const int64_t d = target.target->dim();
+    const int64_t streams = 1 + (t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
+                                     ? d
+                                     : (t.score_loss == training::ScoreLoss::kSliced ? 1 : 0));
+    int64_t widths = 0;
+    for (const training::MlpShape* m : {&t.sampler, &t.score}) {
+      widths = std::max(widths, m->in + m->out + 2 * std::accumulate(m->hidden.begin(), m->hidden.end(), int64_t{0}));
+    }
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch * streams, widths, "the training passes' activations (batch x "
+                                                                        "tangent streams by the networks' widths)"));
+  }
+  if (absl::StatusOr<std::vector<SamplerEntry>> held = sessions_.ListSamplers(args.session_id);
+      held.ok() && static_cast<int64_t>(held->size()) >= limits.max_samplers_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat("session '", args.session_id, "' holds its limit of ",
+                                                     limits.max_samplers_per_session,
+                                                     " samplers; delete one before training another"));
+  }
   spec.steps = args.steps;
   spec.eval_every = args.eval_every;
   spec.eval_draws = eval_draws;
@@ -483,6 +506,8 @@ void Backend::ExportSampler(const std::string& sampler_id, Done<std::string> don
       done(training::EncodeSamplerFile(*model));
     } catch (const std::bad_alloc&) {
       done(absl::ResourceExhaustedError("out of memory while encoding the sampler"));
+    } catch (const std::exception& e) {
+      done(absl::InternalError(absl::StrCat("encoding the sampler failed: ", e.what())));
     }
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
@@ -497,9 +522,20 @@ void Backend::ImportSampler(const std::string& session_id, std::string bytes, Do
       model = training::DecodeSamplerFile(bytes);
     } catch (const std::bad_alloc&) {
       model = absl::ResourceExhaustedError("out of memory while decoding the sampler file");
+    } catch (const std::exception& e) {
+      model = absl::InvalidArgumentError(absl::StrCat("the sampler file could not be decoded: ", e.what()));
     }
     if (!model.ok()) return done(model.status());
     if (absl::Status s = CheckDim(model->shape.out); !s.ok()) return done(s);
+    const Limits& l = options_.limits;
+    bool too_wide = model->shape.in > l.max_train_width;
+    for (int64_t w : model->shape.hidden) too_wide = too_wide || w > l.max_train_width;
+    if (too_wide || static_cast<int64_t>(model->shape.hidden.size()) > l.max_train_layers) {
+      return done(absl::ResourceExhaustedError(absl::StrCat(
+          "the sampler file's network (latent ", model->shape.in, ", ", model->shape.hidden.size(),
+          " hidden layers) is past the server's limits (--max-train-width ", l.max_train_width,
+          ", --max-train-layers ", l.max_train_layers, ")")));
+    }
     SamplerEntry e;
     e.session_id = session_id;
     e.method = "imported";
@@ -532,8 +568,8 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
   return stream;
 }
 
-void Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks,
-                            Done<PointsF> done) {
+absl::Status Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks,
+                                    Done<PointsF> done) {
   auto task = [this, stream, first_block, blocks, done] {
     if (stream->cancelled.load()) return done(absl::CancelledError("the client cancelled the Sample"));
     PointsF draws;
@@ -542,13 +578,15 @@ void Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_
                            blocks, options_.torch_threads, &draws);
     } catch (const std::bad_alloc&) {
       return done(absl::ResourceExhaustedError("out of memory while drawing"));
+    } catch (const std::exception& e) {
+      return done(absl::InternalError(absl::StrCat("drawing failed: ", e.what())));
     }
     const int64_t first_row = first_block * training::kDrawBlockRows;
     if (first_row + draws.rows() > stream->n) draws.conservativeResize(stream->n - first_row, draws.cols());
     done(std::move(draws));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-  if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+  return jobs_.SubmitSample(std::move(task), std::move(cancelled));
 }
 
 void Backend::Shutdown() { jobs_.Shutdown(options_.shutdown_grace); }

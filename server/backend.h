@@ -166,9 +166,11 @@ class Backend {
 
   // Checks a Sample request (n within --max-sample-draws and max_array_values) and pins its sampler.
   absl::StatusOr<std::shared_ptr<SampleStream>> BeginSample(const SampleArgs& args);
-  // Computes the draws of blocks [first_block, first_block + blocks) on a sample worker (rows past n cut),
-  // then calls done. A cancelled stream is answered CANCELLED without computing.
-  void SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks, Done<PointsF> done);
+  // Queues the draws of blocks [first_block, first_block + blocks) on a sample worker (rows past n cut),
+  // which then calls done (a cancelled stream: CANCELLED without computing). When the task cannot be
+  // queued (full queue, shutdown) returns why and never calls done: the caller may hold its own lock.
+  absl::Status SampleSegment(std::shared_ptr<SampleStream> stream, int64_t first_block, int64_t blocks,
+                             Done<PointsF> done);
 
   // Refuses new work, cancels jobs, waits up to the configured grace for workers.
   void Shutdown();

@@ -76,7 +76,7 @@ absl::Status NeuralSamplerTrainer::Step(TrainingState& state, TrainStats* stats)
     DrawScoreNoise(rng);
     score_loss = ScoreGradient(score.params, x_, noise_, &grad_);
     if (!std::isfinite(score_loss) || !AllFinite(grad_)) {
-      return absl::FailedPreconditionError(
+      return NonFiniteError(
           absl::StrCat("the score network's loss or gradient turned non-finite at iteration ", iteration,
                        ", score step ", k + 1, " (loss ", score_loss, "); lower score_lr or lr"));
     }
@@ -89,7 +89,7 @@ absl::Status NeuralSamplerTrainer::Step(TrainingState& state, TrainStats* stats)
   grad_.clear();
   MlpBackward(settings_.sampler, state.sampler.params, sampler_cache_, dloss_dx_, {}, threads_, &grad_, nullptr);
   if (!std::isfinite(sampler_loss) || !AllFinite(grad_)) {
-    return absl::FailedPreconditionError(absl::StrCat("the sampler's loss or gradient turned non-finite at iteration ",
+    return NonFiniteError(absl::StrCat("the sampler's loss or gradient turned non-finite at iteration ",
                                                       iteration, " (loss ", sampler_loss, "); lower lr"));
   }
   AdamStep(settings_.sampler_adam, grad_, state.sampler.adam, state.sampler.params);

@@ -8,7 +8,8 @@
 // Export file (docs/api.md, "Sampler files"), little-endian:
 //   "SMPSAMPLER\n"           11 bytes, magic
 //   u64 version              kSamplerFileVersion
-//   u64 len, bytes           provenance: a JSON object (method, target, settings, steps, metrics, build)
+//   u64 len, bytes           provenance: a JSON object (build, method, target definition, settings, the
+//                            sampler it continued from)
 //   u64 in, u64 out, u64 activation name length + name, u64 hidden count, u64 widths...   architecture
 //   u64 n, n x f32           final weights (the layout of core/training/mlp.h)
 //   u64 n, n x f32           best checkpoint's weights (n = 0 when there is none)

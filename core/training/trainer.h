@@ -153,6 +153,12 @@ absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& sett
 std::string SerializeTrainingState(const TrainingState& state);
 absl::StatusOr<TrainingState> ParseTrainingState(std::string_view bytes);
 
+// The FAILED_PRECONDITION a Step returns when a loss or gradient turned non-finite carries a payload
+// (kNonFinitePayload), so that a caller can tell it from other failures.
+constexpr char kNonFinitePayload[] = "sampled.dev/non-finite";
+absl::Status NonFiniteError(std::string_view message);
+bool IsNonFinite(const absl::Status& status);
+
 // The methods, one per file.
 const TrainMethod& KlTrainMethod();
 const TrainMethod& FisherTrainMethod();

@@ -1,6 +1,7 @@
 // The registry of trainers and what every method shares: defaults (003 Sec. 4.1), validation, creation.
 #include <cmath>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
@@ -41,6 +42,14 @@ absl::Status CheckShape(const char* network, const MlpShape& shape, const TrainL
 }
 
 }  // namespace
+
+absl::Status NonFiniteError(std::string_view message) {
+  absl::Status s = absl::FailedPreconditionError(std::string(message));
+  s.SetPayload(kNonFinitePayload, absl::Cord("1"));
+  return s;
+}
+
+bool IsNonFinite(const absl::Status& status) { return status.GetPayload(kNonFinitePayload).has_value(); }
 
 const char* ScoreLossName(ScoreLoss l) {
   switch (l) {

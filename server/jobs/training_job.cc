@@ -39,7 +39,8 @@ TrainingJob::TrainingJob(JobSnapshot identity, TrainingJobSpec spec, std::shared
       sink_(std::move(sink)),
       on_step_(std::move(on_step)),
       trainer_(std::move(trainer)),
-      state_(std::move(state)) {
+      state_(std::move(state)),
+      best_by_(DefaultMetrics(*target_).empty() ? std::string() : DefaultMetrics(*target_).front()) {
   UpdateProgress([this](JobSnapshot& s) { s.bytes = StateBytes(); }, /*force=*/true);
 }
 
@@ -73,27 +74,52 @@ absl::StatusOr<std::map<std::string, double>> TrainingJob::Evaluate(const std::v
     return ComputeMetrics(DefaultMetrics(*target_), draws.cast<double>(), *target_, o);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of memory while evaluating the sampler");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("evaluating the sampler failed: ", e.what()));
   }
+}
+
+void TrainingJob::Series::Add(int64_t index, HistoryRow row) {
+  if (index % stride != 0) return;
+  rows.emplace_back(index, std::move(row));
+  if (static_cast<int64_t>(rows.size()) < kHistoryRows) return;
+  stride *= 2;  // at most log2(steps) times: stride never passes the index it thins
+  std::vector<std::pair<int64_t, HistoryRow>> kept;
+  for (auto& r : rows) {
+    if (r.first % stride == 0) kept.push_back(std::move(r));
+  }
+  rows.swap(kept);
 }
 
 void TrainingJob::AppendHistory(HistoryRow row) {
   absl::MutexLock lock(&history_mu_);
-  // Rows at multiples of the stride (evaluations always): when full, keep every other one and double it.
-  if (row.step % history_stride_ != 0 && row.metrics.empty()) return;
-  history_.push_back(std::move(row));
-  if (static_cast<int64_t>(history_.size()) >= kHistoryRows) {
-    history_stride_ *= 2;
-    std::vector<HistoryRow> kept;
-    for (HistoryRow& r : history_) {
-      if (r.step % history_stride_ == 0 || !r.metrics.empty()) kept.push_back(std::move(r));
-    }
-    history_.swap(kept);
-  }
+  if (!row.metrics.empty()) evaluations_.Add(++evaluation_count_, row);
+  row.metrics.clear();
+  iterations_.Add(row.step, std::move(row));
 }
 
 std::vector<HistoryRow> TrainingJob::History() const {
   absl::MutexLock lock(&history_mu_);
-  return history_;
+  std::map<int64_t, HistoryRow> by_step;
+  for (const auto& [index, row] : iterations_.rows) by_step[row.step] = row;
+  for (const auto& [index, row] : evaluations_.rows) {
+    auto [it, added] = by_step.try_emplace(row.step, row);
+    if (!added) it->second.metrics = row.metrics;
+  }
+  std::vector<HistoryRow> out;
+  for (auto& [step, row] : by_step) out.push_back(std::move(row));
+  return out;
+}
+
+void TrainingJob::ConsiderBest(const std::map<std::string, double>& metrics) {
+  auto it = metrics.find(best_by_);
+  if (it == metrics.end()) return;
+  if (state_.best_step < 0 || it->second < state_.best_metric) {
+    state_.best_params = state_.sampler.params;
+    state_.best_step = state_.step;
+    state_.best_metric = it->second;
+    best_metrics_ = metrics;
+  }
 }
 
 void TrainingJob::Run() {
@@ -126,14 +152,7 @@ void TrainingJob::Run() {
       metrics = *std::move(m);
       evaluated_at = state_.step;
       row.metrics = metrics;
-      // Best checkpoint: the lowest value of the first metric (KSD for a density target).
-      const double value = metrics.begin()->second;
-      if (state_.best_step < 0 || value < state_.best_metric) {
-        state_.best_params = state_.sampler.params;
-        state_.best_step = state_.step;
-        state_.best_metric = value;
-        best_metrics_ = metrics;
-      }
+      ConsiderBest(metrics);
     }
     AppendHistory(row);
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start);
@@ -156,13 +175,14 @@ void TrainingJob::Run() {
   const bool took_steps = state_.step > start_step;
   // What is left in the session: the final weights of a succeeded run, the last ones of a cancelled run
   // that took a step, the last finite ones of a run whose loss turned non-finite.
-  const bool non_finite = status.code() == absl::StatusCode::kFailedPrecondition;
+  const bool non_finite = training::IsNonFinite(status);
   const bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
   if (leaves) {
     if (evaluated_at != state_.step) {
       absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
       if (m.ok()) {
         metrics = *std::move(m);
+        ConsiderBest(metrics);
         UpdateProgress([&](JobSnapshot& s) {
           s.metrics = metrics;
           s.metrics_step = state_.step;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,7 +32,9 @@ struct TrainingJobSpec {
   std::string from_sampler_id;
 };
 
-// One row of a job's history (downsampled: at most kHistoryRows rows, evenly spaced in steps).
+// One row of a job's history. A job keeps at most kHistoryRows iterations (evenly spaced in steps: every
+// iteration until full, then every 2nd, 4th, ...) and, apart, at most kHistoryRows evaluations (thinned the
+// same way by their count); History() merges the two by step.
 struct HistoryRow {
   int64_t step = 0;
   double score_loss = 0, sampler_loss = 0, sampler_grad_norm = 0, seconds = 0;
@@ -74,6 +77,8 @@ class TrainingJob final : public Job {
   absl::Status GuardedStep(training::TrainStats& stats);
   absl::StatusOr<std::map<std::string, double>> Evaluate(const std::vector<float>& params, int64_t step);
   void AppendHistory(HistoryRow row);
+  // Keeps the sampler's current weights as the best checkpoint when `metrics` beat it.
+  void ConsiderBest(const std::map<std::string, double>& metrics);
   int64_t StateBytes() const;
 
   const TrainingJobSpec spec_;
@@ -86,8 +91,17 @@ class TrainingJob final : public Job {
   std::map<std::string, double> best_metrics_;
 
   mutable absl::Mutex history_mu_;
-  std::vector<HistoryRow> history_ ABSL_GUARDED_BY(history_mu_);
-  int64_t history_stride_ ABSL_GUARDED_BY(history_mu_) = 1;
+  // A bounded, evenly thinned series: rows whose index (in steps, or in evaluations) is a multiple of stride.
+  struct Series {
+    std::vector<std::pair<int64_t, HistoryRow>> rows;  // (index, row)
+    int64_t stride = 1;
+    void Add(int64_t index, HistoryRow row);
+  };
+  Series iterations_ ABSL_GUARDED_BY(history_mu_);
+  Series evaluations_ ABSL_GUARDED_BY(history_mu_);
+  int64_t evaluation_count_ ABSL_GUARDED_BY(history_mu_) = 0;
+  // The metric the best checkpoint is chosen by (the target's first default metric).
+  std::string best_by_;
 };
 
 }  // namespace sampled::server

@@ -19,7 +19,7 @@ constexpr int64_t kChunkBytes = 1 << 20;
 class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
  public:
   SampleReactor(Backend* backend, const v1::SampleRequest& request)
-      : backend_(backend), handle_(std::make_shared<ReactorHandle<SampleReactor>>(this)) {
+      : backend_(backend), handle_(std::make_shared<ReactorHandle<SampleReactor>>(this)), start_(absl::Now()) {
     absl::MutexLock lock(&mu_);
     if (!v1::DType_IsValid(request.dtype()) || !v1::Checkpoint_IsValid(request.checkpoint()) ||
         request.chunk_rows() < 0) {
@@ -72,9 +72,14 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
     computing_ = true;
     const int64_t first = next_block_, blocks = std::min(stream_->segment_blocks, stream_->blocks - next_block_);
     next_block_ += blocks;
-    backend_->SampleSegment(stream_, first, blocks, [handle = handle_, first](absl::StatusOr<PointsF> draws) {
-      handle->Run([&](SampleReactor* r) { r->OnSegment(first, std::move(draws)); });
-    });
+    absl::Status queued =
+        backend_->SampleSegment(stream_, first, blocks, [handle = handle_, first](absl::StatusOr<PointsF> draws) {
+          handle->Run([&](SampleReactor* r) { r->OnSegment(first, std::move(draws)); });
+        });
+    if (!queued.ok()) {
+      computing_ = false;
+      FinishLocked(ToGrpcStatus(queued));
+    }
   }
 
   void OnSegment(int64_t first_block, absl::StatusOr<PointsF> draws) {
@@ -125,16 +130,14 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
   void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     finished_ = true;
-    if (stream_ != nullptr) {
-      stream_->cancelled.store(true);
-      backend_->metrics().RecordSample(GrpcCodeName(s.error_code()), sent_,
-                                       absl::ToDoubleSeconds(absl::Now() - stream_->start));
-    }
+    if (stream_ != nullptr) stream_->cancelled.store(true);
+    backend_->metrics().RecordSample(GrpcCodeName(s.error_code()), sent_, absl::ToDoubleSeconds(absl::Now() - start_));
     Finish(s);
   }
 
   Backend* const backend_;
   std::shared_ptr<ReactorHandle<SampleReactor>> handle_;
+  const absl::Time start_;
   absl::Mutex mu_;
   DType dtype_ = DType::kFloat64;
   int64_t chunk_rows_ = 1;

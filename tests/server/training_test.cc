@@ -157,6 +157,11 @@ TEST_F(TrainingServerTest, BadTrainingRequestsAreRefusedAndStoreNothing) {
   s = Spec("kl", 5);
   s.set_batch(1 << 20);
   cases.push_back({target_, s, absl::StatusCode::kResourceExhausted, "--max-train-batch"});
+  s = Spec("kl", 5);  // each width and the batch within the limits, their product past --max-array-values
+  s.clear_hidden();
+  for (int i = 0; i < 16; ++i) s.add_hidden(256);
+  s.set_batch(4096);
+  cases.push_back({target_, s, absl::StatusCode::kResourceExhausted, "activations"});
   cases.push_back({target_, Spec("kl", 0), absl::StatusCode::kInvalidArgument, "steps must be between 1"});
   cases.push_back({target_, Spec("svgd", 5), absl::StatusCode::kInvalidArgument, "known: kl, fisher"});
   s = Spec("kl", 5);
@@ -235,6 +240,33 @@ TEST_F(TrainingServerTest, ExportImportKeepsTheDrawsAndRefusesBadFiles) {
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(listed->size(), 1u);
   EXPECT_EQ(c_.ImportSampler("s_nope", *bytes).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The history stays bounded however long the run and however often it evaluates: at most 1024 iterations,
+// evenly spaced, and at most 1024 evaluations.
+TEST_F(TrainingServerTest, HistoryStaysBounded) {
+  v1::TrainSpec spec = Spec("kl", 2500);
+  spec.set_hidden(0, 4);
+  spec.set_hidden(1, 4);
+  spec.set_batch(8);
+  spec.set_score_steps(1);
+  spec.set_eval_every(1);
+  spec.set_eval_draws(2);
+  const v1::Job job = Train(spec);
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().message();
+  auto history = c_.GetJobHistory(job.id());
+  ASSERT_TRUE(history.ok());
+  int64_t with_metrics = 0, previous = 0;
+  for (const auto& r : history->rows()) {
+    EXPECT_GT(r.step(), previous);
+    previous = r.step();
+    with_metrics += !r.metrics().empty();
+  }
+  EXPECT_LE(history->rows_size(), 2 * 1024);
+  EXPECT_GE(history->rows_size(), 512);
+  EXPECT_LE(with_metrics, 1024);
+  EXPECT_GE(with_metrics, 512);
+  EXPECT_EQ(history->rows(history->rows_size() - 1).step() % 4, 0);  // thinned twice: every 4th iteration
 }
 
 // Deleting a sampler while a Sample streams from it ends cleanly: the stream finishes with the weights it

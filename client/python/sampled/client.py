@@ -182,8 +182,11 @@ class Sampler:
                           timeout=self._client.timeout)
         return self.last
 
-    def sample(self, n: int, seed: int = 0, dtype=np.float64, checkpoint: str = "final") -> np.ndarray:
-        """n draws (n x d). The same (n, seed, checkpoint) gives the same draws on every call and server."""
+    def sample(self, n: int, seed: Optional[int] = None, dtype=np.float64, checkpoint: str = "final") -> np.ndarray:
+        """n draws (n x d). The same (n, seed, checkpoint) gives the same draws on every call and server;
+        seed None draws a fresh random seed."""
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
         if checkpoint not in ("final", "best"):
             raise ValueError("checkpoint is 'final' or 'best'")
         request = training_pb2.SampleRequest(
