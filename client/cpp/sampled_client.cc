@@ -284,6 +284,7 @@ absl::StatusOr<v1::EvaluateResponse> SampledClient::Evaluate(const std::string& 
   if (!source.sampler_id.empty()) {
     h->set_sampler_id(source.sampler_id);
     h->set_sampler_draws(source.sampler_draws);
+    h->set_best_checkpoint(source.best_checkpoint);
   }
   if (source.samples != nullptr) {
     h->set_dtype(v1::DTYPE_FLOAT64);

@@ -40,6 +40,7 @@ struct SampleSource {
   std::string job_id;
   std::string sampler_id;      // draws of a sampler: sampler_draws of them (0: 500), seeded by the call's seed
   int64_t sampler_draws = 0;
+  bool best_checkpoint = false;  // the sampler's best checkpoint instead of its final weights
 };
 
 class SampledClient {

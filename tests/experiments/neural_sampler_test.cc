@@ -1,7 +1,9 @@
-// 003 Table 1's neural-sampler rows at a scaled size: KL- and Fisher-trained samplers on the six 2-D densities,
-// KSD (IMQ) of 500 fresh draws, mean over 20 repeats, at the end of training and the minimum over the
-// checkpoints (every 250 iterations), as 003 reports it; beside the KSD of 500 exact draws (donut: 500 chains
-// of a long MALA run, it has no exact sampler).
+// 003 Table 1's neural-sampler rows at a scaled size, through the service (an in-process server on
+// 127.0.0.1:0 and the C++ client): training jobs on the six 2-D densities with KL and Fisher training, each
+// evaluating KSD of a fresh draw every 250 iterations (the job keeps the best checkpoint); then KSD (IMQ) of
+// 500 fresh draws by Evaluate on the sampler's id, mean over 20 seeds, of the final weights ("final") and of
+// the best checkpoint ("min", 003's pick of the lowest over checkpoints); beside the KSD of 500 exact draws
+// (donut: 500 chains of a long MALA run, it has no exact sampler).
 //
 // Scaled settings (003: batch 5000, 4 x 400 ELU, Adam 2e-5 for both networks, 10k iterations, 5 score steps):
 // batch 500, three hidden layers of 64 (ELU), Adam 3e-4 for the sampler and 1e-3 for the score network (the
@@ -19,9 +21,12 @@
 #include "core/training/sampler.h"
 #include "core/training/trainer.h"
 #include "tests/experiments/experiment_util.h"
+#include "tests/server/test_server.h"
 
 namespace sampled::experiments {
 namespace {
+
+namespace v1 = ::sampled::v1;
 
 const char* const kTargets[] = {"gaussian", "mixture", "rosenbrock", "donut", "funnel", "squiggle"};
 constexpr int kRepeats = 20;
@@ -82,45 +87,48 @@ struct Result {
   double final_ksd = 0, min_ksd = 0;
 };
 
-Result Train(const std::string& method, const std::string& name) {
-  auto target = Family(name, 2, {});
-  training::TrainConfig c;
-  c.method = method;
+Result Train(client::SampledClient& c, const std::string& method, const std::string& name) {
+  const std::string session = c.CreateSession(method + "-" + name)->id();
+  auto target = c.DefineTarget(session, name, name, 2, {});
+  EXPECT_TRUE(target.ok()) << target.status();
+  v1::TrainSpec spec;
+  spec.set_method(method);
+  spec.set_steps(Iterations());
   if (!Paper()) {
     const int64_t width = static_cast<int64_t>(EnvDouble("SAMPLED_NS_WIDTH", 64));
-    c.hidden = std::vector<int64_t>{width, width, width};
-    c.batch = 500;
-    c.lr = EnvDouble("SAMPLED_NS_LR", 3e-4);
-    c.score_lr = EnvDouble("SAMPLED_NS_SCORE_LR", 1e-3);
+    for (int i = 0; i < 3; ++i) spec.add_hidden(width);
+    spec.set_batch(500);
+    spec.set_lr(EnvDouble("SAMPLED_NS_LR", 3e-4));
+    spec.set_score_lr(EnvDouble("SAMPLED_NS_SCORE_LR", 1e-3));
   }
-  c.seed = 1;
-  c.threads = 2;
-  auto settings = training::ResolveTrainConfig(c, *target);
-  EXPECT_TRUE(settings.ok()) << settings.status();
-  auto state = training::MakeInitialTrainingState(*settings);
-  auto trainer = training::CreateTrainer(*settings, target);
-  const auto ksd_now = [&] {
-    return MeanKsd(
-        [&](int r) {
-          PointsF x;
-          training::Draw(settings->sampler, state->sampler.params, 5000 + r, kDraws, 2, &x);
-          return Points(x.cast<double>());
-        },
-        *target);
-  };
+  spec.set_seed(1);
+  spec.set_eval_every(250);
+  spec.set_eval_draws(kDraws);
+  auto job = c.StartTraining(session, target->id(), spec);
+  EXPECT_TRUE(job.ok()) << job.status();
   Result out;
-  out.min_ksd = std::numeric_limits<double>::infinity();
-  const int64_t iterations = Iterations();
-  for (int64_t i = 1; i <= iterations; ++i) {
-    absl::Status s = (*trainer)->Step(*state, nullptr);
-    if (!s.ok()) {
-      ADD_FAILURE() << method << " on " << name << ": " << s;
-      out.final_ksd = out.min_ksd = std::numeric_limits<double>::infinity();
-      return out;
-    }
-    if (i % 250 == 0 || i == iterations) out.min_ksd = std::min(out.min_ksd, ksd_now());
+  out.final_ksd = out.min_ksd = std::numeric_limits<double>::infinity();
+  if (!job.ok()) return out;
+  auto done = c.WatchJob(job->id(), nullptr);
+  if (!done.ok() || done->state() != v1::JOB_STATE_SUCCEEDED) {
+    ADD_FAILURE() << method << " on " << name << ": " << (done.ok() ? done->error().message() : done.status().ToString());
+    return out;
   }
-  out.final_ksd = ksd_now();
+  const auto mean_ksd = [&](bool best) {
+    double sum = 0;
+    for (int r = 0; r < kRepeats; ++r) {
+      client::SampleSource source;
+      source.sampler_id = done->sampler_id();
+      source.sampler_draws = kDraws;
+      source.best_checkpoint = best;
+      auto e = c.Evaluate(session, target->id(), source, {"ksd"}, 5000 + r);
+      EXPECT_TRUE(e.ok()) << e.status();
+      sum += e.ok() ? e->metrics().at("ksd") : std::numeric_limits<double>::infinity();
+    }
+    return sum / kRepeats;
+  };
+  out.final_ksd = mean_ksd(false);
+  out.min_ksd = std::min(out.final_ksd, mean_ksd(true));
   return out;
 }
 
@@ -128,6 +136,7 @@ TEST(NeuralSamplerExperiment, Table1) {
   std::printf("\n003 Table 1, neural samplers (%s, %lld iterations): KSD (IMQ) of 500 draws, mean of 20\n",
               Paper() ? "003's settings" : "scaled: batch 500, 3 x 64 ELU, Adam 3e-4 / 1e-3", static_cast<long long>(Iterations()));
   std::printf("| sampler | gaussian | mog2 | rosenbrock | donut | funnel | squiggle |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+  testing::TestServer server;  // 127.0.0.1:0, stopped at the end of the test
   std::vector<double> reference;
   std::string ref_row = "| 500 exact draws (donut: MALA) |";
   for (const char* t : kTargets) {
@@ -141,7 +150,7 @@ TEST(NeuralSamplerExperiment, Table1) {
   for (const std::string& method : methods) {
     std::string final_row = absl::StrFormat("| %s final |", method), min_row = absl::StrFormat("| %s min |", method);
     for (const char* t : kTargets) {
-      const Result r = Train(method, t);
+      const Result r = Train(*server.client, method, t);
       results[method].push_back(r);
       absl::StrAppendFormat(&final_row, " %.3f |", r.final_ksd);
       absl::StrAppendFormat(&min_row, " %.3f |", r.min_ksd);
