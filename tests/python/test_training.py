@@ -97,3 +97,29 @@ def test_plots_are_written(client, tmp_path):
                  sampled.plot.history(job, str(tmp_path / "h.png"))):
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_continue_training_and_delete_while_streaming(client):
+    """Through the real binary: a run continued from a sampler differs from a fresh one of the same seed, and
+    deleting a sampler while a Sample streams lets the stream finish from the weights it started with."""
+    target, job = _train(client, steps=20)
+    first = job.sampler()
+    more = client.train(target, "kl", steps=20, batch=256, hidden=[32, 32], lr=1e-3, score_steps=2, seed=3,
+                        from_sampler=first)
+    fresh = client.train(target, "kl", steps=40, batch=256, hidden=[32, 32], lr=1e-3, score_steps=2, seed=3)
+    continued = more.sampler()
+    assert first.id in continued.info().provenance_json
+    assert not np.array_equal(continued.sample(100, seed=1), fresh.sampler().sample(100, seed=1))
+
+    from sampled.v1 import training_pb2
+    expected = continued.sample(300000, seed=4, dtype=np.float32)
+    stream = client._samplers.Sample(training_pb2.SampleRequest(sampler_id=continued.id, n=300000, seed=4,
+                                                                dtype=1, chunk_rows=1000), timeout=60)
+    chunks = [next(stream)]
+    continued.delete()
+    chunks += list(stream)
+    got = np.frombuffer(b"".join(c.data for c in chunks), dtype="<f4").reshape(-1, 2)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(sampled.SampledError) as e:
+        continued.sample(10)
+    assert e.value.code.name == "NOT_FOUND"
