@@ -12,34 +12,18 @@ constexpr int64_t kChunkBytes = 1 << 20;
 
 // GetParticles: asks the backend for a copy of the particles (taken between two steps when the flow is
 // running) and streams it in chunks of rows.
-class ParticlesReactor final : public grpc::ServerWriteReactor<v1::ParticlesChunk> {
+class ParticlesReactor final : public WriteReactorBase<ParticlesReactor, v1::ParticlesChunk> {
  public:
   ParticlesReactor(Backend* backend, const v1::GetParticlesRequest& request)
-      : handle_(std::make_shared<ReactorHandle<ParticlesReactor>>(this)),
-        dtype_(FromProto(request.dtype())),
-        chunk_rows_(request.chunk_rows()) {
+      : dtype_(FromProto(request.dtype())), chunk_rows_(request.chunk_rows()) {
     if (chunk_rows_ < 0 || !v1::DType_IsValid(request.dtype())) {
-      finished_ = true;
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "chunk_rows must be >= 0 and dtype known"));
+      absl::MutexLock lock(&mu_);
+      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "chunk_rows must be >= 0 and dtype known"));
       return;
     }
     backend->ReadParticles(request.job_id(), [handle = handle_](absl::StatusOr<ParticlesView> v) {
       handle->Run([&](ParticlesReactor* r) { r->OnParticles(std::move(v)); });
     });
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
-    WriteNextLocked();
-  }
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    handle_->Detach();
-    delete this;
   }
 
  private:
@@ -52,7 +36,7 @@ class ParticlesReactor final : public grpc::ServerWriteReactor<v1::ParticlesChun
     WriteNextLocked();
   }
 
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void WriteNextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     const int64_t total = view_.particles.rows();
     if (offset_ >= total && offset_ > 0) return FinishLocked(grpc::Status::OK);
@@ -66,22 +50,13 @@ class ParticlesReactor final : public grpc::ServerWriteReactor<v1::ParticlesChun
     chunk_.set_rows(rows);
     chunk_.set_data(EncodeRows(view_.particles, offset_, rows, dtype_));
     offset_ += std::max<int64_t>(rows, 1);  // an empty set still sends one (empty) chunk
-    StartWrite(&chunk_);
+    StartWriteLocked(&chunk_);
   }
 
-  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(s);
-  }
-
-  std::shared_ptr<ReactorHandle<ParticlesReactor>> handle_;
-  absl::Mutex mu_;
   DType dtype_;
   int64_t chunk_rows_;
   ParticlesView view_ ABSL_GUARDED_BY(mu_);
   int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   v1::ParticlesChunk chunk_ ABSL_GUARDED_BY(mu_);
 };
 

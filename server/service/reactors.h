@@ -3,6 +3,8 @@
 #ifndef SAMPLED_SERVER_SERVICE_REACTORS_H_
 #define SAMPLED_SERVER_SERVICE_REACTORS_H_
 
+#include <memory>
+
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
@@ -39,6 +41,51 @@ class ReactorHandle {
  private:
   absl::Mutex mu_;
   Reactor* reactor_ ABSL_GUARDED_BY(mu_);
+};
+
+// What the server-streaming reactors share: the handle workers reach them through, the lock, finishing
+// exactly once, a client that stops reading or cancels, and deleting themselves when done. A subclass
+// writes its next message in WriteNextLocked (with StartWriteLocked) and may observe the final status in
+// OnFinishLocked.
+template <typename Derived, typename Message>
+class WriteReactorBase : public grpc::ServerWriteReactor<Message> {
+ public:
+  WriteReactorBase() : handle_(std::make_shared<ReactorHandle<Derived>>(static_cast<Derived*>(this))) {}
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    handle_->Detach();
+    delete this;
+  }
+
+ protected:
+  virtual void WriteNextLocked() = 0;
+  virtual void OnFinishLocked(const grpc::Status& status) {}
+
+  void StartWriteLocked(const Message* m) {
+    writing_ = true;
+    this->StartWrite(m);
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    OnFinishLocked(status);
+    this->Finish(status);
+  }
+
+  const std::shared_ptr<ReactorHandle<Derived>> handle_;
+  absl::Mutex mu_;
+  bool finished_ = false;  // guarded by mu_
+  bool writing_ = false;   // guarded by mu_
 };
 
 }  // namespace sampled::server

@@ -16,10 +16,9 @@ constexpr int64_t kChunkBytes = 1 << 20;
 // Sample: draws are computed a segment of blocks at a time on the sample workers (one segment ahead of
 // the writes, so computing and sending overlap and at most two segments are held), and written in chunks
 // of rows. A client that cancels or whose deadline passes stops the work before the next segment.
-class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
+class SampleReactor final : public WriteReactorBase<SampleReactor, v1::SampleChunk> {
  public:
-  SampleReactor(Backend* backend, const v1::SampleRequest& request)
-      : backend_(backend), handle_(std::make_shared<ReactorHandle<SampleReactor>>(this)), start_(absl::Now()) {
+  SampleReactor(Backend* backend, const v1::SampleRequest& request) : backend_(backend), start_(absl::Now()) {
     absl::MutexLock lock(&mu_);
     if (!v1::DType_IsValid(request.dtype()) || !v1::Checkpoint_IsValid(request.checkpoint()) ||
         request.chunk_rows() < 0) {
@@ -43,21 +42,6 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
                       ? request.chunk_rows()
                       : std::max<int64_t>(1, kChunkBytes / (stream_->dim * static_cast<int64_t>(DTypeSize(dtype_))));
     RequestLocked();
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
-    WriteNextLocked();
-  }
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    handle_->Detach();
-    delete this;
   }
 
  private:
@@ -90,7 +74,7 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
     if (!writing_) WriteNextLocked();
   }
 
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void WriteNextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     if (offset_ >= current_.draws.rows()) {
       if (ready_.empty()) {
@@ -123,57 +107,35 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
     }
     offset_ += rows;
     sent_ += rows;
-    writing_ = true;
-    StartWrite(&chunk_);
+    StartWriteLocked(&chunk_);
   }
 
-  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
+  void OnFinishLocked(const grpc::Status& s) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stream_ != nullptr) stream_->cancelled.store(true);
     backend_->metrics().RecordSample(GrpcCodeName(s.error_code()), sent_, absl::ToDoubleSeconds(absl::Now() - start_));
-    Finish(s);
   }
 
   Backend* const backend_;
-  std::shared_ptr<ReactorHandle<SampleReactor>> handle_;
   const absl::Time start_;
-  absl::Mutex mu_;
   DType dtype_ = DType::kFloat64;
   int64_t chunk_rows_ = 1;
   std::shared_ptr<SampleStream> stream_;
   int64_t next_block_ ABSL_GUARDED_BY(mu_) = 0;
   bool computing_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Segment> ready_ ABSL_GUARDED_BY(mu_);
   Segment current_ ABSL_GUARDED_BY(mu_);
   int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   v1::SampleChunk chunk_ ABSL_GUARDED_BY(mu_);
 };
 
 // ExportSampler: the file is encoded on a sample worker, then streamed in chunks of 1 MiB.
-class ExportReactor final : public grpc::ServerWriteReactor<v1::SamplerFileChunk> {
+class ExportReactor final : public WriteReactorBase<ExportReactor, v1::SamplerFileChunk> {
  public:
-  ExportReactor(Backend* backend, const std::string& sampler_id)
-      : handle_(std::make_shared<ReactorHandle<ExportReactor>>(this)) {
+  ExportReactor(Backend* backend, const std::string& sampler_id) {
     backend->ExportSampler(sampler_id, [handle = handle_](absl::StatusOr<std::string> bytes) {
       handle->Run([&](ExportReactor* r) { r->OnBytes(std::move(bytes)); });
     });
-  }
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
-    WriteNextLocked();
-  }
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    handle_->Detach();
-    delete this;
   }
 
  private:
@@ -183,25 +145,17 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::SamplerFileChunk
     bytes_ = *std::move(bytes);
     WriteNextLocked();
   }
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void WriteNextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     if (offset_ >= bytes_.size()) return FinishLocked(grpc::Status::OK);
     const size_t n = std::min<size_t>(kChunkBytes, bytes_.size() - offset_);
     chunk_.set_data(bytes_.substr(offset_, n));
     offset_ += n;
-    StartWrite(&chunk_);
-  }
-  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(s);
+    StartWriteLocked(&chunk_);
   }
 
-  std::shared_ptr<ReactorHandle<ExportReactor>> handle_;
-  absl::Mutex mu_;
   std::string bytes_ ABSL_GUARDED_BY(mu_);
   size_t offset_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   v1::SamplerFileChunk chunk_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <vector>
 
 #include <string>
@@ -21,6 +22,26 @@ inline double Now() {
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Our side of a benchmark runs under the OpenMP spin policy the server sets for itself (server/main.cc:
+// GOMP_SPINCOUNT=1000, read by libgomp at load, so by executing again); the peer runs with the environment's
+// own (TunedPeerEnv unsets it again). Call first thing in main.
+inline void UseServerSpinPolicy(char** argv) {
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("SAMPLED_BENCH_PEER_UNSET_SPIN", "1", 1);
+    setenv("GOMP_SPINCOUNT", "1000", 1);
+    execv("/proc/self/exe", argv);
+  }
+}
+
+// The value that follows the flag argv[*i] (advancing *i past it); exits 2 when there is none.
+inline std::string FlagValue(int argc, char** argv, int* i) {
+  if (*i + 1 >= argc) {
+    std::fprintf(stderr, "bench: %s needs a value\n", argv[*i]);
+    std::exit(2);
+  }
+  return argv[++*i];
 }
 
 // Runs a shell command, returns its stdout (empty on failure).

@@ -504,26 +504,14 @@ int RunMemoryChild() {
 }  // namespace sampled
 
 int main(int argc, char** argv) {
-  // Our steps run under the OpenMP spin policy the server runs with (server/main.cc: GOMP_SPINCOUNT=1000,
-  // set before libgomp reads it, so by executing again); the peer runs with the environment's own.
-  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("SAMPLED_BENCH_PEER_UNSET_SPIN", "1", 1);
-    setenv("GOMP_SPINCOUNT", "1000", 1);
-    execv("/proc/self/exe", argv);
-  }
+  sampled::bench::UseServerSpinPolicy(argv);
   sampled::Options o;
   sampled::bench::ServerPathOptions server;
   bool check = false, memory = false, scaling = false, server_path = false, upload = false, cli = false;
   bool cases_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return sampled::bench::FlagValue(argc, argv, &i); };
     if (a == "--peer") {
       o.peer = value();
     } else if (a == "--python") {

@@ -461,24 +461,13 @@ std::vector<Case> ParseCases(const std::string& text) {
 }  // namespace sampled
 
 int main(int argc, char** argv) {
-  // Our side runs under the OpenMP spin policy the server sets (server/main.cc); the peer under its own.
-  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("SAMPLED_BENCH_PEER_UNSET_SPIN", "1", 1);
-    setenv("GOMP_SPINCOUNT", "1000", 1);
-    execv("/proc/self/exe", argv);
-  }
+  sampled::bench::UseServerSpinPolicy(argv);
   sampled::Options o;
   std::vector<sampled::Case> cases = sampled::DefaultCases();
   bool check = false, service = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return sampled::bench::FlagValue(argc, argv, &i); };
     if (a == "--peer") {
       o.peer = value();
     } else if (a == "--python") {
