@@ -9,8 +9,11 @@
 #include <unistd.h>
 #include <vector>
 
+#include <optional>
+#include <regex>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "core/flows/flow.h"
 
 namespace sampled::bench {
@@ -78,6 +81,24 @@ inline double FmaLoop(int64_t iterations, float start) {
   float s = 0;
   for (int k = 0; k < kChains; ++k) s += Eigen::internal::predux(x[k]);
   return s;
+}
+
+// One run of a peer: its median seconds per step or iteration and the BLAS it mapped (its "blas" field).
+struct PeerRun {
+  double seconds = 0;
+  std::string blas = "unknown";
+};
+
+// The run a peer's JSON line reports (its "median" and "blas" fields), or nothing when it printed none.
+inline std::optional<PeerRun> ParsePeerRun(const std::string& out) {
+  std::smatch m;
+  static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
+  static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
+  if (!std::regex_search(out, m, kMedian)) return std::nullopt;
+  PeerRun run;
+  if (!absl::SimpleAtod(m[1].str(), &run.seconds)) return std::nullopt;
+  if (std::regex_search(out, m, kBlas)) run.blas = m[1].str();
+  return run;
 }
 
 // The median wall time of `repeats` steps of `flow` from `state` (advanced by them). A failed step ends the

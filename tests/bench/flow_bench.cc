@@ -109,15 +109,9 @@ FlowConfig PeerConfig(const std::string& method, DType dtype) {
   return c;
 }
 
-// One run of the peer: its median seconds per step and the BLAS it mapped (its "blas" field).
-struct PeerRun {
-  double seconds = 0;
-  std::string blas = "unknown";
-};
-
 // The peer run as shipped or tuned (../shared/bench/README.md). `fixed` passes the case as is; the peer's
 // sd always uses a fixed bandwidth and noise (sigma = 1).
-std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) {
+std::optional<bench::PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) {
   // The spin policy the bench set for itself is not the peer's.
   const std::string unset_spin = std::getenv("SAMPLED_BENCH_PEER_UNSET_SPIN") != nullptr ? "-u GOMP_SPINCOUNT " : "";
   const std::string env = tuned ? bench::TunedPeerEnv() : (unset_spin.empty() ? "" : "env " + unset_spin);
@@ -126,15 +120,7 @@ std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, bool tuned) 
       "%s%s %s --method %s --targets %d --particles %d --dim %d --dtype %s --threads %d --repeats %d 2>/dev/null",
       env, o.python, o.peer, c.method, c.targets, c.particles, c.dim, c.method == "king" ? "float32" : o.dtype,
       o.threads, repeats);
-  const std::string out = bench::Capture(cmd);
-  std::smatch m;
-  static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
-  static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
-  if (!std::regex_search(out, m, kMedian)) return std::nullopt;
-  PeerRun run;
-  if (!absl::SimpleAtod(m[1].str(), &run.seconds)) return std::nullopt;
-  if (std::regex_search(out, m, kBlas)) run.blas = m[1].str();
-  return run;
+  return bench::ParsePeerRun(bench::Capture(cmd));
 }
 
 struct Timing {
@@ -244,7 +230,7 @@ int RunBenchmark(const Options& o) {
     }
     c.method = parts[0];
     const Timing ours = OurSeconds(o, c);
-    std::optional<PeerRun> shipped, tuned;
+    std::optional<bench::PeerRun> shipped, tuned;
     if (o.use_peer) {
       shipped = PeerSeconds(o, c, false);
       tuned = PeerSeconds(o, c, true);

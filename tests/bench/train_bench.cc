@@ -77,24 +77,11 @@ training::TrainConfig Config(const Case& c, int threads) {
   return config;
 }
 
-struct PeerRun {
-  double seconds = 0;
-  std::string blas = "unknown";
-};
-
-std::optional<PeerRun> PeerSeconds(const Options& o, const Case& c, int repeats) {
+std::optional<bench::PeerRun> PeerSeconds(const Options& o, const Case& c, int repeats) {
   const std::string cmd = absl::StrFormat(
       "%s%s %s --method %s --target mixture --batch %d --width %d --layers 4 --threads %d --repeats %d 2>/dev/null",
       bench::TunedPeerEnv(), o.python, o.peer, c.method, c.batch, c.width, o.threads, repeats);
-  const std::string out = bench::Capture(cmd);
-  std::smatch m;
-  static const std::regex kMedian("\"median\": ([0-9.eE+-]+)");
-  static const std::regex kBlas("\"blas\": \"([a-z]+)\"");
-  if (!std::regex_search(out, m, kMedian)) return std::nullopt;
-  PeerRun run;
-  if (!absl::SimpleAtod(m[1].str(), &run.seconds)) return std::nullopt;
-  if (std::regex_search(out, m, kBlas)) run.blas = m[1].str();
-  return run;
+  return bench::ParsePeerRun(bench::Capture(cmd));
 }
 
 // The float32 multiply-add rate of the machine on `threads` threads (best of five).
@@ -379,7 +366,7 @@ int RunService(const Options& o) {
   const double fma = FmaRate(o.threads);
   const MlpShape shape{2, 2, {400, 400, 400}, training::Activation::kElu};
   const double bound = static_cast<double>(training::kDrawBlockRows) * shape.forward_multiply_adds() / fma;
-  std::optional<PeerRun> peer;
+  std::optional<bench::PeerRun> peer;
   if (o.run_peer) peer = PeerSeconds(o, Case{"sample", 1000, 400}, 100);
   for (const DType dtype : {DType::kFloat32, DType::kFloat64}) {
     std::vector<double> times;
