@@ -143,6 +143,37 @@ absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id,
   return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(data)));
 }
 
+// Jobs -------------------------------------------------------------------------------------------------
+
+namespace {
+JobSnapshot NewJobIdentity(const std::string& kind, const std::string& session_id, const std::string& target_id,
+                           int64_t total_steps) {
+  JobSnapshot identity;
+  identity.id = NewId('j');
+  identity.session_id = session_id;
+  identity.kind = kind;
+  identity.target_id = target_id;
+  identity.create_time = absl::Now();
+  identity.total_steps = total_steps;
+  return identity;
+}
+}  // namespace
+
+absl::Status Backend::AddJob(const std::shared_ptr<Job>& job) {
+  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
+  if (!sessions_.GetSession(job->session_id()).ok()) {  // deleted while the job was being built
+    jobs_.Remove(job->id());
+    return absl::NotFoundError(absl::StrCat("session '", job->session_id(), "' not found"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<void()> run) {
+  absl::Status queued = jobs_.Submit(std::move(run));
+  if (!queued.ok()) jobs_.Remove(job->id());
+  return queued;
+}
+
 // Flows ------------------------------------------------------------------------------------------------
 
 absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
@@ -176,13 +207,7 @@ absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
                                                      limits.max_particles, " per flow"));
   }
 
-  JobSnapshot identity;
-  identity.id = NewId('j');
-  identity.session_id = args.session_id;
-  identity.kind = "flow";
-  identity.target_id = args.target_id;
-  identity.create_time = absl::Now();
-  identity.total_steps = spec.steps;
+  JobSnapshot identity = NewJobIdentity("flow", args.session_id, args.target_id, spec.steps);
   FlowJobSpec job_spec = spec;
   if (job_spec.config.schedule_steps == 0) job_spec.config.schedule_steps = spec.steps;
   SAMPLED_RETURN_IF_ERROR(CheckArrayValues(particles, target.target->dim(), "flow particles"));
@@ -196,21 +221,13 @@ absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
     return absl::ResourceExhaustedError("out of memory while creating the flow's particles");
   }
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<FlowJob> job, std::move(created));
-  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
-  if (!sessions_.GetSession(args.session_id).ok()) {  // deleted while the job was being built
-    jobs_.Remove(job->id());
-    return absl::NotFoundError(absl::StrCat("session '", args.session_id, "' not found"));
-  }
+  SAMPLED_RETURN_IF_ERROR(AddJob(job));
   if (spec.steps == 0) {
     job->Run(/*generation=*/0, 0, false);  // created for interactive stepping: succeeded at step 0
     return job->Snapshot();
   }
   const int64_t steps = spec.steps;
-  absl::Status queued = jobs_.Submit([job, steps] { job->Run(/*generation=*/0, steps, false); });
-  if (!queued.ok()) {
-    jobs_.Remove(job->id());
-    return queued;
-  }
+  SAMPLED_RETURN_IF_ERROR(QueueJob(job, [job, steps] { job->Run(/*generation=*/0, steps, false); }));
   return job->Snapshot();
 }
 
@@ -434,13 +451,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args
     spec.from_sampler = from.model->final_params;
     spec.from_sampler_id = from.id;
   }
-  JobSnapshot identity;
-  identity.id = NewId('j');
-  identity.session_id = args.session_id;
-  identity.kind = "training";
-  identity.target_id = args.target_id;
-  identity.create_time = absl::Now();
-  identity.total_steps = args.steps;
+  JobSnapshot identity = NewJobIdentity("training", args.session_id, args.target_id, args.steps);
   const std::string session_id = args.session_id, target_id = args.target_id, method = spec.settings.method;
   const std::string job_id = identity.id;
   SamplerSink sink = [this, session_id, target_id, method, job_id](TrainedSampler t) -> absl::StatusOr<std::string> {
@@ -466,16 +477,8 @@ absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args
     return absl::ResourceExhaustedError("out of memory while creating the networks");
   }
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<TrainingJob> job, std::move(created));
-  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
-  if (!sessions_.GetSession(args.session_id).ok()) {
-    jobs_.Remove(job->id());
-    return absl::NotFoundError(absl::StrCat("session '", args.session_id, "' not found"));
-  }
-  absl::Status queued = jobs_.Submit([job] { job->Run(); });
-  if (!queued.ok()) {
-    jobs_.Remove(job->id());
-    return queued;
-  }
+  SAMPLED_RETURN_IF_ERROR(AddJob(job));
+  SAMPLED_RETURN_IF_ERROR(QueueJob(job, [job] { job->Run(); }));
   return job->Snapshot();
 }
 

@@ -179,6 +179,10 @@ class Backend {
 
  private:
   absl::Status CheckDim(int64_t dim) const;
+  // Indexes a new job, re-checking its session (which may have been deleted while the job was built).
+  absl::Status AddJob(const std::shared_ptr<Job>& job);
+  // Queues a job's run on the job workers; forgets the job when it cannot be queued.
+  absl::Status QueueJob(const std::shared_ptr<Job>& job, std::function<void()> run);
   // RESOURCE_EXHAUSTED when rows x dim exceeds max_array_values.
   absl::Status CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const;
 

@@ -21,14 +21,7 @@ class FisherObjective : public SamplerObjective {
                         int threads, double* loss, PointsF* dloss_dx) override {
     const int64_t batch = x.rows(), d = x.cols();
     SAMPLED_RETURN_IF_ERROR(ComputeFisherTargetTerms(*density_, x.cast<double>(), &terms_));
-    if (directions_.size() != static_cast<size_t>(d)) {
-      directions_.clear();
-      for (int64_t c = 0; c < d; ++c) {
-        PointsF e = PointsF::Zero(1, d);
-        e(0, c) = 1.0f;
-        directions_.push_back(std::move(e));
-      }
-    }
+    UnitDirections(d, &directions_);
     MlpForwardWithTangents(score_shape, score_params, x, directions_, threads, &cache_, &s_phi_, &tangents_);
     double total = 0;
     for (int64_t i = 0; i < batch; ++i) {
@@ -38,11 +31,7 @@ class FisherObjective : public SamplerObjective {
                terms_.laplacian(i) - div_phi;
     }
     *loss = total / static_cast<double>(batch);
-    dtangents_.resize(d);
-    for (int64_t c = 0; c < d; ++c) {
-      dtangents_[c].setZero(batch, d);
-      dtangents_[c].col(c).setOnes();
-    }
+    DiagonalAdjoints(batch, d, 1.0f, &dtangents_);
     MlpBackward(score_shape, score_params, cache_, s_phi_, dtangents_, threads, nullptr, &phi_gradient_);
     *dloss_dx = (terms_.gradient.cast<float>() - phi_gradient_) * (1.0f / static_cast<float>(batch));
     return absl::OkStatus();

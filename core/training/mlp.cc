@@ -221,6 +221,22 @@ std::vector<float> InitialParameters(const MlpShape& shape, Rng& rng) {
   return p;
 }
 
+void UnitDirections(int64_t d, std::vector<PointsF>* out) {
+  out->resize(d);
+  for (int64_t c = 0; c < d; ++c) {
+    (*out)[c].setZero(1, d);
+    (*out)[c](0, c) = 1.0f;
+  }
+}
+
+void DiagonalAdjoints(int64_t batch, int64_t d, float value, std::vector<PointsF>* out) {
+  out->resize(d);
+  for (int64_t c = 0; c < d; ++c) {
+    (*out)[c].setZero(batch, d);
+    (*out)[c].col(c).setConstant(value);
+  }
+}
+
 void MlpForward(const MlpShape& shape, const std::vector<float>& params, const PointsF& x, int threads,
                 MlpCache* cache, PointsF* y) {
   Forward(shape, params, x, nullptr, threads, cache, y, nullptr);

@@ -81,6 +81,12 @@ void MlpForwardWithTangents(const MlpShape& shape, const std::vector<float>& par
                             const std::vector<PointsF>& directions, int threads, MlpCache* cache, PointsF* y,
                             std::vector<PointsF>* tangents_out);
 
+// The exact divergence's tangent set-up, shared by score matching and Fisher training: the d coordinate
+// directions e_c (one row each: shared by every row of the batch), and the adjoints dL/d(J e_c) of a loss
+// `value` * sum_i (J(x_i) e_c)_c, i.e. column c set to `value` (batch x d each). Reuses `out`'s storage.
+void UnitDirections(int64_t d, std::vector<PointsF>* out);
+void DiagonalAdjoints(int64_t batch, int64_t d, float value, std::vector<PointsF>* out);
+
 // The reverse pass of the last forward pass held in `cache`, for a scalar loss L with dL/dy = `dy` and, when
 // the pass had tangents, dL/d(dy_k) = `dtangents[k]` (empty: zero). Adds dL/dparams into `dparams` when it
 // is not null (resized to the parameter count and zeroed first when empty) and writes dL/dx into `dx` when

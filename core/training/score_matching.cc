@@ -26,18 +26,12 @@ double ScoreMatchingLoss(const MlpShape& shape, const std::vector<float>& params
     return total / static_cast<double>(batch);
   }
   // |s(x)|^2 + 2 tr(J) (ssm: tangents along each e_c) or + 2 v^T J v (sliced: one tangent along v).
-  ws.directions.clear();
   if (loss == ScoreLoss::kSsm) {
-    for (int64_t c = 0; c < d; ++c) {
-      PointsF e = PointsF::Zero(1, d);
-      e(0, c) = 1.0f;
-      ws.directions.push_back(std::move(e));
-    }
+    UnitDirections(d, &ws.directions);
   } else {
-    ws.directions.push_back(noise);
+    ws.directions.assign(1, noise);
   }
   MlpForwardWithTangents(shape, params, x, ws.directions, threads, &ws.cache, &ws.y, &ws.tangents);
-  ws.dtangents.resize(ws.directions.size());
   for (int64_t i = 0; i < batch; ++i) {
     double term = ws.y.row(i).cast<double>().squaredNorm();
     if (loss == ScoreLoss::kSsm) {
@@ -50,12 +44,9 @@ double ScoreMatchingLoss(const MlpShape& shape, const std::vector<float>& params
   if (grad != nullptr) {
     ws.dy = (2.0f * inv_batch) * ws.y;
     if (loss == ScoreLoss::kSsm) {
-      for (int64_t c = 0; c < d; ++c) {
-        ws.dtangents[c].setZero(batch, d);
-        ws.dtangents[c].col(c).setConstant(2.0f * inv_batch);
-      }
+      DiagonalAdjoints(batch, d, 2.0f * inv_batch, &ws.dtangents);
     } else {
-      ws.dtangents[0] = (2.0f * inv_batch) * noise;
+      ws.dtangents.assign(1, (2.0f * inv_batch) * noise);
     }
     MlpBackward(shape, params, ws.cache, ws.dy, ws.dtangents, threads, grad, nullptr);
   }

@@ -6,11 +6,6 @@
 #include "core/metrics/metric.h"
 
 namespace sampled::server {
-namespace {
-// Steps slower than this always notify watchers (faster ones are rate-limited).
-constexpr double kSlowStepSeconds = 0.025;
-}  // namespace
-
 absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, FlowJobSpec spec,
                                                          std::shared_ptr<const Target> target,
                                                          const InitialParticles& init, StepObserver on_step) {

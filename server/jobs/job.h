@@ -26,6 +26,9 @@
 
 namespace sampled::server {
 
+// Steps (or training iterations) slower than this always notify watchers; faster ones are rate-limited.
+constexpr double kSlowStepSeconds = 0.025;
+
 enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
 
 const char* JobStateName(JobState s);

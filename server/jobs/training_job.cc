@@ -8,11 +8,6 @@
 #include "core/metrics/metric.h"
 
 namespace sampled::server {
-namespace {
-// Iterations slower than this always notify watchers (faster ones are rate-limited).
-constexpr double kSlowStepSeconds = 0.025;
-}  // namespace
-
 absl::StatusOr<std::shared_ptr<TrainingJob>> TrainingJob::Create(JobSnapshot identity, TrainingJobSpec spec,
                                                                  std::shared_ptr<const Target> target,
                                                                  std::string provenance_json, SamplerSink sink,
