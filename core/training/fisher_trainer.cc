@@ -13,39 +13,49 @@
 namespace sampled::training {
 namespace {
 
-class FisherObjective : public SamplerObjective {
+template <typename T>
+class FisherObjective : public SamplerObjective<T> {
  public:
   explicit FisherObjective(std::shared_ptr<const TorchLogDensity> density) : density_(std::move(density)) {}
 
-  absl::Status Evaluate(const MlpShape& score_shape, const std::vector<float>& score_params, const PointsF& x,
-                        int threads, double* loss, PointsF* dloss_dx) override {
+  absl::Status Evaluate(const MlpShape& score_shape, const std::vector<T>& score_params, const PointsT<T>& x,
+                        int threads, double* loss, PointsT<T>* dloss_dx) override {
     const int64_t batch = x.rows(), d = x.cols();
-    SAMPLED_RETURN_IF_ERROR(ComputeFisherTargetTerms(*density_, x.cast<double>(), &terms_));
+    SAMPLED_RETURN_IF_ERROR(ComputeFisherTargetTerms(*density_, x.template cast<double>(), &terms_));
     UnitDirections(d, &directions_);
-    MlpForwardWithTangents(score_shape, score_params, x, directions_, threads, &cache_, &s_phi_, &tangents_);
+    MlpForwardWithTangents<T>(score_shape, score_params, x, directions_, threads, &cache_, &s_phi_, &tangents_);
     double total = 0;
     for (int64_t i = 0; i < batch; ++i) {
       double div_phi = 0;
       for (int64_t c = 0; c < d; ++c) div_phi += tangents_[c](i, c);
-      total += 0.5 * (terms_.score.row(i).squaredNorm() - s_phi_.row(i).cast<double>().squaredNorm()) +
+      total += 0.5 * (terms_.score.row(i).squaredNorm() - s_phi_.row(i).template cast<double>().squaredNorm()) +
                terms_.laplacian(i) - div_phi;
     }
     *loss = total / static_cast<double>(batch);
-    DiagonalAdjoints(batch, d, 1.0f, &dtangents_);
-    MlpBackward(score_shape, score_params, cache_, s_phi_, dtangents_, threads, nullptr, &phi_gradient_);
-    *dloss_dx = (terms_.gradient.cast<float>() - phi_gradient_) * (1.0f / static_cast<float>(batch));
+    DiagonalAdjoints(batch, d, 1.0, &dtangents_);
+    MlpBackward<T>(score_shape, score_params, cache_, s_phi_, dtangents_, threads, nullptr, &phi_gradient_);
+    *dloss_dx = (terms_.gradient.template cast<T>() - phi_gradient_) * (T(1) / static_cast<T>(batch));
     return absl::OkStatus();
   }
 
  private:
   std::shared_ptr<const TorchLogDensity> density_;
   FisherTargetTerms terms_;
-  MlpCache cache_;
-  PointsF s_phi_, phi_gradient_;
-  std::vector<PointsF> directions_, tangents_, dtangents_;
+  MlpCacheT<T> cache_;
+  PointsT<T> s_phi_, phi_gradient_;
+  std::vector<PointsT<T>> directions_, tangents_, dtangents_;
 };
 
 }  // namespace
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<SamplerObjective<T>>> MakeFisherObjective(std::shared_ptr<const Target> target) {
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const TorchLogDensity> density, target->torch_log_density());
+  return std::unique_ptr<SamplerObjective<T>>(std::make_unique<FisherObjective<T>>(std::move(density)));
+}
+template absl::StatusOr<std::unique_ptr<SamplerObjective<float>>> MakeFisherObjective(std::shared_ptr<const Target>);
+template absl::StatusOr<std::unique_ptr<SamplerObjective<double>>> MakeFisherObjective(
+    std::shared_ptr<const Target>);
 
 const TrainMethod& FisherTrainMethod() {
   static const TrainMethod method{
@@ -55,10 +65,8 @@ const TrainMethod& FisherTrainMethod() {
       /*needs_twice_differentiable_score=*/true,
       [](const TrainSettings& settings,
          std::shared_ptr<const Target> target) -> absl::StatusOr<std::unique_ptr<Trainer>> {
-        SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const TorchLogDensity> density, target->torch_log_density());
-        auto objective = std::make_unique<FisherObjective>(std::move(density));
-        return std::unique_ptr<Trainer>(
-            std::make_unique<NeuralSamplerTrainer>(settings, std::move(target), std::move(objective)));
+        SAMPLED_ASSIGN_OR_RETURN(auto objective, MakeFisherObjective<float>(std::move(target)));
+        return std::unique_ptr<Trainer>(std::make_unique<NeuralSamplerTrainer>(settings, std::move(objective)));
       }};
   return method;
 }

@@ -7,28 +7,38 @@
 namespace sampled::training {
 namespace {
 
-class KlObjective : public SamplerObjective {
+template <typename T>
+class KlObjective : public SamplerObjective<T> {
  public:
   explicit KlObjective(std::shared_ptr<const Target> target) : target_(std::move(target)) {}
 
-  absl::Status Evaluate(const MlpShape& score_shape, const std::vector<float>& score_params, const PointsF& x,
-                        int threads, double* loss, PointsF* dloss_dx) override {
-    MlpForward(score_shape, score_params, x, threads, nullptr, &s_phi_);
+  absl::Status Evaluate(const MlpShape& score_shape, const std::vector<T>& score_params, const PointsT<T>& x,
+                        int threads, double* loss, PointsT<T>* dloss_dx) override {
+    MlpForward<T>(score_shape, score_params, x, threads, nullptr, &s_phi_);
     SAMPLED_RETURN_IF_ERROR(TargetScore(*target_, x, &s_q_));
     *dloss_dx = s_phi_ - s_q_;
     double total = 0;
-    for (int64_t i = 0; i < x.rows(); ++i) total += dloss_dx->row(i).cast<double>().dot(x.row(i).cast<double>());
+    for (int64_t i = 0; i < x.rows(); ++i) {
+      total += dloss_dx->row(i).template cast<double>().dot(x.row(i).template cast<double>());
+    }
     *loss = total / static_cast<double>(x.rows());
-    *dloss_dx *= 1.0f / static_cast<float>(x.rows());
+    *dloss_dx *= T(1) / static_cast<T>(x.rows());
     return absl::OkStatus();
   }
 
  private:
   std::shared_ptr<const Target> target_;
-  PointsF s_phi_, s_q_;
+  PointsT<T> s_phi_, s_q_;
 };
 
 }  // namespace
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<SamplerObjective<T>>> MakeKlObjective(std::shared_ptr<const Target> target) {
+  return std::unique_ptr<SamplerObjective<T>>(std::make_unique<KlObjective<T>>(std::move(target)));
+}
+template absl::StatusOr<std::unique_ptr<SamplerObjective<float>>> MakeKlObjective(std::shared_ptr<const Target>);
+template absl::StatusOr<std::unique_ptr<SamplerObjective<double>>> MakeKlObjective(std::shared_ptr<const Target>);
 
 const TrainMethod& KlTrainMethod() {
   static const TrainMethod method{
@@ -38,9 +48,8 @@ const TrainMethod& KlTrainMethod() {
       /*needs_twice_differentiable_score=*/false,
       [](const TrainSettings& settings,
          std::shared_ptr<const Target> target) -> absl::StatusOr<std::unique_ptr<Trainer>> {
-        auto objective = std::make_unique<KlObjective>(target);
-        return std::unique_ptr<Trainer>(
-            std::make_unique<NeuralSamplerTrainer>(settings, std::move(target), std::move(objective)));
+        SAMPLED_ASSIGN_OR_RETURN(auto objective, MakeKlObjective<float>(std::move(target)));
+        return std::unique_ptr<Trainer>(std::make_unique<NeuralSamplerTrainer>(settings, std::move(objective)));
       }};
   return method;
 }

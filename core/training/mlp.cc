@@ -11,76 +11,83 @@
 namespace sampled::training {
 namespace {
 
-using MatF = PointsF;  // row-major
-using ArrF = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMapF = Eigen::Map<const MatF>;
+template <typename T>
+using Mat = PointsT<T>;  // row-major
+template <typename T>
+using Arr = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // Rows of the batch per block: each block runs through the whole network on one thread, its (k + 1)
 // streams stacked, so every product is (k + 1) * kBlockRows rows tall. Fixed, so that the result does not
 // depend on the thread count.
 constexpr int64_t kBlockRows = 256;
 
-constexpr float kLeakySlope = 0.2f;
-constexpr float kInvSqrt2 = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+constexpr double kLeakySlope = 0.2;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 // out = sigma(a), written in place without temporaries. Every form is select-free where it calls exp:
 // Eigen 3.4 evaluates a select coefficient by coefficient, which would make exp scalar (libm's expf).
 // ELU is max(a, 0) + (exp(min(a, 0)) - 1): exactly a for a > 0 (exp(0) - 1 = 0).
 template <typename In, typename Out>
 void ActivateInto(Activation act, const In& a, Out&& out) {
+  using T = typename In::Scalar;
+  const T zero(0), one(1), half(0.5);
   switch (act) {
-    case Activation::kElu: out = a.max(0.0f) + (a.min(0.0f).exp() - 1.0f); return;
-    case Activation::kGelu: out = 0.5f * a * (1.0f + (a * kInvSqrt2).erf()); return;
-    case Activation::kSilu: out = a / (1.0f + (-a).exp()); return;
+    case Activation::kElu: out = a.max(zero) + (a.min(zero).exp() - one); return;
+    case Activation::kGelu: out = half * a * (one + (a * T(kInvSqrt2)).erf()); return;
+    case Activation::kSilu: out = a / (one + (-a).exp()); return;
     case Activation::kTanh: out = a.tanh(); return;
-    case Activation::kLeakyRelu: out = a.max(0.0f) + kLeakySlope * a.min(0.0f); return;
+    case Activation::kLeakyRelu: out = a.max(zero) + T(kLeakySlope) * a.min(zero); return;
   }
 }
 
 // sigma'(a) and, when `second` is not null, sigma''(a), into arrays whose storage is reused.
 template <typename In>
-void Derivatives(Activation act, const In& a, ArrF* first, ArrF* second) {
+void Derivatives(Activation act, const In& a, Arr<typename In::Scalar>* first, Arr<typename In::Scalar>* second) {
+  using T = typename In::Scalar;
+  const T zero(0), one(1), two(2), half(0.5);
   first->resize(a.rows(), a.cols());
   if (second) second->resize(a.rows(), a.cols());
   switch (act) {
     case Activation::kElu: {
-      *first = a.min(0.0f).exp();  // 1 for a > 0
-      if (second) *second = *first * (a < 0.0f).template cast<float>();
+      *first = a.min(zero).exp();  // 1 for a > 0
+      if (second) *second = *first * (a < zero).template cast<T>();
       return;
     }
     case Activation::kGelu: {
       // first holds phi(a) while second is formed.
-      *first = kInvSqrt2Pi * (-0.5f * a.square()).exp();
-      if (second) *second = *first * (2.0f - a.square());
-      *first = 0.5f * (1.0f + (a * kInvSqrt2).erf()) + a * *first;
+      *first = T(kInvSqrt2Pi) * (-half * a.square()).exp();
+      if (second) *second = *first * (two - a.square());
+      *first = half * (one + (a * T(kInvSqrt2)).erf()) + a * *first;
       return;
     }
     case Activation::kSilu: {
-      *first = 1.0f / (1.0f + (-a).exp());  // the logistic s, then s (1 + a (1 - s))
-      if (second) *second = *first * (1.0f - *first) * (2.0f + a * (1.0f - 2.0f * *first));
-      *first = *first * (1.0f + a * (1.0f - *first));
+      *first = one / (one + (-a).exp());  // the logistic s, then s (1 + a (1 - s))
+      if (second) *second = *first * (one - *first) * (two + a * (one - two * *first));
+      *first = *first * (one + a * (one - *first));
       return;
     }
     case Activation::kTanh: {
       *first = a.tanh();
-      if (second) *second = -2.0f * *first * (1.0f - first->square());
-      *first = 1.0f - first->square();
+      if (second) *second = -two * *first * (one - first->square());
+      *first = one - first->square();
       return;
     }
     case Activation::kLeakyRelu:
-      *first = kLeakySlope + (1.0f - kLeakySlope) * (a > 0.0f).template cast<float>();
+      *first = T(kLeakySlope) + T(1 - kLeakySlope) * (a > zero).template cast<T>();
       if (second) second->setZero();
       return;
   }
 }
 
-ConstMapF Weights(const MlpShape& s, const std::vector<float>& p, int64_t l) {
-  return ConstMapF(p.data() + s.weight_offset(l), s.out_of(l), s.in_of(l));
+template <typename T>
+Eigen::Map<const Mat<T>> Weights(const MlpShape& s, const std::vector<T>& p, int64_t l) {
+  return Eigen::Map<const Mat<T>>(p.data() + s.weight_offset(l), s.out_of(l), s.in_of(l));
 }
 
-Eigen::Map<const Eigen::RowVectorXf> Bias(const MlpShape& s, const std::vector<float>& p, int64_t l) {
-  return Eigen::Map<const Eigen::RowVectorXf>(p.data() + s.bias_offset(l), s.out_of(l));
+template <typename T>
+Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> Bias(const MlpShape& s, const std::vector<T>& p, int64_t l) {
+  return Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(p.data() + s.bias_offset(l), s.out_of(l));
 }
 
 // Block b's rows [r0, r0 + rows) and where its stacked (k + 1) x rows matrix starts in the cache.
@@ -96,8 +103,8 @@ Block BlockOf(int64_t b, int64_t batch, int64_t streams) {
 int64_t Blocks(int64_t batch) { return (batch + kBlockRows - 1) / kBlockRows; }
 
 // dst = rows [r0, r0 + rows) of `m`, or its single row repeated (a direction shared by the whole batch).
-template <typename Dst>
-void CopyRows(const MatF& m, int64_t r0, int64_t rows, Dst&& dst) {
+template <typename T, typename Dst>
+void CopyRows(const Mat<T>& m, int64_t r0, int64_t rows, Dst&& dst) {
   if (m.rows() == 1) {
     dst = m.topRows(1).replicate(rows, 1);
   } else {
@@ -108,8 +115,9 @@ void CopyRows(const MatF& m, int64_t r0, int64_t rows, Dst&& dst) {
 // The forward pass of one block through every layer: `in` holds the block's stacked input (streams x rows)
 // and is overwritten layer by layer; when `cache` is set, each layer's stacked input and pre-activation are
 // kept there at the block's offset.
-void ForwardBlock(const MlpShape& shape, const std::vector<float>& params, const Block& blk, int64_t streams,
-                  MatF& in, MatF& pre, ArrF& first, MlpCache* cache) {
+template <typename T>
+void ForwardBlock(const MlpShape& shape, const std::vector<T>& params, const Block& blk, int64_t streams,
+                  Mat<T>& in, Mat<T>& pre, Arr<T>& first, MlpCacheT<T>* cache) {
   const int64_t layers = shape.layers(), rows = blk.rows;
   for (int64_t l = 0; l < layers; ++l) {
     const int64_t out = shape.out_of(l);
@@ -132,9 +140,10 @@ void ForwardBlock(const MlpShape& shape, const std::vector<float>& params, const
   }
 }
 
-void Forward(const MlpShape& shape, const std::vector<float>& params, const PointsF& x,
-             const std::vector<PointsF>* directions, int threads, MlpCache* cache, PointsF* y,
-             std::vector<PointsF>* tangents_out) {
+template <typename T>
+void Forward(const MlpShape& shape, const std::vector<T>& params, const Mat<T>& x,
+             const std::vector<Mat<T>>* directions, int threads, MlpCacheT<T>* cache, Mat<T>* y,
+             std::vector<Mat<T>>* tangents_out) {
   const int64_t batch = x.rows(), k = directions != nullptr ? static_cast<int64_t>(directions->size()) : 0;
   const int64_t streams = k + 1, layers = shape.layers();
   if (cache != nullptr) {
@@ -150,13 +159,13 @@ void Forward(const MlpShape& shape, const std::vector<float>& params, const Poin
   y->resize(batch, shape.out);
   if (tangents_out != nullptr) {
     tangents_out->resize(k);
-    for (PointsF& t : *tangents_out) t.resize(batch, shape.out);
+    for (Mat<T>& t : *tangents_out) t.resize(batch, shape.out);
   }
   ParallelFor(Blocks(batch), 1, threads, [&](int64_t b0, int64_t b1, int) {
     // Per-thread scratch that keeps its capacity across calls (OpenMP's team is reused): a freed block of
     // this size goes back to the kernel and its pages fault in again on the next call (7% of a draw).
-    thread_local MatF in, pre;
-    thread_local ArrF first;
+    thread_local Mat<T> in, pre;
+    thread_local Arr<T> first;
     for (int64_t b = b0; b < b1; ++b) {
       const Block blk = BlockOf(b, batch, streams);
       in.resize(streams * blk.rows, shape.in);
@@ -221,35 +230,41 @@ std::vector<float> InitialParameters(const MlpShape& shape, Rng& rng) {
   return p;
 }
 
-void UnitDirections(int64_t d, std::vector<PointsF>* out) {
+template <typename T>
+void UnitDirections(int64_t d, std::vector<PointsT<T>>* out) {
   out->resize(d);
   for (int64_t c = 0; c < d; ++c) {
     (*out)[c].setZero(1, d);
-    (*out)[c](0, c) = 1.0f;
+    (*out)[c](0, c) = T(1);
   }
 }
 
-void DiagonalAdjoints(int64_t batch, int64_t d, float value, std::vector<PointsF>* out) {
+template <typename T>
+void DiagonalAdjoints(int64_t batch, int64_t d, double value, std::vector<PointsT<T>>* out) {
   out->resize(d);
   for (int64_t c = 0; c < d; ++c) {
     (*out)[c].setZero(batch, d);
-    (*out)[c].col(c).setConstant(value);
+    (*out)[c].col(c).setConstant(static_cast<T>(value));
   }
 }
 
-void MlpForward(const MlpShape& shape, const std::vector<float>& params, const PointsF& x, int threads,
-                MlpCache* cache, PointsF* y) {
-  Forward(shape, params, x, nullptr, threads, cache, y, nullptr);
+template <typename T>
+void MlpForward(const MlpShape& shape, const std::vector<T>& params, const PointsT<T>& x, int threads,
+                MlpCacheT<NoDeduce<T>>* cache, PointsT<T>* y) {
+  Forward<T>(shape, params, x, nullptr, threads, cache, y, nullptr);
 }
 
-void MlpForwardWithTangents(const MlpShape& shape, const std::vector<float>& params, const PointsF& x,
-                            const std::vector<PointsF>& directions, int threads, MlpCache* cache, PointsF* y,
-                            std::vector<PointsF>* tangents_out) {
-  Forward(shape, params, x, &directions, threads, cache, y, tangents_out);
+template <typename T>
+void MlpForwardWithTangents(const MlpShape& shape, const std::vector<T>& params, const PointsT<T>& x,
+                            const std::vector<PointsT<T>>& directions, int threads,
+                            MlpCacheT<NoDeduce<T>>* cache, PointsT<T>* y, std::vector<PointsT<T>>* tangents_out) {
+  Forward<T>(shape, params, x, &directions, threads, cache, y, tangents_out);
 }
 
-void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCache& cache, const PointsF& dy,
-                 const std::vector<PointsF>& dtangents, int threads, std::vector<float>* dparams, PointsF* dx) {
+template <typename T>
+void MlpBackward(const MlpShape& shape, const std::vector<T>& params, MlpCacheT<T>& cache, const PointsT<T>& dy,
+                 const std::vector<PointsT<T>>& dtangents, int threads, std::vector<NoDeduce<T>>* dparams,
+                 PointsT<NoDeduce<T>>* dx) {
   const int64_t batch = cache.batch, k = cache.tangents, layers = shape.layers(), count = shape.parameter_count();
   const int64_t streams = k + 1;
   // Without adjoints for the tangents, their reverse chain is zero: only the primal rows take part.
@@ -262,8 +277,8 @@ void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCac
   }
   if (dx != nullptr) dx->resize(batch, shape.in);
   ParallelFor(blocks, 1, threads, [&](int64_t b0, int64_t b1, int) {
-    thread_local MatF g, gin;  // per-thread scratch, as in Forward
-    thread_local ArrF first, second;
+    thread_local Mat<T> g, gin;  // per-thread scratch, as in Forward
+    thread_local Arr<T> first, second;
     for (int64_t b = b0; b < b1; ++b) {
       const Block blk = BlockOf(b, batch, streams);
       const int64_t rows = blk.rows;
@@ -274,9 +289,9 @@ void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCac
       for (int64_t l = layers - 1; l >= 0; --l) {
         const auto in = cache.inputs[l].middleRows(blk.offset, used * rows);
         if (dparams != nullptr) {
-          float* part = cache.partials[b].data();
-          Eigen::Map<MatF> dw(part + shape.weight_offset(l), shape.out_of(l), shape.in_of(l));
-          Eigen::Map<Eigen::RowVectorXf> db(part + shape.bias_offset(l), shape.out_of(l));
+          T* part = cache.partials[b].data();
+          Eigen::Map<Mat<T>> dw(part + shape.weight_offset(l), shape.out_of(l), shape.in_of(l));
+          Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db(part + shape.bias_offset(l), shape.out_of(l));
           dw.noalias() += g.transpose() * in;
           db += g.topRows(rows).colwise().sum();
         }
@@ -301,10 +316,24 @@ void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCac
     }
   });
   if (dparams != nullptr) {
-    if (dparams->empty()) dparams->assign(count, 0.0f);
-    Eigen::Map<Eigen::VectorXf> total(dparams->data(), count);
+    if (dparams->empty()) dparams->assign(count, T(0));
+    Eigen::Map<VectorT<T>> total(dparams->data(), count);
     for (int64_t b = 0; b < blocks; ++b) total += cache.partials[b];
   }
 }
+
+#define SAMPLED_INSTANTIATE_MLP(T)                                                                              \
+  template void UnitDirections<T>(int64_t, std::vector<PointsT<T>>*);                                          \
+  template void DiagonalAdjoints<T>(int64_t, int64_t, double, std::vector<PointsT<T>>*);                       \
+  template void MlpForward<T>(const MlpShape&, const std::vector<T>&, const PointsT<T>&, int, MlpCacheT<T>*,   \
+                              PointsT<T>*);                                                                     \
+  template void MlpForwardWithTangents<T>(const MlpShape&, const std::vector<T>&, const PointsT<T>&,           \
+                                          const std::vector<PointsT<T>>&, int, MlpCacheT<T>*, PointsT<T>*,      \
+                                          std::vector<PointsT<T>>*);                                            \
+  template void MlpBackward<T>(const MlpShape&, const std::vector<T>&, MlpCacheT<T>&, const PointsT<T>&,       \
+                               const std::vector<PointsT<T>>&, int, std::vector<T>*, PointsT<T>*);
+SAMPLED_INSTANTIATE_MLP(float)
+SAMPLED_INSTANTIATE_MLP(double)
+#undef SAMPLED_INSTANTIATE_MLP
 
 }  // namespace sampled::training

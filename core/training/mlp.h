@@ -6,9 +6,10 @@
 //
 // Layout (as torch.nn.Linear): layer l maps h_l (in_l) to a_l = W_l h_l + b_l (out_l), W_l row-major
 // out_l x in_l; hidden layers apply the activation, the last is linear. Points are rows: a batch is B x in.
-// The parameters are one flat float32 vector, W_0, b_0, W_1, b_1, ...
+// The parameters are one flat vector, W_0, b_0, W_1, b_1, ...
 //
-// Computed in float32 on our threads (Eigen GEMMs in fixed blocks of rows, so results do not depend on the
+// Computed in the parameters' type (float32 for training and draws; float64 for the numerics check against
+// peer_train.py at 1e-9, through the same code; both instantiated in mlp.cc) on our threads (Eigen GEMMs in fixed blocks of rows, so results do not depend on the
 // thread count), never through LibTorch's BLAS: a Sample must not wait behind a training job's GEMMs in a
 // BLAS that serialises callers.
 #ifndef SAMPLED_CORE_TRAINING_MLP_H_
@@ -16,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,38 +63,49 @@ std::vector<float> InitialParameters(const MlpShape& shape, Rng& rng);
 // What a pass keeps for its reverse pass, reused across calls (capacities only grow). The k tangent
 // streams travel stacked under the primal one: rows [s B, (s + 1) B) of each matrix belong to stream s
 // (0: primal). Not thread-safe.
-struct MlpCache {
+// Spelled in a parameter, keeps T from being deduced from it (so that nullptr can be passed there).
+template <typename T>
+using NoDeduce = typename std::common_type<T>::type;
+
+template <typename T>
+struct MlpCacheT {
   int64_t batch = 0, tangents = 0;
-  std::vector<PointsF> inputs;  // per layer: its stacked input (h_l and the tangents dh_l)
-  std::vector<PointsF> pre;     // per layer: its stacked pre-activation (a_l and da_l)
-  std::vector<PointsF> scratch; // per layer: adjoints during the reverse pass
+  std::vector<PointsT<T>> inputs;  // per layer: its stacked input (h_l and the tangents dh_l)
+  std::vector<PointsT<T>> pre;     // per layer: its stacked pre-activation (a_l and da_l)
   // Per block of rows: a parameter gradient (aligned storage: Eigen's products round differently for
   // differently aligned destinations, and the partials must not depend on the allocator).
-  std::vector<Eigen::VectorXf> partials;
+  std::vector<VectorT<T>> partials;
 };
+using MlpCache = MlpCacheT<float>;
 
 // y = f(x) (B x out). `cache` may be null when no reverse pass follows.
-void MlpForward(const MlpShape& shape, const std::vector<float>& params, const PointsF& x, int threads,
-                MlpCache* cache, PointsF* y);
+template <typename T>
+void MlpForward(const MlpShape& shape, const std::vector<T>& params, const PointsT<T>& x, int threads,
+                MlpCacheT<NoDeduce<T>>* cache, PointsT<T>* y);
 
 // The forward pass with tangents along `directions` (each B x in, the same for every row when it has one
 // row): `tangents_out` gets dy = J(x) v per direction (each B x out).
-void MlpForwardWithTangents(const MlpShape& shape, const std::vector<float>& params, const PointsF& x,
-                            const std::vector<PointsF>& directions, int threads, MlpCache* cache, PointsF* y,
-                            std::vector<PointsF>* tangents_out);
+template <typename T>
+void MlpForwardWithTangents(const MlpShape& shape, const std::vector<T>& params, const PointsT<T>& x,
+                            const std::vector<PointsT<T>>& directions, int threads,
+                            MlpCacheT<NoDeduce<T>>* cache, PointsT<T>* y, std::vector<PointsT<T>>* tangents_out);
 
 // The exact divergence's tangent set-up, shared by score matching and Fisher training: the d coordinate
 // directions e_c (one row each: shared by every row of the batch), and the adjoints dL/d(J e_c) of a loss
 // `value` * sum_i (J(x_i) e_c)_c, i.e. column c set to `value` (batch x d each). Reuses `out`'s storage.
-void UnitDirections(int64_t d, std::vector<PointsF>* out);
-void DiagonalAdjoints(int64_t batch, int64_t d, float value, std::vector<PointsF>* out);
+template <typename T>
+void UnitDirections(int64_t d, std::vector<PointsT<T>>* out);
+template <typename T>
+void DiagonalAdjoints(int64_t batch, int64_t d, double value, std::vector<PointsT<T>>* out);
 
 // The reverse pass of the last forward pass held in `cache`, for a scalar loss L with dL/dy = `dy` and, when
 // the pass had tangents, dL/d(dy_k) = `dtangents[k]` (empty: zero). Adds dL/dparams into `dparams` when it
 // is not null (resized to the parameter count and zeroed first when empty) and writes dL/dx into `dx` when
 // it is not null.
-void MlpBackward(const MlpShape& shape, const std::vector<float>& params, MlpCache& cache, const PointsF& dy,
-                 const std::vector<PointsF>& dtangents, int threads, std::vector<float>* dparams, PointsF* dx);
+template <typename T>
+void MlpBackward(const MlpShape& shape, const std::vector<T>& params, MlpCacheT<T>& cache, const PointsT<T>& dy,
+                 const std::vector<PointsT<T>>& dtangents, int threads, std::vector<NoDeduce<T>>* dparams,
+                 PointsT<NoDeduce<T>>* dx);
 
 }  // namespace sampled::training
 

@@ -23,6 +23,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -180,17 +181,19 @@ int RunBenchmark(const Options& o, const std::vector<Case>& cases) {
 
 // --- numerics -------------------------------------------------------------------------------------------
 
-void WriteNpy(const std::string& path, const std::vector<float>& data, const std::vector<int64_t>& shape) {
+template <typename T>
+void WriteNpy(const std::string& path, const std::vector<T>& data, const std::vector<int64_t>& shape) {
   std::string dims;
   for (int64_t s : shape) absl::StrAppend(&dims, s, ",");
-  std::string header = absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
+  const char* descr = sizeof(T) == 4 ? "<f4" : "<f8";
+  std::string header = absl::StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': (", dims, "), }");
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::string out("\x93NUMPY\x01\x00", 8);
   out.push_back(static_cast<char>(header.size() & 0xff));
   out.push_back(static_cast<char>(header.size() >> 8));
   out += header;
-  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(T));
   std::ofstream(path, std::ios::binary) << out;
 }
 
@@ -219,22 +222,24 @@ std::vector<double> ReadNpy(const std::string& path) {
   return out;
 }
 
+template <typename T>
 void WriteNetwork(const std::string& dir, const std::string& prefix, const MlpShape& shape,
-                  const std::vector<float>& params) {
+                  const std::vector<T>& params) {
   for (int64_t l = 0; l < shape.layers(); ++l) {
     WriteNpy(absl::StrCat(dir, "/", prefix, "_w", l, ".npy"),
-             std::vector<float>(params.begin() + shape.weight_offset(l), params.begin() + shape.bias_offset(l)),
+             std::vector<T>(params.begin() + shape.weight_offset(l), params.begin() + shape.bias_offset(l)),
              {shape.out_of(l), shape.in_of(l)});
     WriteNpy(absl::StrCat(dir, "/", prefix, "_b", l, ".npy"),
-             std::vector<float>(params.begin() + shape.bias_offset(l),
-                                params.begin() + shape.bias_offset(l) + shape.out_of(l)),
+             std::vector<T>(params.begin() + shape.bias_offset(l),
+                            params.begin() + shape.bias_offset(l) + shape.out_of(l)),
              {shape.out_of(l)});
   }
 }
 
 // max over the network's tensors of |ours - peer| / |peer| (Frobenius norms per tensor); -1 when missing.
+template <typename T>
 double GradientError(const std::string& dir, const std::string& prefix, const MlpShape& shape,
-                     const std::vector<float>& ours) {
+                     const std::vector<T>& ours) {
   double worst = 0;
   for (int64_t l = 0; l < shape.layers(); ++l) {
     for (const bool weight : {true, false}) {
@@ -253,16 +258,15 @@ double GradientError(const std::string& dir, const std::string& prefix, const Ml
   return worst;
 }
 
-// One iteration's pieces on identical inputs: the score loss and its gradient (ssm and dsm, on sg(g(z))),
-// the sampler objective and its gradient (kl and fisher), on each 2-D family. Exit 77 without the peer.
-int RunCheck(const Options& o) {
-  if (access(o.peer.c_str(), R_OK) != 0) {
-    std::fprintf(stderr, "bench: no peer at %s; skipping\n", o.peer.c_str());
-    return 77;
-  }
-  char tmpl[] = "/tmp/sampled_train_check_XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
-  const double kBound = 1e-4;
+// One iteration's pieces on identical inputs, computed in T by the code training runs (float32) and in
+// float64 through the same templates: the score loss and its gradient (ssm and dsm, on sg(g(z))), the
+// sampler objective and its gradient (kl and fisher), on each 2-D family. One JSON line each; false when
+// one failed its bound.
+template <typename T>
+bool CheckDtype(const Options& o, const std::string& dir) {
+  const bool f32 = std::is_same_v<T, float>;
+  const char* dtype = f32 ? "float32" : "float64";
+  const double bound = f32 ? 1e-4 : 1e-9;
   bool ok = true;
   for (const std::string family : {"gaussian", "mixture", "rosenbrock", "donut", "funnel", "squiggle"}) {
     for (const std::string method : {"kl", "fisher"}) {
@@ -279,34 +283,40 @@ int RunCheck(const Options& o) {
         config.threads = o.threads;
         auto settings = training::ResolveTrainConfig(config, *target);
         auto state = training::MakeInitialTrainingState(*settings);
-        auto trainer = training::CreateTrainer(*settings, target);
-        auto* ns = dynamic_cast<training::NeuralSamplerTrainer*>(trainer->get());
-        PointsF z(512, 2), eps(512, 2);
+        auto objective = training::MakeSamplerObjective<T>(method, target);
+        if (!settings.ok() || !state.ok() || !objective.ok()) return false;
+        training::NeuralSamplerGradients<T> gradients(*settings, *std::move(objective));
+        const std::vector<T> gen(state->sampler.params.begin(), state->sampler.params.end());
+        const std::vector<T> score(state->score.params.begin(), state->score.params.end());
+        PointsF zf(512, 2), epsf(512, 2);
         Rng rng(17);
-        rng.FillNormal(z.data(), z.size());
-        z *= 0.7f;  // inside every family's well-behaved region at initialisation
-        rng.FillNormal(eps.data(), eps.size());
-        WriteNetwork(dir, "gen", settings->sampler, state->sampler.params);
-        WriteNetwork(dir, "score", settings->score, state->score.params);
-        WriteNpy(dir + "/z.npy", std::vector<float>(z.data(), z.data() + z.size()), {512, 2});
-        WriteNpy(dir + "/dsm_eps.npy", std::vector<float>(eps.data(), eps.data() + eps.size()), {512, 2});
+        rng.FillNormal(zf.data(), zf.size());
+        zf *= 0.7f;  // inside every family's well-behaved region at initialisation
+        rng.FillNormal(epsf.data(), epsf.size());
+        const PointsT<T> z = zf.cast<T>(), eps = epsf.cast<T>();
+        WriteNetwork(dir, "gen", settings->sampler, gen);
+        WriteNetwork(dir, "score", settings->score, score);
+        WriteNpy(dir + "/z.npy", std::vector<T>(z.data(), z.data() + z.size()), {512, 2});
+        WriteNpy(dir + "/dsm_eps.npy", std::vector<T>(eps.data(), eps.data() + eps.size()), {512, 2});
         const std::string out_dir = dir + "/out";
-        bench::Capture(absl::StrFormat("%s %s --method %s --target %s --width 64 --layers 4 --batch 512 "
-                                       "--score-loss %s --dsm-sigma 0.1 --threads %d --inputs %s --out %s >/dev/null 2>&1",
-                                       o.python, o.peer, method, family, score_loss, o.threads, dir, out_dir));
+        bench::Capture(absl::StrFormat("rm -rf %s; %s %s --method %s --target %s --width 64 --layers 4 --batch 512 "
+                                       "--score-loss %s --dsm-sigma 0.1 --dtype %s --threads %d --inputs %s --out %s "
+                                       ">/dev/null 2>&1",
+                                       out_dir, o.python, o.peer, method, family, score_loss, dtype, o.threads, dir,
+                                       out_dir));
         double loss;
-        std::vector<float> grad;
-        PointsF x;
-        if (!ns->SamplerGradient(*state, z, &loss, &grad, &x).ok()) return 1;
+        std::vector<T> grad;
+        PointsT<T> x;
+        if (!gradients.Sampler(gen, score, z, &loss, &grad, &x).ok()) return false;
         const double gen_err = GradientError(out_dir, "gen_grad", settings->sampler, grad);
         const std::vector<double> peer_gen_loss = ReadNpy(out_dir + "/gen_loss.npy");
-        std::vector<float> score_grad;
-        const double score_loss_value = ns->ScoreGradient(state->score.params, x, eps, &score_grad);
+        std::vector<T> score_grad;
+        const double score_loss_value = gradients.Score(score, x, eps, &score_grad);
         const double score_err = GradientError(out_dir, "score_grad", settings->score, score_grad);
         const std::vector<double> peer_score_loss = ReadNpy(out_dir + "/score_loss.npy");
         if (peer_gen_loss.size() != 1 || peer_score_loss.size() != 1 || gen_err < 0 || score_err < 0) {
-          absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"error\": \"the peer wrote no "
-                      "outputs\"}\n", method, family, score_loss);
+          absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"dtype\": \"%s\", "
+                       "\"error\": \"the peer wrote no outputs\"}\n", method, family, score_loss, dtype);
           ok = false;
           continue;
         }
@@ -314,19 +324,32 @@ int RunCheck(const Options& o) {
         const double score_loss_err =
             std::abs(score_loss_value - peer_score_loss[0]) / std::max(std::abs(peer_score_loss[0]), 1e-30);
         const double worst = std::max({gen_err, score_err, gen_loss_err, score_loss_err});
-        const bool pass = worst < kBound;
+        const bool pass = worst < bound;
         ok = ok && pass;
-        absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"dtype\": \"float32\", "
-                    "\"sampler_loss_rel\": %.2g, \"sampler_grad_rel\": %.2g, \"score_loss_rel\": %.2g, "
-                    "\"score_grad_rel\": %.2g, \"bound\": %g, \"pass\": %s}\n",
-                    method, family, score_loss, gen_loss_err, gen_err, score_loss_err, score_err, kBound,
-                    pass ? "true" : "false");
+        absl::PrintF("{\"check\": \"%s\", \"target\": \"%s\", \"score_loss\": \"%s\", \"dtype\": \"%s\", "
+                     "\"sampler_loss_rel\": %.2g, \"sampler_grad_rel\": %.2g, \"score_loss_rel\": %.2g, "
+                     "\"score_grad_rel\": %.2g, \"bound\": %g, \"pass\": %s}\n",
+                     method, family, score_loss, dtype, gen_loss_err, gen_err, score_loss_err, score_err, bound,
+                     pass ? "true" : "false");
         std::fflush(stdout);
       }
     }
   }
+  return ok;
+}
+
+// Both dtypes against the peer (exit 77 without it).
+int RunCheck(const Options& o) {
+  if (access(o.peer.c_str(), R_OK) != 0) {
+    std::fprintf(stderr, "bench: no peer at %s; skipping\n", o.peer.c_str());
+    return 77;
+  }
+  char tmpl[] = "/tmp/sampled_train_check_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const bool ok32 = CheckDtype<float>(o, dir);
+  const bool ok64 = CheckDtype<double>(o, dir);
   bench::Capture("rm -rf " + dir);
-  return ok ? 0 : 1;
+  return ok32 && ok64 ? 0 : 1;
 }
 
 // --- through the service --------------------------------------------------------------------------------

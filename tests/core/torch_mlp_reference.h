@@ -4,6 +4,7 @@
 #define SAMPLED_TESTS_CORE_TORCH_MLP_REFERENCE_H_
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <torch/torch.h>
@@ -20,8 +21,10 @@ inline PointsF Random(int64_t rows, int64_t cols, uint64_t seed, float scale = 1
   return m * scale;
 }
 
-inline torch::Tensor ToTorch(const PointsF& m) {
-  return torch::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, torch::kFloat32).to(torch::kFloat64).clone();
+template <typename T>
+torch::Tensor ToTorch(const PointsT<T>& m) {
+  const auto type = std::is_same_v<T, float> ? torch::kFloat32 : torch::kFloat64;
+  return torch::from_blob(const_cast<T*>(m.data()), {m.rows(), m.cols()}, type).to(torch::kFloat64).clone();
 }
 
 inline torch::Tensor Act(Activation a, const torch::Tensor& x) {
@@ -48,11 +51,12 @@ struct Reference {
   }
 };
 
-inline Reference MakeReference(const MlpShape& s, const std::vector<float>& p) {
+template <typename T>
+Reference MakeReference(const MlpShape& s, const std::vector<T>& p) {
   Reference r;
   for (int64_t l = 0; l < s.layers(); ++l) {
-    std::vector<float> w(p.begin() + s.weight_offset(l), p.begin() + s.bias_offset(l));
-    std::vector<float> b(p.begin() + s.bias_offset(l), p.begin() + s.bias_offset(l) + s.out_of(l));
+    std::vector<double> w(p.begin() + s.weight_offset(l), p.begin() + s.bias_offset(l));
+    std::vector<double> b(p.begin() + s.bias_offset(l), p.begin() + s.bias_offset(l) + s.out_of(l));
     r.w.push_back(torch::tensor(w, torch::kFloat64).reshape({s.out_of(l), s.in_of(l)}).requires_grad_(true));
     r.b.push_back(torch::tensor(b, torch::kFloat64).requires_grad_(true));
   }
@@ -65,19 +69,21 @@ inline double MaxRelError(const torch::Tensor& ours, const torch::Tensor& ref) {
 
 
 // Parameter gradients of a reference network as one flat vector in our layout.
-inline std::vector<float> FlatGradient(const Reference& r) {
-  std::vector<float> out;
+inline std::vector<double> FlatGradient(const Reference& r) {
+  std::vector<double> out;
   for (size_t l = 0; l < r.w.size(); ++l) {
     for (const torch::Tensor& t : {r.w[l], r.b[l]}) {
-      const torch::Tensor g = t.grad().to(torch::kFloat32).contiguous();
-      out.insert(out.end(), g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
+      const torch::Tensor g = t.grad().contiguous();
+      out.insert(out.end(), g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
     }
   }
   return out;
 }
 
-inline double MaxRelError(const std::vector<float>& ours, const std::vector<float>& ref) {
-  return MaxRelError(torch::tensor(ours, torch::kFloat64), torch::tensor(ref, torch::kFloat64));
+template <typename T>
+double MaxRelError(const std::vector<T>& ours, const std::vector<double>& ref) {
+  return MaxRelError(torch::tensor(std::vector<double>(ours.begin(), ours.end()), torch::kFloat64),
+                     torch::tensor(ref, torch::kFloat64));
 }
 
 }  // namespace sampled::training

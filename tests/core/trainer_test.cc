@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/LU>
@@ -49,15 +50,17 @@ torch::Tensor Divergence(const torch::Tensor& f, const torch::Tensor& x) {
 
 class ScoreLossTest : public ::testing::TestWithParam<ScoreLoss> {};
 
-// Each score loss and its gradient in phi against float64 autograd of the formula (relative 1e-4).
-TEST_P(ScoreLossTest, MatchesAutograd) {
-  const ScoreLoss kind = GetParam();
+// A score loss and its gradient in phi computed in T, against float64 autograd of the formula on the same
+// inputs (relative `bound`).
+template <typename T>
+void CheckScoreLoss(ScoreLoss kind, double bound) {
   const MlpShape shape{2, 2, {16, 16}, Activation::kElu};
   Rng rng(3);
-  const std::vector<float> params = InitialParameters(shape, rng);
-  const PointsF x = Random(300, 2, 4, 1.5f), noise = Random(300, 2, 5);
-  ScoreWorkspace ws;
-  std::vector<float> grad;
+  const std::vector<float> init = InitialParameters(shape, rng);
+  const std::vector<T> params(init.begin(), init.end());
+  const PointsT<T> x = Random(300, 2, 4, 1.5f).cast<T>(), noise = Random(300, 2, 5).cast<T>();
+  ScoreWorkspace<T> ws;
+  std::vector<T> grad;
   const double loss = ScoreMatchingLoss(shape, params, x, kind, 0.3, noise, 2, ws, &grad);
 
   Reference ref = MakeReference(shape, params);
@@ -76,8 +79,14 @@ TEST_P(ScoreLossTest, MatchesAutograd) {
     tloss = (s.pow(2).sum(1) + 2 * term).mean();
   }
   tloss.backward();
-  EXPECT_NEAR(loss, tloss.item<double>(), 1e-5 * (1 + std::abs(loss))) << ScoreLossName(kind);
-  EXPECT_LT(MaxRelError(grad, FlatGradient(ref)), 1e-4) << ScoreLossName(kind);
+  const std::string what = std::string(ScoreLossName(kind)) + (std::is_same_v<T, float> ? " float32" : " float64");
+  EXPECT_NEAR(loss, tloss.item<double>(), bound * (1 + std::abs(loss))) << what;
+  EXPECT_LT(MaxRelError(grad, FlatGradient(ref)), bound) << what;
+}
+
+TEST_P(ScoreLossTest, MatchesAutograd) {
+  CheckScoreLoss<float>(GetParam(), 1e-4);
+  CheckScoreLoss<double>(GetParam(), 1e-10);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryLoss, ScoreLossTest,
@@ -86,10 +95,11 @@ INSTANTIATE_TEST_SUITE_P(EveryLoss, ScoreLossTest,
 
 class SamplerGradientTest : public ::testing::TestWithParam<std::string> {};
 
-// The sampler step's objective and theta-gradient against float64 autograd of peer_train.py's sampler_loss:
-// KL: mean <sg(s_phi(x) - s_q(x)), x>; Fisher: Eq. 9 with s_phi frozen (relative 1e-4).
-TEST_P(SamplerGradientTest, MatchesAutograd) {
-  const std::string method = GetParam();
+// The sampler step's objective and theta-gradient computed in T against float64 autograd of peer_train.py's
+// sampler_loss on the same weights and latents: KL: mean <sg(s_phi(x) - s_q(x)), x>; Fisher: Eq. 9 with
+// s_phi frozen (relative `bound`).
+template <typename T>
+void CheckSamplerGradient(const std::string& method, double bound) {
   for (const std::string family : {"mixture", "rosenbrock", "funnel"}) {
     auto target = Family(family);
     TrainConfig config = SmallConfig(method);
@@ -98,18 +108,19 @@ TEST_P(SamplerGradientTest, MatchesAutograd) {
     ASSERT_TRUE(settings.ok()) << settings.status();
     auto state = MakeInitialTrainingState(*settings);
     ASSERT_TRUE(state.ok());
-    auto trainer = CreateTrainer(*settings, target);
-    ASSERT_TRUE(trainer.ok()) << trainer.status();
-    auto* ns = dynamic_cast<NeuralSamplerTrainer*>(trainer->get());
-    ASSERT_NE(ns, nullptr);
-    const PointsF z = Random(300, 2, 11, 0.5f);
+    auto objective = MakeSamplerObjective<T>(method, target);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    NeuralSamplerGradients<T> gradients(*settings, *std::move(objective));
+    const std::vector<T> gen(state->sampler.params.begin(), state->sampler.params.end());
+    const std::vector<T> score(state->score.params.begin(), state->score.params.end());
+    const PointsT<T> z = Random(300, 2, 11, 0.5f).cast<T>();
     double loss;
-    std::vector<float> grad;
-    PointsF x;
-    ASSERT_TRUE(ns->SamplerGradient(*state, z, &loss, &grad, &x).ok());
+    std::vector<T> grad;
+    PointsT<T> x;
+    ASSERT_TRUE(gradients.Sampler(gen, score, z, &loss, &grad, &x).ok());
 
-    Reference g = MakeReference(settings->sampler, state->sampler.params);
-    Reference s = MakeReference(settings->score, state->score.params);
+    Reference g = MakeReference(settings->sampler, gen);
+    Reference s = MakeReference(settings->score, score);
     auto density = target->torch_log_density();
     ASSERT_TRUE(density.ok());
     const torch::Tensor tx = g.Forward(ToTorch(z), settings->sampler);
@@ -125,9 +136,15 @@ TEST_P(SamplerGradientTest, MatchesAutograd) {
       tloss = 0.5 * (sq.pow(2).sum(1) - sp.pow(2).sum(1) + 2 * (Divergence(sq, tx) - Divergence(sp, tx))).mean();
     }
     tloss.backward();
-    EXPECT_NEAR(loss, tloss.item<double>(), 1e-4 * (1 + std::abs(loss))) << method << " " << family;
-    EXPECT_LT(MaxRelError(grad, FlatGradient(g)), 1e-4) << method << " " << family;
+    const std::string what = method + " " + family + (std::is_same_v<T, float> ? " float32" : " float64");
+    EXPECT_NEAR(loss, tloss.item<double>(), bound * (1 + std::abs(loss))) << what;
+    EXPECT_LT(MaxRelError(grad, FlatGradient(g)), bound) << what;
   }
+}
+
+TEST_P(SamplerGradientTest, MatchesAutograd) {
+  CheckSamplerGradient<float>(GetParam(), 1e-4);
+  CheckSamplerGradient<double>(GetParam(), 1e-10);
 }
 
 INSTANTIATE_TEST_SUITE_P(BothMethods, SamplerGradientTest, ::testing::Values("kl", "fisher"));
@@ -285,7 +302,7 @@ TEST_P(TrainerLearnsTest, FitsAGaussian) {
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE((*trainer)->Step(*state, nullptr).ok()) << i;
   const PointsF z = Random(20000, 2, 99);
   PointsF x;
-  MlpForward(settings->sampler, state->sampler.params, z, 2, nullptr, &x);
+  MlpForward<float>(settings->sampler, state->sampler.params, z, 2, nullptr, &x);
   const Eigen::RowVector2d mean = x.cast<double>().colwise().mean();
   const Points centred = x.cast<double>().rowwise() - mean;
   const Eigen::Matrix2d cov = centred.transpose() * centred / (x.rows() - 1.0);
