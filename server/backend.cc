@@ -119,7 +119,8 @@ absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayA
 
 absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id, const std::string& name,
                                                   const std::string& family, int64_t dim, const ParamMap& params,
-                                                  int64_t sample_count, uint64_t seed) {
+                                                  int64_t sample_count, uint64_t seed,
+                                                  const std::string& data_target_id) {
   SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(session_id, name));
   SAMPLED_RETURN_IF_ERROR(CheckDim(dim));
   if (sample_count < 0) return absl::InvalidArgumentError(absl::StrCat("sample_count must be >= 0, got ", sample_count));
@@ -127,10 +128,20 @@ absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id,
     return absl::ResourceExhaustedError(absl::StrCat("sample_count ", sample_count, " exceeds the server's limit of ",
                                                      options_.limits.max_points_per_target, " points per target"));
   }
-  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Target> target, CreateAnalyticTarget(family, dim, params));
+  std::unique_ptr<Target> target;
+  if (!data_target_id.empty()) {
+    absl::StatusOr<TargetEntry> data = sessions_.GetTarget(session_id, data_target_id);
+    if (!data.ok()) {
+      return absl::Status(data.status().code(),
+                          absl::StrCat("data_target_id: ", data.status().message()));
+    }
+    SAMPLED_ASSIGN_OR_RETURN(target, CreateTargetOverData(family, *data->target, dim, params));
+  } else {
+    SAMPLED_ASSIGN_OR_RETURN(target, CreateAnalyticTarget(family, dim, params));
+  }
   SAMPLED_RETURN_IF_ERROR(CheckArrayValues(sample_count, target->dim(), "sample_count draws"));
   if (sample_count == 0) {
-    return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)));
+    return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)), data_target_id);
   }
   if (!target->can_sample()) {
     return absl::FailedPreconditionError(

@@ -132,10 +132,13 @@ class Backend {
   absl::StatusOr<std::unique_ptr<ArrayAssembler>> BeginUpload(const UploadSpec& spec);
   // Stores the uploaded samples (INVALID_ARGUMENT for NaN/Inf naming the row).
   absl::StatusOr<TargetEntry> FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler);
-  // An analytic density, or (sample_count > 0) that many exact draws from it stored as samples.
+  // An analytic density, or (sample_count > 0) that many exact draws from it stored as samples; or, with
+  // `data_target_id`, a density defined over that data target of the session (blr; NOT_FOUND when it is
+  // missing).
   absl::StatusOr<TargetEntry> DefineTarget(const std::string& session_id, const std::string& name,
                                            const std::string& family, int64_t dim, const ParamMap& params,
-                                           int64_t sample_count = 0, uint64_t seed = 0);
+                                           int64_t sample_count = 0, uint64_t seed = 0,
+                                           const std::string& data_target_id = "");
 
   // Validates and creates a flow job and queues its run (steps > 0). RESOURCE_EXHAUSTED when the queue
   // is full, with nothing stored.

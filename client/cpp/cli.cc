@@ -38,10 +38,10 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   session create [--name N]                 print the new session's id
   session list | session get ID | session delete ID
   target upload --session S --name N --file F [--dtype float32|float64]
-  target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...]
+  target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...] [--data T]
                 [--sample N [--seed S]]       N exact draws stored as a sample target
   target list --session S | target get --session S ID | target delete --session S ID
-  target families                           analytic families and their parameters
+  target families                           density families and their parameters
   flow start --session S --target T --method M [--particles N | --init-file F]
              [--init-mean V] [--init-std V] [--steps K] [--schedule-steps K] [--step-size ETA]
              [--optimizer sgd|adagrad] [--noise SPEC] [--bandwidth SPEC] [--median-pairs P]
@@ -364,9 +364,10 @@ class Cli {
         if (!values.ok()) return values.status();
         params[p.substr(0, eq)] = *values;
       }
+      const std::string data = a_.Get("data");
       if (absl::Status s = CheckFlags(); !s.ok()) return s;
-      absl::StatusOr<v1::Target> t =
-          client_->DefineTarget(*session, *name, *family, *dim, params, *sample, static_cast<uint64_t>(*seed));
+      absl::StatusOr<v1::Target> t = client_->DefineTarget(*session, *name, *family, *dim, params, *sample,
+                                                           static_cast<uint64_t>(*seed), data);
       if (!t.ok()) return t.status();
       json_ ? PrintJson(*t) : void(out_ << t->id() << "\n");
       return absl::OkStatus();
@@ -409,7 +410,11 @@ class Cli {
       if (!all.ok()) return all.status();
       if (json_) return PrintJsonList(*all), absl::OkStatus();
       for (const auto& f : *all) {
-        out_ << f.name() << " (default dim " << f.default_dim() << "): " << f.summary() << "\n";
+        if (f.needs_data()) {
+          out_ << f.name() << " (over a data target: --data T): " << f.summary() << "\n";
+        } else {
+          out_ << f.name() << " (default dim " << f.default_dim() << "): " << f.summary() << "\n";
+        }
         for (const auto& p : f.params()) out_ << "    " << p.name() << ": " << p.doc() << "\n";
       }
       return absl::OkStatus();

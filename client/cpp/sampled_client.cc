@@ -113,8 +113,10 @@ absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& sessio
 
 absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& session_id, const std::string& name,
                                                        const std::string& family, int64_t dim, const ParamMap& params,
-                                                       int64_t sample_count, uint64_t seed) {
+                                                       int64_t sample_count, uint64_t seed,
+                                                       const std::string& data_target_id) {
   v1::DefineTargetRequest r;
+  r.set_data_target_id(data_target_id);
   r.set_sample_count(sample_count);
   r.set_seed(seed);
   r.set_session_id(session_id);

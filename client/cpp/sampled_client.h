@@ -65,7 +65,8 @@ class SampledClient {
   // sample_count > 0 stores that many exact draws (seeded) as a sample target.
   absl::StatusOr<v1::Target> DefineTarget(const std::string& session_id, const std::string& name,
                                           const std::string& family, int64_t dim, const ParamMap& params,
-                                          int64_t sample_count = 0, uint64_t seed = 0);
+                                          int64_t sample_count = 0, uint64_t seed = 0,
+                                          const std::string& data_target_id = "");
   absl::StatusOr<v1::Target> GetTarget(const std::string& session_id, const std::string& target_id);
   absl::StatusOr<std::vector<v1::Target>> ListTargets(const std::string& session_id);
   absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);

@@ -24,8 +24,15 @@ struct TargetFamily {
   std::string summary;
   int64_t default_dim = 2;
   std::vector<ParamDoc> params;
-  // dim > 0 (the caller resolves 0 to default_dim). Returns INVALID_ARGUMENT for bad parameters.
+  // dim > 0 (the caller resolves 0 to default_dim). Returns INVALID_ARGUMENT for bad parameters. Null for
+  // a family defined over data.
   std::function<absl::StatusOr<std::unique_ptr<Target>>(int64_t dim, const ParamMap& params)> create;
+  // A family defined over a data target (a posterior given data: "blr"): built from that target's samples;
+  // dim 0 takes the dimension the data implies. Null for the analytic families.
+  std::function<absl::StatusOr<std::unique_ptr<Target>>(const Target& data, int64_t dim, const ParamMap& params)>
+      create_from_data;
+
+  bool needs_data() const { return create_from_data != nullptr; }
 };
 
 // Every built-in family, in a fixed order.
@@ -37,6 +44,14 @@ const std::vector<const TargetFamily*>& AnalyticFamilies();
 absl::StatusOr<std::unique_ptr<Target>> CreateAnalyticTarget(const std::string& family, int64_t dim,
                                                              const ParamMap& params);
 
+// The family looked up by name (INVALID_ARGUMENT naming the known ones).
+absl::StatusOr<const TargetFamily*> FindFamily(const std::string& family);
+
+// Builds a target of a family defined over data (`data`: the data target, which must hold samples).
+// INVALID_ARGUMENT for an analytic family, or what the family refuses in the data or parameters.
+absl::StatusOr<std::unique_ptr<Target>> CreateTargetOverData(const std::string& family, const Target& data,
+                                                             int64_t dim, const ParamMap& params);
+
 // The families, one per file.
 const TargetFamily& GaussianFamily();
 const TargetFamily& MixtureFamily();
@@ -44,6 +59,7 @@ const TargetFamily& RosenbrockFamily();
 const TargetFamily& DonutFamily();
 const TargetFamily& FunnelFamily();
 const TargetFamily& SquiggleFamily();
+const TargetFamily& BlrFamily();  // blr_target.cc
 
 }  // namespace sampled
 

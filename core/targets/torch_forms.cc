@@ -9,6 +9,7 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/targets/blr_target.h"
 #include "core/targets/torch_density.h"
 
 namespace sampled {
@@ -108,7 +109,45 @@ absl::StatusOr<LogDensityFn> FormOf(const std::string& family, int64_t d, const 
       absl::StrCat("target family '", family, "' has no autograd form of its density"));
 }
 
+// The BLR posterior (blr_target.h); the batch rows chosen from the bytes of the points, as the target's own
+// evaluation chooses them.
+class BlrDensity final : public TorchLogDensity {
+ public:
+  explicit BlrDensity(std::shared_ptr<const BlrModel> m) : m_(std::move(m)) {
+    const int64_t n = m_->n(), p = m_->p();
+    features_ = at::from_blob(const_cast<double*>(m_->features.data()), {n, p}, at::kDouble).clone();
+    labels_ = at::from_blob(const_cast<double*>(m_->labels.data()), {n}, at::kDouble).clone();
+  }
+
+  at::Tensor operator()(const at::Tensor& x) const override {
+    const int64_t p = m_->p();
+    const at::Tensor xd = x.detach().to(at::kDouble).contiguous();
+    const std::vector<int64_t> rows = m_->BatchRows(xd.data_ptr<double>(), xd.numel());
+    at::Tensor xb = features_, yb = labels_;
+    double scale = 1.0;
+    if (!rows.empty()) {
+      const at::Tensor idx = at::tensor(rows, at::kLong);
+      xb = features_.index_select(0, idx);
+      yb = labels_.index_select(0, idx);
+      scale = static_cast<double>(m_->n()) / static_cast<double>(rows.size());
+    }
+    const at::Tensor w = x.narrow(1, 0, p), s = x.select(1, p);
+    const at::Tensor t = at::matmul(w, xb.t());
+    const at::Tensor loglik = scale * (t * yb - at::softplus(t)).sum(1);
+    return loglik - at::exp(s) * (0.5 * (w * w).sum(1) + m_->prior_rate) +
+           s * (0.5 * static_cast<double>(p) + m_->prior_shape);
+  }
+
+ private:
+  std::shared_ptr<const BlrModel> m_;
+  at::Tensor features_, labels_;
+};
+
 }  // namespace
+
+std::shared_ptr<const TorchLogDensity> BlrTorchLogDensity(std::shared_ptr<const BlrModel> model) {
+  return std::make_shared<BlrDensity>(std::move(model));
+}
 
 absl::Status TorchCall(const std::function<absl::Status()>& fn, bool invalid_argument) {
   try {

@@ -140,6 +140,7 @@ void ToProto(const TargetEntry& t, v1::Target* out) {
   out->set_can_sample(t.target->can_sample());
   out->set_bytes(t.target->bytes());
   ToProto(t.create_time, out->mutable_create_time());
+  out->set_data_target_id(t.data_target_id);
 }
 
 v1::JobState ToProto(JobState s) {
@@ -204,6 +205,7 @@ void ToProto(const TargetFamily& f, v1::Family* out) {
   out->set_name(f.name);
   out->set_summary(f.summary);
   out->set_default_dim(static_cast<int32_t>(f.default_dim));
+  out->set_needs_data(f.needs_data());
   for (const ParamDoc& p : f.params) {
     v1::ParameterDoc* d = out->add_params();
     d->set_name(p.key);

@@ -70,7 +70,8 @@ ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, 
                                                     v1::Target* response) {
   absl::StatusOr<TargetEntry> t = backend_->DefineTarget(request->session_id(), request->name(), request->family(),
                                                          request->dim(), FromProto(request->params()),
-                                                         request->sample_count(), request->seed());
+                                                         request->sample_count(), request->seed(),
+                                                         request->data_target_id());
   if (t.ok()) ToProto(*t, response);
   return FinishUnary(ctx, t.status());
 }

@@ -94,7 +94,8 @@ absl::Status SessionManager::CheckNewTarget(const std::string& session_id, const
 }
 
 absl::StatusOr<TargetEntry> SessionManager::AddTarget(const std::string& session_id, const std::string& name,
-                                                      std::shared_ptr<const Target> target) {
+                                                      std::shared_ptr<const Target> target,
+                                                      std::string data_target_id) {
   absl::MutexLock lock(&mu_);
   Session* s = FindLocked(session_id);
   if (s == nullptr) return SessionNotFound(session_id);
@@ -105,6 +106,7 @@ absl::StatusOr<TargetEntry> SessionManager::AddTarget(const std::string& session
   e.session_id = session_id;
   e.name = name;
   e.create_time = absl::Now();
+  e.data_target_id = std::move(data_target_id);
   s->info.target_bytes += target->bytes();
   e.target = std::move(target);
   s->targets.emplace(next_sequence_++, e);

@@ -38,6 +38,7 @@ struct TargetEntry {
   std::string name;
   std::shared_ptr<const Target> target;  // shared with the jobs that use it
   absl::Time create_time;
+  std::string data_target_id;  // the data target a posterior was defined over (empty otherwise)
 };
 
 // A trained sampler held by a session. The model is immutable and shared: a Sample that streams from it
@@ -72,7 +73,7 @@ class SessionManager {
   absl::Status CheckNewTarget(const std::string& session_id, const std::string& name) const;
   // Adds a target, re-checking what CheckNewTarget checks.
   absl::StatusOr<TargetEntry> AddTarget(const std::string& session_id, const std::string& name,
-                                        std::shared_ptr<const Target> target);
+                                        std::shared_ptr<const Target> target, std::string data_target_id = "");
   // NOT_FOUND for an unknown session or a target not in it.
   absl::StatusOr<TargetEntry> GetTarget(const std::string& session_id, const std::string& target_id) const;
   absl::StatusOr<Page<TargetEntry>> ListTargets(const std::string& session_id, const PageRequest& page) const;

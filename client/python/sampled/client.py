@@ -258,10 +258,12 @@ class Session:
 
     def define_target(self, name: str, family: str, dim: int = 0,
                       params: Optional[Mapping[str, Union[float, Sequence[float], np.ndarray]]] = None,
-                      sample: int = 0, seed: int = 0) -> targets_pb2.Target:
-        """An analytic density (family + parameter overrides), or with sample > 0 that many exact draws."""
+                      sample: int = 0, seed: int = 0, data=None) -> targets_pb2.Target:
+        """An analytic density (family + parameter overrides), or with sample > 0 that many exact draws.
+        `data` (a data target or its id): the data a posterior family (blr) is defined over."""
+        data_id = "" if data is None else (data if isinstance(data, str) else data.id)
         request = targets_pb2.DefineTargetRequest(session_id=self.id, name=name, family=family, dim=dim,
-                                                  sample_count=sample, seed=seed)
+                                                  sample_count=sample, seed=seed, data_target_id=data_id)
         for key, value in (params or {}).items():
             request.params[key].values.extend(np.asarray(value, dtype=np.float64).ravel().tolist())
         return _call(self._client._targets.DefineTarget, request, timeout=self._client.timeout)
@@ -473,8 +475,8 @@ class Client:
         return self._session(session).upload_target(name, array, **kw)
 
     def define_target(self, name: str, family: str, dim: int = 0, params=None, sample: int = 0, seed: int = 0,
-                      session=None) -> targets_pb2.Target:
-        return self._session(session).define_target(name, family, dim, params, sample, seed)
+                      session=None, data=None) -> targets_pb2.Target:
+        return self._session(session).define_target(name, family, dim, params, sample, seed, data)
 
     def start_flow(self, target, method: str, session=None, **kw) -> Job:
         return self._session(session).start_flow(target, method, **kw)
