@@ -13,8 +13,6 @@
 namespace sampled {
 namespace {
 
-// log(1 + e^t) without overflow.
-double Softplus(double t) { return t > 0 ? t + std::log1p(std::exp(-t)) : std::log1p(std::exp(t)); }
 double Sigmoid(double t) {
   if (t >= 0) return 1.0 / (1.0 + std::exp(-t));
   const double e = std::exp(t);
@@ -108,29 +106,26 @@ class BlrTarget final : public Target {
     return out;
   }
 
+  // The likelihood's value (gradient false) or its w-gradient (true) at each point, vectorised over
+  // T = W X_B^T, one product for every point and data row.
   Terms Evaluate(const Points& x, bool gradient) const {
     const int64_t p = m_->p();
     const std::vector<int64_t> rows = m_->BatchRows(x.data(), x.size());
     const Points xb = Rows(rows);
-    Eigen::VectorXd yb(xb.rows());
+    Eigen::RowVectorXd yb(xb.rows());
     for (int64_t k = 0; k < xb.rows(); ++k) yb(k) = m_->labels(rows.empty() ? k : rows[k]);
     const double scale = Scale(rows);
-    // T = W X_B^T: one product for every point and data row.
-    const Eigen::MatrixXd t = x.leftCols(p) * xb.transpose();
+    const Eigen::ArrayXXd t = (x.leftCols(p) * xb.transpose()).array();
     Terms out;
-    out.loglik.resize(x.rows());
-    Eigen::MatrixXd residual;
-    if (gradient) residual.resize(t.rows(), t.cols());
-    for (int64_t i = 0; i < t.rows(); ++i) {
-      double sum = 0;
-      for (int64_t k = 0; k < t.cols(); ++k) {
-        const double v = t(i, k);
-        sum += yb(k) * v - Softplus(v);
-        if (gradient) residual(i, k) = yb(k) - Sigmoid(v);
-      }
-      out.loglik(i) = scale * sum;
+    if (gradient) {
+      // y - sigmoid(t); 1 / (1 + e^{-t}) is 0, not NaN, where e^{-t} overflows.
+      const Eigen::MatrixXd residual = (-(1.0 + (-t).exp()).inverse()).rowwise() + yb.array();
+      out.grad_w = scale * (residual * xb);
+    } else {
+      // y t - log(1 + e^t), with log(1 + e^t) = max(t, 0) + log1p(e^{-|t|}).
+      const Eigen::ArrayXXd softplus = t.max(0.0) + (-t.abs()).exp().log1p();
+      out.loglik = scale * ((t.rowwise() * yb.array()) - softplus).rowwise().sum().matrix();
     }
-    if (gradient) out.grad_w = scale * (residual * xb);
     return out;
   }
 
