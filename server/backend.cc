@@ -11,6 +11,7 @@
 #include "core/common/status_macros.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+#include "core/targets/torchscript_target.h"
 #include "server/common/ids.h"
 
 namespace sampled::server {
@@ -152,6 +153,46 @@ absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id,
   SAMPLED_RETURN_IF_ERROR(target->Sample(sample_count, rng, &draws));
   SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
   return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(data)));
+}
+
+absl::Status Backend::BeginModelUpload(const ModelSpec& spec) const {
+  if (!options_.allow_torchscript) {
+    return absl::FailedPreconditionError(
+        "TorchScript model targets are off on this server: they run uploaded code; start sampled with "
+        "--allow-torchscript to accept them (docs/torchscript.md)");
+  }
+  SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(spec.session_id, spec.name));
+  if (spec.dim < 1) return absl::InvalidArgumentError(absl::StrCat("model header: dim must be >= 1, got ", spec.dim));
+  SAMPLED_RETURN_IF_ERROR(CheckDim(spec.dim));
+  if (spec.expected_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model header: expected_bytes must be >= 0, got ", spec.expected_bytes));
+  }
+  if (spec.expected_bytes > options_.limits.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("the model's ", spec.expected_bytes,
+                                                     " bytes are past the server's limit of ",
+                                                     options_.limits.max_model_bytes, " (--max-model-bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+void Backend::FinishModelUpload(const ModelSpec& spec, std::string bytes, Done<TargetEntry> done) {
+  if (spec.expected_bytes > 0 && static_cast<int64_t>(bytes.size()) != spec.expected_bytes) {
+    return done(absl::InvalidArgumentError(absl::StrCat("the model upload holds ", bytes.size(),
+                                                        " bytes; its header announced ", spec.expected_bytes)));
+  }
+  const absl::Time deadline = absl::Now() + options_.limits.model_load_time;
+  auto task = [this, spec, bytes = std::move(bytes), deadline, done] {
+    TorchScriptSpec ts;
+    ts.dim = spec.dim;
+    ts.energy = spec.energy;
+    ts.deadline = deadline;
+    absl::StatusOr<std::unique_ptr<Target>> target = LoadTorchScriptTarget(bytes, ts);
+    if (!target.ok()) return done(target.status());
+    done(sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(*std::move(target))));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
 }
 
 // Jobs -------------------------------------------------------------------------------------------------

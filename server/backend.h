@@ -164,6 +164,18 @@ class Backend {
   void ExportSampler(const std::string& sampler_id, Done<std::string> done);
   // Decodes a sampler file (on a sample worker) and stores it in the session.
   void ImportSampler(const std::string& session_id, std::string bytes, Done<SamplerEntry> done);
+  // A TorchScript model target. BeginModelUpload checks the header (the server allows TorchScript, the
+  // session and name, dim, expected size); FinishModelUpload loads and checks the archive on a sample
+  // worker (never the handler thread) and stores the target.
+  struct ModelSpec {
+    std::string session_id, name;
+    int64_t dim = 0;
+    bool energy = false;
+    int64_t expected_bytes = 0;
+  };
+  absl::Status BeginModelUpload(const ModelSpec& spec) const;
+  void FinishModelUpload(const ModelSpec& spec, std::string bytes, Done<TargetEntry> done);
+  int64_t max_model_bytes() const { return options_.limits.max_model_bytes; }
   // Largest sampler file ImportSampler takes: four bytes per value of max_array_values, plus 16 MiB.
   int64_t max_sampler_file_bytes() const { return options_.limits.max_array_values * 4 + (int64_t{16} << 20); }
 

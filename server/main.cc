@@ -37,6 +37,10 @@ ABSL_FLAG(int64_t, max_train_width, 4096, "hidden width or latent dimension of a
 ABSL_FLAG(int64_t, max_train_layers, 16, "hidden layers of a trained network");
 ABSL_FLAG(int64_t, max_train_batch, 100000, "batch of a training run");
 ABSL_FLAG(int64_t, max_samplers_per_session, 100, "trained samplers a session holds");
+ABSL_FLAG(bool, allow_torchscript, false,
+          "accept TorchScript model targets (UploadModel); they are code: read docs/torchscript.md first");
+ABSL_FLAG(int64_t, max_model_bytes, 64 << 20, "bytes of one uploaded TorchScript model");
+ABSL_FLAG(absl::Duration, model_load_time, absl::Seconds(30), "time a model's load and checks may take");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
 
 namespace {
@@ -116,6 +120,7 @@ int main(int argc, char** argv) {
   options.sample_workers = absl::GetFlag(FLAGS_sample_workers);
   options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.allow_torchscript = absl::GetFlag(FLAGS_allow_torchscript);
   sampled::server::Limits& l = options.limits;
   l.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   l.max_targets_per_session = absl::GetFlag(FLAGS_max_targets_per_session);
@@ -131,6 +136,8 @@ int main(int argc, char** argv) {
   l.max_train_layers = absl::GetFlag(FLAGS_max_train_layers);
   l.max_train_batch = absl::GetFlag(FLAGS_max_train_batch);
   l.max_samplers_per_session = absl::GetFlag(FLAGS_max_samplers_per_session);
+  l.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  l.model_load_time = absl::GetFlag(FLAGS_model_load_time);
 
   auto server = sampled::server::SampledServer::Start(options);
   if (!server.ok()) {

@@ -29,6 +29,9 @@ struct Limits {
   int64_t max_samplers_per_session = 100;
   // Draws of one Sample call (and its draws x dim stay within max_array_values).
   int64_t max_sample_draws = 10'000'000;
+  // TorchScript model targets: bytes of one archive, and the time its load and checks may take.
+  int64_t max_model_bytes = 64 << 20;
+  absl::Duration model_load_time = absl::Seconds(30);
 };
 
 struct ServerOptions {
@@ -38,6 +41,8 @@ struct ServerOptions {
   int sample_workers = 2; // threads that serve Sample calls (never behind a job)
   int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: every core
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // TorchScript targets are code: off unless asked for (docs/torchscript.md).
+  bool allow_torchscript = false;
   Limits limits;
 };
 

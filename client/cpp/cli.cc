@@ -39,6 +39,8 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   session list | session get ID | session delete ID
   target upload --session S --name N --file F [--dtype float32|float64]
   target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...] [--data T]
+  target upload-model --session S --name N --file MODEL.pt --dim D [--energy]
+                                            a TorchScript module, x [n, D] -> log q [n] (--energy: E, log q = -E)
                 [--sample N [--seed S]]       N exact draws stored as a sample target
   target list --session S | target get --session S ID | target delete --session S ID
   target families                           density families and their parameters
@@ -93,7 +95,7 @@ struct Args {
   }
 };
 
-const std::set<std::string> kBooleanFlags = {"json", "help", "watch"};
+const std::set<std::string> kBooleanFlags = {"json", "help", "watch", "energy"};
 
 absl::Status Usage(const std::string& message) { return absl::InvalidArgumentError(message); }
 
@@ -404,6 +406,25 @@ class Cli {
       if (!json_) out_ << "deleted " << *id << "\n";
       return absl::OkStatus();
     }
+    if (sub == "upload-model") {
+      absl::StatusOr<std::string> session = Required("session"), name = Required("name"), file = Required("file");
+      for (auto* v : {&session, &name, &file}) {
+        if (!v->ok()) return v->status();
+      }
+      absl::StatusOr<int64_t> dim = IntFlag("dim", 0);
+      if (!dim.ok()) return dim.status();
+      if (*dim < 1) return BadUsage("--dim (the module's input width, >= 1) is required");
+      const bool energy = a_.Has("energy");
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      std::ifstream f(*file, std::ios::binary);
+      if (!f) return absl::NotFoundError(absl::StrCat("cannot read ", *file));
+      std::stringstream ss;
+      ss << f.rdbuf();
+      absl::StatusOr<v1::Target> t = client_->UploadModel(*session, *name, ss.str(), *dim, energy);
+      if (!t.ok()) return t.status();
+      json_ ? PrintJson(*t) : void(out_ << t->id() << "\n");
+      return absl::OkStatus();
+    }
     if (sub == "families") {
       if (absl::Status s = CheckFlags(); !s.ok()) return s;
       absl::StatusOr<std::vector<v1::Family>> all = client_->ListFamilies();
@@ -412,6 +433,8 @@ class Cli {
       for (const auto& f : *all) {
         if (f.needs_data()) {
           out_ << f.name() << " (over a data target: --data T): " << f.summary() << "\n";
+        } else if (f.uploaded()) {
+          out_ << f.name() << " (uploaded: target upload-model): " << f.summary() << "\n";
         } else {
           out_ << f.name() << " (default dim " << f.default_dim() << "): " << f.summary() << "\n";
         }
@@ -419,7 +442,7 @@ class Cli {
       }
       return absl::OkStatus();
     }
-    return BadUsage("target takes upload, define, list, get, delete or families");
+    return BadUsage("target takes upload, define, upload-model, list, get, delete or families");
   }
 
   // flow ---------------------------------------------------------------------------------------------

@@ -111,6 +111,33 @@ absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& sessio
   return target;
 }
 
+absl::StatusOr<v1::Target> SampledClient::UploadModel(const std::string& session_id, const std::string& name,
+                                                      const std::string& archive, int64_t dim, bool energy,
+                                                      int64_t chunk_bytes) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::Target target;
+  std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>> writer = targets_->UploadModel(&ctx, &target);
+  v1::UploadModelRequest header;
+  v1::UploadModelHeader* h = header.mutable_header();
+  h->set_session_id(session_id);
+  h->set_name(name);
+  h->set_dim(static_cast<int32_t>(dim));
+  h->set_energy(energy);
+  h->set_expected_bytes(static_cast<int64_t>(archive.size()));
+  bool ok = writer->Write(header);
+  const size_t step = static_cast<size_t>(std::max<int64_t>(1, chunk_bytes));
+  for (size_t at = 0; ok && at < archive.size(); at += step) {
+    v1::UploadModelRequest chunk;
+    chunk.set_chunk(archive.substr(at, step));
+    ok = writer->Write(chunk);  // false: the server already finished the call (an error follows)
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return target;
+}
+
 absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& session_id, const std::string& name,
                                                        const std::string& family, int64_t dim, const ParamMap& params,
                                                        int64_t sample_count, uint64_t seed,

@@ -58,6 +58,11 @@ class SampledClient {
   absl::StatusOr<std::vector<v1::Session>> ListSessions();
   absl::StatusOr<v1::DeleteSessionResponse> DeleteSession(const std::string& session_id);
 
+  // Streams a TorchScript archive (torch.jit.save) in chunks of `chunk_bytes`: a model target of dimension
+  // `dim` whose forward returns log q (or an energy when `energy`).
+  absl::StatusOr<v1::Target> UploadModel(const std::string& session_id, const std::string& name,
+                                         const std::string& archive, int64_t dim, bool energy = false,
+                                         int64_t chunk_bytes = 1 << 20);
   // Streams `points` in chunks of about `chunk_bytes` (default 1 MiB), as `dtype`.
   absl::StatusOr<v1::Target> UploadTarget(const std::string& session_id, const std::string& name,
                                           const Points& points, DType dtype = DType::kFloat64,

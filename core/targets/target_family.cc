@@ -9,7 +9,7 @@ namespace sampled {
 const std::vector<const TargetFamily*>& AnalyticFamilies() {
   static const std::vector<const TargetFamily*> kFamilies = {
       &GaussianFamily(), &MixtureFamily(), &RosenbrockFamily(),
-      &DonutFamily(),    &FunnelFamily(),  &SquiggleFamily(), &BlrFamily(),
+      &DonutFamily(),    &FunnelFamily(),  &SquiggleFamily(), &BlrFamily(), &TorchScriptFamily(),
   };
   return kFamilies;
 }
@@ -28,6 +28,10 @@ absl::StatusOr<std::unique_ptr<Target>> CreateAnalyticTarget(const std::string& 
                                                              const ParamMap& params) {
   SAMPLED_ASSIGN_OR_RETURN(const TargetFamily* f, FindFamily(family));
   if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("dim must be >= 1, got ", dim));
+  if (f->uploaded) {
+    return absl::InvalidArgumentError(absl::StrCat("family '", family, "' is an uploaded model: send it with "
+                                                   "UploadModel (samplectl target upload-model)"));
+  }
   if (f->needs_data()) {
     return absl::InvalidArgumentError(absl::StrCat("family '", family,
                                                    "' is a posterior over data: give data_target_id, the id of "
@@ -41,7 +45,7 @@ absl::StatusOr<std::unique_ptr<Target>> CreateTargetOverData(const std::string& 
   SAMPLED_ASSIGN_OR_RETURN(const TargetFamily* f, FindFamily(family));
   if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("dim must be >= 1, got ", dim));
   if (!f->needs_data()) {
-    return absl::InvalidArgumentError(absl::StrCat("family '", family, "' is analytic and takes no data target; "
+    return absl::InvalidArgumentError(absl::StrCat("family '", family, "' takes no data target; "
                                                    "leave data_target_id empty"));
   }
   return f->create_from_data(data, dim, params);

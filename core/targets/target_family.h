@@ -32,6 +32,10 @@ struct TargetFamily {
   std::function<absl::StatusOr<std::unique_ptr<Target>>(const Target& data, int64_t dim, const ParamMap& params)>
       create_from_data;
 
+  // A family whose targets are uploaded models ("torchscript": TargetService.UploadModel), neither
+  // analytic nor defined over data.
+  bool uploaded = false;
+
   bool needs_data() const { return create_from_data != nullptr; }
 };
 
@@ -59,7 +63,8 @@ const TargetFamily& RosenbrockFamily();
 const TargetFamily& DonutFamily();
 const TargetFamily& FunnelFamily();
 const TargetFamily& SquiggleFamily();
-const TargetFamily& BlrFamily();  // blr_target.cc
+const TargetFamily& BlrFamily();          // blr_target.cc
+const TargetFamily& TorchScriptFamily();  // torchscript_target.cc
 
 }  // namespace sampled
 

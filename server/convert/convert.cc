@@ -206,6 +206,7 @@ void ToProto(const TargetFamily& f, v1::Family* out) {
   out->set_summary(f.summary);
   out->set_default_dim(static_cast<int32_t>(f.default_dim));
   out->set_needs_data(f.needs_data());
+  out->set_uploaded(f.uploaded);
   for (const ParamDoc& p : f.params) {
     v1::ParameterDoc* d = out->add_params();
     d->set_name(p.key);

@@ -38,6 +38,8 @@ class TargetServiceImpl final : public v1::TargetService::CallbackService {
   explicit TargetServiceImpl(Backend* backend) : backend_(backend) {}
   grpc::ServerReadReactor<v1::UploadTargetRequest>* UploadTarget(CallbackServerContext* ctx,
                                                                  v1::Target* response) override;
+  grpc::ServerReadReactor<v1::UploadModelRequest>* UploadModel(CallbackServerContext* ctx,
+                                                               v1::Target* response) override;
   ServerUnaryReactor* DefineTarget(CallbackServerContext* ctx, const v1::DefineTargetRequest* request,
                                    v1::Target* response) override;
   ServerUnaryReactor* GetTarget(CallbackServerContext* ctx, const v1::GetTargetRequest* request,

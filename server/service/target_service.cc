@@ -1,3 +1,4 @@
+#include "absl/strings/str_cat.h"
 #include "core/targets/target_family.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
@@ -59,11 +60,74 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
   std::unique_ptr<ArrayAssembler> assembler_;
 };
 
+// UploadModel: a header (checked at once: a server without --allow-torchscript refuses before any bytes
+// are sent), then the archive's bytes, bounded by --max-model-bytes; loaded, checked and stored at the
+// half-close, on a sample worker.
+class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelRequest> {
+ public:
+  ModelUploadReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Target* response)
+      : ctx_(ctx), backend_(backend), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
+      if (!have_header_) return Fail(absl::InvalidArgumentError("model upload ended before its header"));
+      backend_->FinishModelUpload(spec_, std::move(bytes_), [this](absl::StatusOr<TargetEntry> t) {
+        if (t.ok()) ToProto(*t, response_);
+        Finish(ToGrpcStatus(t.status()));
+      });
+      return;
+    }
+    if (!have_header_) {
+      if (!request_.has_header()) return Fail(absl::InvalidArgumentError("the first upload message must be the header"));
+      const v1::UploadModelHeader& h = request_.header();
+      spec_ = {h.session_id(), h.name(), h.dim(), h.energy(), h.expected_bytes()};
+      if (absl::Status s = backend_->BeginModelUpload(spec_); !s.ok()) return Fail(s);
+      have_header_ = true;
+    } else {
+      if (request_.has_header()) return Fail(absl::InvalidArgumentError("a second upload header arrived"));
+      if (static_cast<int64_t>(bytes_.size() + request_.chunk().size()) > backend_->max_model_bytes()) {
+        return Fail(absl::ResourceExhaustedError(absl::StrCat(
+            "the model is past the server's limit of ", backend_->max_model_bytes(), " bytes (--max-model-bytes)")));
+      }
+      try {
+        bytes_ += request_.chunk();
+      } catch (const std::bad_alloc&) {
+        return Fail(absl::ResourceExhaustedError("out of memory while receiving the model"));
+      }
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Fail(const absl::Status& s) {
+    bytes_.clear();
+    Finish(ToGrpcStatus(s));
+  }
+
+  grpc::CallbackServerContext* ctx_;
+  Backend* backend_;
+  v1::Target* response_;
+  v1::UploadModelRequest request_;
+  Backend::ModelSpec spec_;
+  bool have_header_ = false;
+  std::string bytes_;
+};
+
 }  // namespace
 
 grpc::ServerReadReactor<v1::UploadTargetRequest>* TargetServiceImpl::UploadTarget(CallbackServerContext* ctx,
                                                                                   v1::Target* response) {
   return new UploadReactor(ctx, backend_, response);
+}
+
+grpc::ServerReadReactor<v1::UploadModelRequest>* TargetServiceImpl::UploadModel(CallbackServerContext* ctx,
+                                                                                v1::Target* response) {
+  return new ModelUploadReactor(ctx, backend_, response);
 }
 
 ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, const v1::DefineTargetRequest* request,

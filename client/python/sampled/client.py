@@ -268,6 +268,25 @@ class Session:
             request.params[key].values.extend(np.asarray(value, dtype=np.float64).ravel().tolist())
         return _call(self._client._targets.DefineTarget, request, timeout=self._client.timeout)
 
+    def upload_model(self, name: str, model, dim: int, energy: bool = False,
+                     chunk_bytes: int = 1 << 20) -> targets_pb2.Target:
+        """A TorchScript model target: `model` is the archive (bytes, or the path of a torch.jit.save file)
+        whose forward maps x [n, dim] to log q [n] (energy=True: to an energy E, log q = -E). The server
+        must run with --allow-torchscript."""
+        if isinstance(model, (bytes, bytearray)):
+            archive = bytes(model)
+        else:
+            with open(model, "rb") as f:
+                archive = f.read()
+
+        def requests():
+            yield targets_pb2.UploadModelRequest(header=targets_pb2.UploadModelHeader(
+                session_id=self.id, name=name, dim=dim, energy=energy, expected_bytes=len(archive)))
+            for at in range(0, len(archive), chunk_bytes):
+                yield targets_pb2.UploadModelRequest(chunk=archive[at:at + chunk_bytes])
+
+        return _call(self._client._targets.UploadModel, requests(), timeout=self._client.timeout)
+
     def targets(self) -> List[targets_pb2.Target]:
         out, token = [], ""
         while True:
@@ -477,6 +496,9 @@ class Client:
     def define_target(self, name: str, family: str, dim: int = 0, params=None, sample: int = 0, seed: int = 0,
                       session=None, data=None) -> targets_pb2.Target:
         return self._session(session).define_target(name, family, dim, params, sample, seed, data)
+
+    def upload_model(self, name: str, model, dim: int, energy: bool = False, session=None) -> targets_pb2.Target:
+        return self._session(session).upload_model(name, model, dim, energy)
 
     def start_flow(self, target, method: str, session=None, **kw) -> Job:
         return self._session(session).start_flow(target, method, **kw)
