@@ -7,6 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <torch/script.h>
+
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/common/rng.h"
@@ -120,6 +123,60 @@ TEST_F(SamplectlTest, ErrorsPrintTheCodeAndExitNonZero) {
   EXPECT_THAT(r.err, HasSubstr("csv line 2 has 3 values"));
   Result cancel = Run({"job", "cancel", "j_nope"});
   EXPECT_THAT(cancel.err, HasSubstr("NOT_FOUND"));
+}
+
+// A posterior over uploaded data (--data) and a TorchScript model (upload-model) through the CLI; the
+// families listing says how each kind is defined; a server without --allow-torchscript refuses models.
+TEST_F(SamplectlTest, BlrAndModelTargets) {
+  const std::string s = Id({"session", "create"});
+  Points data(50, 3);
+  Rng rng(4);
+  rng.FillNormal(data.data(), data.size());
+  for (int64_t i = 0; i < data.rows(); ++i) data(i, 2) = data(i, 0) > 0 ? 1.0 : 0.0;
+  const std::string file = ::testing::TempDir() + "/blr.npy";
+  ASSERT_TRUE(WriteArrayFile(file, data).ok());
+  const std::string d = Id({"target", "upload", "--session", s, "--name", "xy", "--file", file});
+  Result post = Run({"--json", "target", "define", "--session", s, "--name", "post", "--family", "blr", "--data", d,
+                     "--param", "prior_rate=0.1"});
+  ASSERT_EQ(post.code, 0) << post.err;
+  EXPECT_THAT(post.out, HasSubstr("\"family\":\"blr\""));
+  EXPECT_THAT(post.out, HasSubstr("\"dim\":3"));
+  EXPECT_THAT(post.out, HasSubstr(absl::StrCat("\"data_target_id\":\"", d, "\"")));
+  Result missing = Run({"target", "define", "--session", s, "--name", "p2", "--family", "blr", "--data", "t_nope"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("NOT_FOUND: data_target_id"));
+  Result families = Run({"target", "families"});
+  EXPECT_THAT(families.out, HasSubstr("blr (over a data target: --data T)"));
+  EXPECT_THAT(families.out, HasSubstr("torchscript (uploaded: target upload-model)"));
+
+  const std::string model = ::testing::TempDir() + "/gauss.pt";
+  {
+    torch::jit::Module m("Gauss");
+    m.define("def forward(self, x):\n  return 0.5 * (x * x).sum(1)\n");  // an energy: log q = -E
+    m.save(model);
+  }
+  Result off = Run({"target", "upload-model", "--session", s, "--name", "g", "--file", model, "--dim", "2"});
+  EXPECT_EQ(off.code, 1);
+  EXPECT_THAT(off.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(off.err, HasSubstr("--allow-torchscript"));
+  EXPECT_EQ(Run({"target", "upload-model", "--session", s, "--name", "g", "--file", model}).code, 2);  // no --dim
+
+  server::ServerOptions options = TestOptions();
+  options.allow_torchscript = true;
+  TestServer allowing(options);
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", allowing.address});
+    std::ostringstream out, err;
+    const int code = client::RunSamplectl(args, out, err);
+    return Result{code, out.str(), err.str()};
+  };
+  Result s2 = run({"session", "create"});
+  const std::string session(absl::StripAsciiWhitespace(s2.out));
+  Result up = run({"--json", "target", "upload-model", "--session", session, "--name", "g", "--file", model, "--dim",
+                   "2", "--energy"});
+  ASSERT_EQ(up.code, 0) << up.err;
+  EXPECT_THAT(up.out, HasSubstr("\"family\":\"torchscript\""));
+  EXPECT_THAT(up.out, HasSubstr("\"energy\":{\"values\":[1]}"));
 }
 
 // `flow methods` says each parameter's default, the float32 kernel sums and the median subset among them.

@@ -68,3 +68,18 @@ def test_bad_definitions_are_refused_and_change_nothing(client):
     assert [t.id for t in client.session.targets()] == before
     families = {f.name: f for f in client.families()}
     assert families["blr"].needs_data and not families["gaussian"].needs_data
+
+
+def test_every_density_method_runs_on_it(client):
+    """MALA, HMC, SVGD and Langevin run on a minibatched blr posterior and move toward its mode."""
+    x, y = _data(n=300)
+    data = client.upload_target("bc", np.hstack([x, y[:, None]]))
+    post = client.define_target("post", "blr", data=data, params={"batch": 100})
+    for method, kw in (("mala", dict(step_size=1e-3)), ("hmc", dict(step_size=0.02, leapfrog=5)),
+                       ("svgd", dict(step_size=0.05, optimizer="adagrad")), ("langevin", dict(step_size=1e-3))):
+        job = client.start_flow(post, method, particles=40, steps=60, init_std=0.1, seed=2, **kw)
+        job.wait()
+        assert job.state == "succeeded", method
+        w = job.particles()[:, :4].mean(0)
+        assert np.all(np.isfinite(w)), method
+        assert np.corrcoef(w, np.linspace(-1, 1, 4))[0, 1] > 0.5, (method, w)  # toward the generating weights
