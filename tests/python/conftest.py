@@ -71,9 +71,30 @@ def small_server():
     s.stop()
 
 
+def session_client(server, timeout=60):
+    """A client of `server` with a fresh session in use; close it after."""
+    c = server.client(timeout=timeout)
+    c.create_session("pytest")
+    return c
+
+
 @pytest.fixture
 def client(server):
-    c = server.client()
-    c.create_session("pytest")
+    c = session_client(server)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ts_server():
+    """A server that accepts TorchScript models (--allow-torchscript), at most 200 kB each."""
+    s = RunningServer("--allow-torchscript", "--max-model-bytes", "200000")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def ts_client(ts_server):
+    c = session_client(ts_server, timeout=600)
     yield c
     c.close()

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import sampled
-from conftest import RunningServer
 
 
 def archive(module) -> bytes:
@@ -60,21 +59,6 @@ class NotFinite(torch.nn.Module):
 class Gaussian(torch.nn.Module):
     def forward(self, x):
         return -0.5 * (x * x).sum(1)
-
-
-@pytest.fixture
-def ts_server():
-    s = RunningServer("--allow-torchscript", "--max-model-bytes", "200000")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def ts_client(ts_server):
-    c = ts_server.client()
-    c.create_session("torchscript")
-    yield c
-    c.close()
 
 
 def test_scripted_mixture_drives_flows_as_the_builtin_family(ts_client):

@@ -14,9 +14,6 @@ import torch
 
 stats = pytest.importorskip("scipy.stats")
 
-from conftest import RunningServer  # noqa: E402
-
-
 class StudentT(torch.nn.Module):
     def __init__(self, nu: float):
         super().__init__()
@@ -24,16 +21,6 @@ class StudentT(torch.nn.Module):
 
     def forward(self, x):
         return -(self.nu + 1.0) / 2.0 * torch.log1p(x[:, 0] ** 2 / self.nu)
-
-
-@pytest.fixture
-def ts_client():
-    s = RunningServer("--allow-torchscript")
-    c = s.client(timeout=600)
-    c.create_session("heavy-tails")
-    yield c
-    c.close()
-    s.stop()
 
 
 def test_student_t_percentiles(ts_client):
