@@ -176,19 +176,21 @@ absl::Status Backend::BeginModelUpload(const ModelSpec& spec) const {
   return absl::OkStatus();
 }
 
-void Backend::FinishModelUpload(const ModelSpec& spec, std::string bytes, Done<TargetEntry> done) {
+void Backend::FinishModelUpload(const ModelSpec& spec, std::string bytes, std::function<bool()> abandoned,
+                                Done<TargetEntry> done) {
   if (spec.expected_bytes > 0 && static_cast<int64_t>(bytes.size()) != spec.expected_bytes) {
     return done(absl::InvalidArgumentError(absl::StrCat("the model upload holds ", bytes.size(),
                                                         " bytes; its header announced ", spec.expected_bytes)));
   }
-  const absl::Time deadline = absl::Now() + options_.limits.model_load_time;
-  auto task = [this, spec, bytes = std::move(bytes), deadline, done] {
+  auto task = [this, spec, bytes = std::move(bytes), abandoned = std::move(abandoned), done] {
     TorchScriptSpec ts;
     ts.dim = spec.dim;
     ts.energy = spec.energy;
-    ts.deadline = deadline;
+    ts.deadline = absl::Now() + options_.limits.model_load_time;  // from the start of the work, not the queue
     absl::StatusOr<std::unique_ptr<Target>> target = LoadTorchScriptTarget(bytes, ts);
     if (!target.ok()) return done(target.status());
+    // A client that gave up (cancelled, or past its deadline) was told so: store nothing for it.
+    if (abandoned && abandoned()) return done(absl::CancelledError("the upload was cancelled"));
     done(sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(*std::move(target))));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };

@@ -174,7 +174,9 @@ class Backend {
     int64_t expected_bytes = 0;
   };
   absl::Status BeginModelUpload(const ModelSpec& spec) const;
-  void FinishModelUpload(const ModelSpec& spec, std::string bytes, Done<TargetEntry> done);
+  // `abandoned` (may be empty) says whether the client gave up; checked before the target is stored.
+  void FinishModelUpload(const ModelSpec& spec, std::string bytes, std::function<bool()> abandoned,
+                         Done<TargetEntry> done);
   int64_t max_model_bytes() const { return options_.limits.max_model_bytes; }
   // Largest sampler file ImportSampler takes: four bytes per value of max_array_values, plus 16 MiB.
   int64_t max_sampler_file_bytes() const { return options_.limits.max_array_values * 4 + (int64_t{16} << 20); }

@@ -38,10 +38,11 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   session create [--name N]                 print the new session's id
   session list | session get ID | session delete ID
   target upload --session S --name N --file F [--dtype float32|float64]
-  target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...] [--data T]
+  target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...]
+                [--sample N [--seed S]]       N exact draws stored as a sample target
+                [--data T]                    blr: the data target (features, then 0/1 labels last)
   target upload-model --session S --name N --file MODEL.pt --dim D [--energy]
                                             a TorchScript module, x [n, D] -> log q [n] (--energy: E, log q = -E)
-                [--sample N [--seed S]]       N exact draws stored as a sample target
   target list --session S | target get --session S ID | target delete --session S ID
   target families                           density families and their parameters
   flow start --session S --target T --method M [--particles N | --init-file F]

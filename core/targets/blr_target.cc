@@ -1,6 +1,7 @@
 // The "blr" family: a Bayesian logistic-regression posterior over a data target (blr_target.h).
 #include "core/targets/blr_target.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -12,12 +13,6 @@
 
 namespace sampled {
 namespace {
-
-double Sigmoid(double t) {
-  if (t >= 0) return 1.0 / (1.0 + std::exp(-t));
-  const double e = std::exp(t);
-  return e / (1.0 + e);
-}
 
 uint64_t HashBytes(const void* data, size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -64,24 +59,60 @@ class BlrTarget final : public Target {
   // d2/dw2 = -scale X_B^T diag(sigma (1 - sigma)) X_B - e^s I;  d2/dw ds = -e^s w;  d2/ds2 = -e^s (|w|^2/2 + b0).
   absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const override {
     const int64_t p = m_->p();
-    const std::vector<int64_t> rows = m_->BatchRows(x.data(), x.size());
-    const Points xb = Rows(rows);
-    const double scale = Scale(rows);
+    const Batch b = BatchAt(x);
     out->resize(x.rows());
     for (int64_t i = 0; i < x.rows(); ++i) {
       const Eigen::VectorXd w = x.row(i).head(p).transpose();
       const double a = std::exp(x(i, p));
-      const Eigen::ArrayXd t = xb * w;
-      Eigen::ArrayXd c(t.size());
-      for (int64_t k = 0; k < t.size(); ++k) c(k) = Sigmoid(t(k)) * (1.0 - Sigmoid(t(k)));
+      const Eigen::ArrayXd t = b.x * w;
+      const Eigen::ArrayXd sigma = (1.0 + (-t).exp()).inverse();
+      const Eigen::ArrayXd c = sigma * (1.0 - sigma);
       MatrixXd& h = (*out)[i];
       h.setZero(p + 1, p + 1);
-      h.topLeftCorner(p, p) = -scale * (xb.transpose() * (xb.array().colwise() * c).matrix());
+      h.topLeftCorner(p, p) = -b.scale * (b.x.transpose() * (b.x.array().colwise() * c).matrix());
       h.topLeftCorner(p, p).diagonal().array() -= a;
       h.col(p).head(p) = -a * w;
       h.row(p).head(p) = -a * w.transpose();
       h(p, p) = -a * (0.5 * w.squaredNorm() + m_->prior_rate);
     }
+    return absl::OkStatus();
+  }
+
+  // With sigma_i = sigmoid(t_i), c_i = sigma_i (1 - sigma_i), c'_i = c_i (1 - 2 sigma_i), a = e^s, H the
+  // Hessian (ScoreJacobian):
+  //   div s = tr H = -scale sum_i c_i |x_i|^2 - a p - a (|w|^2 / 2 + b0)
+  //   grad [1/2 |s|^2 + div s] = H s + grad tr H,
+  //   grad_w tr H = -scale sum_i c'_i |x_i|^2 x_i - a w,  d/ds tr H = -a p - a (|w|^2 / 2 + b0).
+  absl::Status FisherTerms(const Points& x, Points* score, VectorXd* laplacian, Points* gradient) const override {
+    const int64_t p = m_->p();
+    const Batch b = BatchAt(x);
+    const Eigen::RowVectorXd norms = b.x.rowwise().squaredNorm().transpose();  // |x_i|^2
+    score->resize(x.rows(), p + 1);
+    laplacian->resize(x.rows());
+    gradient->resize(x.rows(), p + 1);
+    ForBlocks(x.rows(), b.x.rows(), [&](int64_t r0, int64_t rows) {
+      const auto w = x.block(r0, 0, rows, p);
+      const Eigen::ArrayXd a = x.col(p).segment(r0, rows).array().exp();
+      const Eigen::ArrayXd prior = 0.5 * w.rowwise().squaredNorm().array() + m_->prior_rate;  // |w|^2/2 + b0
+      const Eigen::ArrayXXd t = (w * b.x.transpose()).array();
+      const Eigen::ArrayXXd sigma = (1.0 + (-t).exp()).inverse();
+      const Eigen::ArrayXXd c = sigma * (1.0 - sigma);
+      auto s = score->middleRows(r0, rows);
+      s.leftCols(p) = b.scale * ((-sigma).rowwise() + b.y.array()).matrix() * b.x - (w.array().colwise() * a).matrix();
+      s.col(p) = -a * prior + Prior();
+      const Eigen::ArrayXd data_trace = b.scale * (c.rowwise() * norms.array()).rowwise().sum();
+      laplacian->segment(r0, rows) = (-data_trace - a * static_cast<double>(p) - a * prior).matrix();
+      // H s, with u = s_w and X_B u per point; then + grad tr H.
+      const Points u = s.leftCols(p);
+      const Eigen::ArrayXd us = s.col(p).array();
+      const Eigen::ArrayXXd xu = (u * b.x.transpose()).array();
+      const Eigen::ArrayXXd c1 = c * (1.0 - 2.0 * sigma);
+      auto g = gradient->middleRows(r0, rows);
+      g.leftCols(p) = -b.scale * (c * xu + (c1.rowwise() * norms.array())).matrix() * b.x -
+                      (u.array().colwise() * a).matrix() - (w.array().colwise() * (a * us + a)).matrix();
+      g.col(p) = -a * w.cwiseProduct(u).rowwise().sum().array() - a * prior * us - a * static_cast<double>(p) -
+                 a * prior;
+    });
     return absl::OkStatus();
   }
 
@@ -106,26 +137,52 @@ class BlrTarget final : public Target {
     return out;
   }
 
+  // The evaluation's batch: its rows of X and y, and the likelihood's scale N / B.
+  struct Batch {
+    Points x;
+    Eigen::RowVectorXd y;
+    double scale = 1.0;
+  };
+  Batch BatchAt(const Points& theta) const {
+    const std::vector<int64_t> rows = m_->BatchRows(theta.data(), theta.size());
+    Batch b{Rows(rows), Eigen::RowVectorXd(rows.empty() ? m_->n() : static_cast<int64_t>(rows.size())),
+            Scale(rows)};
+    for (int64_t k = 0; k < b.y.size(); ++k) b.y(k) = m_->labels(rows.empty() ? k : rows[k]);
+    return b;
+  }
+
+  // Calls fn(r0, rows) over blocks of the points, so that a [points x data rows] temporary stays below
+  // kBlockValues values whatever the number of points.
+  template <typename Fn>
+  static void ForBlocks(int64_t points, int64_t data_rows, Fn&& fn) {
+    constexpr int64_t kBlockValues = int64_t{1} << 21;
+    const int64_t block = std::max<int64_t>(1, kBlockValues / std::max<int64_t>(1, data_rows));
+    for (int64_t r0 = 0; r0 < points; r0 += block) fn(r0, std::min(block, points - r0));
+  }
+
   // The likelihood's value (gradient false) or its w-gradient (true) at each point, vectorised over
-  // T = W X_B^T, one product for every point and data row.
+  // T = W X_B^T, one product for a block of points and every data row.
   Terms Evaluate(const Points& x, bool gradient) const {
     const int64_t p = m_->p();
-    const std::vector<int64_t> rows = m_->BatchRows(x.data(), x.size());
-    const Points xb = Rows(rows);
-    Eigen::RowVectorXd yb(xb.rows());
-    for (int64_t k = 0; k < xb.rows(); ++k) yb(k) = m_->labels(rows.empty() ? k : rows[k]);
-    const double scale = Scale(rows);
-    const Eigen::ArrayXXd t = (x.leftCols(p) * xb.transpose()).array();
+    const Batch b = BatchAt(x);
     Terms out;
     if (gradient) {
-      // y - sigmoid(t); 1 / (1 + e^{-t}) is 0, not NaN, where e^{-t} overflows.
-      const Eigen::MatrixXd residual = (-(1.0 + (-t).exp()).inverse()).rowwise() + yb.array();
-      out.grad_w = scale * (residual * xb);
+      out.grad_w.resize(x.rows(), p);
     } else {
-      // y t - log(1 + e^t), with log(1 + e^t) = max(t, 0) + log1p(e^{-|t|}).
-      const Eigen::ArrayXXd softplus = t.max(0.0) + (-t.abs()).exp().log1p();
-      out.loglik = scale * ((t.rowwise() * yb.array()) - softplus).rowwise().sum().matrix();
+      out.loglik.resize(x.rows());
     }
+    ForBlocks(x.rows(), b.x.rows(), [&](int64_t r0, int64_t rows) {
+      const Eigen::ArrayXXd t = (x.block(r0, 0, rows, p) * b.x.transpose()).array();
+      if (gradient) {
+        // y - sigmoid(t); 1 / (1 + e^{-t}) is 0, not NaN, where e^{-t} overflows.
+        const Eigen::MatrixXd residual = (-(1.0 + (-t).exp()).inverse()).rowwise() + b.y.array();
+        out.grad_w.middleRows(r0, rows) = b.scale * (residual * b.x);
+      } else {
+        // y t - log(1 + e^t), with log(1 + e^t) = max(t, 0) + log1p(e^{-|t|}).
+        const Eigen::ArrayXXd softplus = t.max(0.0) + (-t.abs()).exp().log1p();
+        out.loglik.segment(r0, rows) = b.scale * ((t.rowwise() * b.y.array()) - softplus).rowwise().sum().matrix();
+      }
+    });
     return out;
   }
 

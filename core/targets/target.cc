@@ -19,6 +19,10 @@ absl::Status Target::Sample(int64_t, Rng&, Points*) const {
       absl::StrCat("target of family '", family(), "' cannot draw exact samples"));
 }
 
+absl::Status Target::FisherTerms(const Points&, Points*, VectorXd*, Points*) const {
+  return absl::UnimplementedError(absl::StrCat("family '", family(), "' has no closed-form Fisher terms"));
+}
+
 absl::Status Target::ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const {
   if (!has_density()) return Score(x, nullptr);  // the same FAILED_PRECONDITION
   const int64_t n = x.rows(), d = x.cols();

@@ -48,6 +48,11 @@ class Target {
   // 1e-5, error ~1e-9 for smooth densities); families override it with the closed form where they can.
   virtual absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const;
 
+  // What Fisher training needs (003 Eq. 9) at the rows of x, in closed form where a family has it: the
+  // score, its divergence (the Laplacian of log q, n) and grad_x [1/2 |s|^2 + div s] (n x d). UNIMPLEMENTED
+  // by default: Fisher training then takes them by autograd from torch_log_density().
+  virtual absl::Status FisherTerms(const Points& x, Points* score, VectorXd* laplacian, Points* gradient) const;
+
   // True when Sample draws exact independent samples.
   virtual bool can_sample() const { return false; }
   // n exact samples into out (n x d). FAILED_PRECONDITION when the target cannot sample.

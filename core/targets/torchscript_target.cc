@@ -2,17 +2,20 @@
 #include "core/targets/torchscript_target.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <utility>
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/autograd.h>
 #include <torch/script.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/targets/torch_density.h"
@@ -21,9 +24,11 @@ namespace sampled {
 namespace {
 
 // Pure tensor and scalar operations: arithmetic, elementwise functions, reductions, shapes and indexing,
-// comparisons, constants and control flow. Not here, so refused: files, printing and logging, threads,
-// random numbers (a density must be a function), in-place updates (a module must not change between
-// evaluations), and anything a future LibTorch adds.
+// comparisons, constants and branches. Not here, so refused: files, printing and logging, threads, random
+// numbers (a density must be a function), in-place updates (a module must not change between evaluations),
+// uninitialised memory (empty: it could show what the process held before), loops (LibTorch cannot
+// interrupt an evaluation, and a loop's trip count is not known ahead: write the density vectorised), and
+// anything a future LibTorch adds.
 const std::set<std::string>& AllowedOps() {
   static const std::set<std::string> kOps = [] {
     std::set<std::string> s;
@@ -31,7 +36,7 @@ const std::set<std::string>& AllowedOps() {
          {"abs", "acos", "acosh", "add", "addmm", "all", "any", "arange", "asin", "asinh", "atan", "atan2", "atanh",
           "bmm", "cat", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clone", "contiguous", "cos", "cosh",
           "cumsum", "detach", "diag", "diag_embed", "diagonal", "digamma", "dim", "div", "dot", "einsum", "elu",
-          "empty_like", "eq", "erf", "erfc", "exp", "expand", "expand_as", "expm1", "eye", "flatten", "floor",
+          "eq", "erf", "erfc", "exp", "expand", "expand_as", "expm1", "eye", "flatten", "floor",
           "floor_divide", "fmod", "full", "full_like", "ge", "gelu", "gt", "index_select", "isfinite", "isnan",
           "le", "lgamma", "linalg_norm", "linspace", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
           "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul",
@@ -45,7 +50,7 @@ const std::set<std::string>& AllowedOps() {
           "__or__", "append", "floordiv", "format", "item", "len", "list", "str"}) {
       s.insert(absl::StrCat("aten::", op));
     }
-    for (const char* op : {"Constant", "GetAttr", "If", "ListConstruct", "ListUnpack", "Loop", "NumToTensor",
+    for (const char* op : {"Constant", "GetAttr", "If", "ListConstruct", "ListUnpack", "NumToTensor",
                            "RaiseException", "TupleConstruct", "TupleIndex", "TupleUnpack", "Uninitialized",
                            "abs", "device", "dtype", "max", "min", "unchecked_cast", "requires_grad", "shape",
                            "layout"}) {
@@ -65,6 +70,8 @@ const std::map<std::string, std::string>& NamedRefusals() {
       {"aten::wait", "waits on another thread"}, {"prim::PythonOp", "calls Python"},
       {"aten::rand", "draws random numbers"}, {"aten::randn", "draws random numbers"},
       {"aten::normal", "draws random numbers"}, {"aten::bernoulli", "draws random numbers"},
+      {"prim::Loop", "loops (LibTorch cannot interrupt an evaluation; write the density vectorised)"},
+      {"aten::empty", "returns uninitialised memory"}, {"aten::empty_like", "returns uninitialised memory"},
   };
   return kOps;
 }
@@ -93,7 +100,12 @@ struct Model {
 class ModelDensity final : public TorchLogDensity {
  public:
   explicit ModelDensity(std::shared_ptr<Model> m) : m_(std::move(m)) {}
-  at::Tensor operator()(const at::Tensor& x) const override { return m_->Forward(x).to(at::kDouble); }
+  at::Tensor operator()(const at::Tensor& x) const override {
+    const at::Tensor y = m_->Forward(x);
+    TORCH_CHECK(y.dim() == 1 && y.size(0) == x.size(0), "the model returned ", y.sizes(), " for ", x.size(0),
+                " points; forward must map [n, d] to [n]");
+    return y.to(at::kDouble);
+  }
 
  private:
   std::shared_ptr<Model> m_;
@@ -121,7 +133,7 @@ class TorchScriptTarget final : public Target {
   int64_t bytes() const override { return bytes_; }
 
   absl::Status LogDensity(const Points& x, VectorXd* out) const override {
-    return TorchCall([&] {
+    return ModelCall([&] {
       torch::NoGradGuard no_grad;
       const at::Tensor y = m_->Forward(View(x));
       SAMPLED_RETURN_IF_ERROR(CheckOutput(y, x.rows()));
@@ -132,7 +144,7 @@ class TorchScriptTarget final : public Target {
   }
 
   absl::Status Score(const Points& x, Points* out) const override {
-    return TorchCall([&] {
+    return ModelCall([&] {
       torch::AutoGradMode grad(true);
       const at::Tensor t = View(x).clone().requires_grad_(true);
       const at::Tensor y = m_->Forward(t);
@@ -146,6 +158,15 @@ class TorchScriptTarget final : public Target {
 
   absl::StatusOr<std::shared_ptr<const TorchLogDensity>> torch_log_density() const override {
     return std::shared_ptr<const TorchLogDensity>(std::make_shared<ModelDensity>(m_));
+  }
+
+  // An error of the user's module is the module's, not the server's: INVALID_ARGUMENT saying so.
+  static absl::Status ModelCall(const std::function<absl::Status()>& fn) {
+    const absl::Status s = TorchCall(fn, /*invalid_argument=*/true);
+    if (s.ok() || s.code() != absl::StatusCode::kInvalidArgument || absl::StartsWith(s.message(), "the model")) {
+      return s;
+    }
+    return absl::InvalidArgumentError(absl::StrCat("the model failed: ", s.message()));
   }
 
   // The shape a module must return: [n].
@@ -172,7 +193,7 @@ class TorchScriptTarget final : public Target {
 absl::Status PastDeadline(const TorchScriptSpec& spec, const char* stage) {
   if (absl::Now() <= spec.deadline) return absl::OkStatus();
   return absl::DeadlineExceededError(absl::StrCat("loading the model passed its deadline (", stage,
-                                                  "); give a smaller model or raise --model-load-seconds"));
+                                                  "); give a smaller model or raise --model-load-time"));
 }
 
 // The probes: float64 and float32 inputs of 5 seeded standard-normal points give a finite [5] and a
@@ -216,12 +237,41 @@ absl::Status Probe(Model& m, int64_t dim) {
   return absl::OkStatus();
 }
 
+// LibTorch's loader runs a module's (or a scripted class's) __setstate__ while it unpickles the archive,
+// before any graph can be checked: an archive whose code defines one is refused unread. The code travels
+// as TorchScript source in the archive's code/ records, read here without executing anything.
+absl::Status RefuseLoadTimeCode(const std::string& bytes) {
+  return TorchCall(
+      [&] {
+        std::istringstream in{bytes};
+        caffe2::serialize::PyTorchStreamReader reader(&in);
+        for (const std::string& name : reader.getAllRecords()) {
+          if (name.rfind("code/", 0) != 0 || !absl::EndsWith(name, ".py")) continue;
+          auto [data, size] = reader.getRecord(name);
+          const std::string_view code(static_cast<const char*>(data.get()), size);
+          if (code.find("__setstate__") != std::string_view::npos) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "the archive's code (", name, ") defines __setstate__, which the loader would run before the "
+                "module can be checked; a model target may not define one"));
+          }
+        }
+        return absl::OkStatus();
+      },
+      /*invalid_argument=*/true);
+}
+
 absl::StatusOr<std::unique_ptr<Target>> Load(std::string_view bytes, const TorchScriptSpec& spec) {
   if (spec.dim < 1) return absl::InvalidArgumentError(absl::StrCat("dim must be >= 1, got ", spec.dim));
+  const std::string archive(bytes);
+  if (absl::Status s = RefuseLoadTimeCode(archive); !s.ok()) {
+    if (absl::StartsWith(s.message(), "the archive's code")) return s;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the bytes are not a TorchScript archive (save one with torch.jit.save): ", s.message().substr(0, 300)));
+  }
   auto model = std::make_shared<Model>();
   model->energy = spec.energy;
   {
-    std::istringstream in{std::string(bytes)};
+    std::istringstream in{archive};
     absl::Status loaded = TorchCall(
         [&] {
           model->module = torch::jit::load(in, at::Device(at::kCPU));

@@ -1,8 +1,9 @@
 // A target defined by a user's model: a TorchScript module whose forward maps x [n, d] to log q [n] (or
 // to an energy E [n], log q = -E, with `energy`). TorchScript is code, so a module is loaded only when
 // every operation in every graph it holds (submodules and called functions inlined) is in an allowlist of
-// pure tensor operations (TorchScriptAllowedOps: no file, network, print, thread or random ops; the
-// threat model is in docs/torchscript.md), and then validated on probe points: float64 and float32 input
+// pure tensor operations (TorchScriptAllowedOps: no file, network, print, thread, random, in-place,
+// uninitialised-memory or loop ops; the threat model is in docs/torchscript.md) and its code defines no
+// __setstate__ (which the loader would run before any check), and then validated on probe points: float64 and float32 input
 // [n, d] gives a finite [n], and a finite score by autograd. Scores come from autograd, and the module is
 // its own autograd form for Fisher training.
 //

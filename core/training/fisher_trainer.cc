@@ -1,7 +1,8 @@
 // Fisher training (003 Sec. 3.2, Eq. 9): minimise
 //   mean_i 1/2 [ |s_q(x_i)|^2 - |s_phi(x_i)|^2 + 2 div (s_q - s_phi)(x_i) ],  x_i = g(z_i),
 // s_phi's parameters frozen, the gradient flowing through x into theta. Its x-gradient needs the target's
-// grad (1/2 |s_q|^2 + div s_q) (third derivatives of log q, by autograd: target_terms.h) and the score
+// grad (1/2 |s_q|^2 + div s_q) (third derivatives of log q: the target's closed form where it has one, else
+// autograd; target_terms.h) and the score
 // network's grad_x (1/2 |s_phi|^2 + div s_phi): one forward pass with tangents along each e_c and one
 // reverse pass with dL/ds = s_phi and dL/d(J e_c) = e_c, whose input adjoint is that gradient.
 #include "absl/strings/str_cat.h"
@@ -16,12 +17,13 @@ namespace {
 template <typename T>
 class FisherObjective : public SamplerObjective<T> {
  public:
-  explicit FisherObjective(std::shared_ptr<const TorchLogDensity> density) : density_(std::move(density)) {}
+  FisherObjective(std::shared_ptr<const Target> target, std::shared_ptr<const TorchLogDensity> density)
+      : target_(std::move(target)), density_(std::move(density)) {}
 
   absl::Status Evaluate(const MlpShape& score_shape, const std::vector<T>& score_params, const PointsT<T>& x,
                         int threads, double* loss, PointsT<T>* dloss_dx) override {
     const int64_t batch = x.rows(), d = x.cols();
-    SAMPLED_RETURN_IF_ERROR(ComputeFisherTargetTerms(*density_, x.template cast<double>(), &terms_));
+    SAMPLED_RETURN_IF_ERROR(ComputeFisherTargetTerms(*target_, *density_, x.template cast<double>(), &terms_));
     UnitDirections(d, &directions_);
     MlpForwardWithTangents<T>(score_shape, score_params, x, directions_, threads, &cache_, &s_phi_, &tangents_);
     double total = 0;
@@ -39,6 +41,7 @@ class FisherObjective : public SamplerObjective<T> {
   }
 
  private:
+  std::shared_ptr<const Target> target_;
   std::shared_ptr<const TorchLogDensity> density_;
   FisherTargetTerms terms_;
   MlpCacheT<T> cache_;
@@ -51,7 +54,8 @@ class FisherObjective : public SamplerObjective<T> {
 template <typename T>
 absl::StatusOr<std::unique_ptr<SamplerObjective<T>>> MakeFisherObjective(std::shared_ptr<const Target> target) {
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const TorchLogDensity> density, target->torch_log_density());
-  return std::unique_ptr<SamplerObjective<T>>(std::make_unique<FisherObjective<T>>(std::move(density)));
+  return std::unique_ptr<SamplerObjective<T>>(
+      std::make_unique<FisherObjective<T>>(std::move(target), std::move(density)));
 }
 template absl::StatusOr<std::unique_ptr<SamplerObjective<float>>> MakeFisherObjective(std::shared_ptr<const Target>);
 template absl::StatusOr<std::unique_ptr<SamplerObjective<double>>> MakeFisherObjective(

@@ -6,6 +6,13 @@
 
 namespace sampled::training {
 
+absl::Status ComputeFisherTargetTerms(const Target& target, const TorchLogDensity& density, const Points& x,
+                                      FisherTargetTerms* out) {
+  const absl::Status closed = target.FisherTerms(x, &out->score, &out->laplacian, &out->gradient);
+  if (closed.code() != absl::StatusCode::kUnimplemented) return closed;
+  return ComputeFisherTargetTerms(density, x, out);
+}
+
 absl::Status ComputeFisherTargetTerms(const TorchLogDensity& density, const Points& x, FisherTargetTerms* out) {
   return TorchCall([&] {
     const int64_t n = x.rows(), d = x.cols();

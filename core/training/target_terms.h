@@ -16,8 +16,11 @@ struct FisherTargetTerms {
   Points gradient;             // grad_x [1/2 |s_q|^2 + div s_q], n x d
 };
 
-// The terms at the rows of x. INTERNAL with LibTorch's message when the density's autograd fails.
+// The terms at the rows of x by autograd. INTERNAL with LibTorch's message when the density's autograd fails.
 absl::Status ComputeFisherTargetTerms(const TorchLogDensity& density, const Points& x, FisherTargetTerms* out);
+// From the target's closed form (Target::FisherTerms) where it has one, else by autograd on `density`.
+absl::Status ComputeFisherTargetTerms(const Target& target, const TorchLogDensity& density, const Points& x,
+                                      FisherTargetTerms* out);
 
 }  // namespace sampled::training
 

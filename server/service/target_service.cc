@@ -74,10 +74,13 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
     if (!ok) {
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
       if (!have_header_) return Fail(absl::InvalidArgumentError("model upload ended before its header"));
-      backend_->FinishModelUpload(spec_, std::move(bytes_), [this](absl::StatusOr<TargetEntry> t) {
-        if (t.ok()) ToProto(*t, response_);
-        Finish(ToGrpcStatus(t.status()));
-      });
+      // The reactor (and ctx_) live until Finish, which only the callback calls.
+      backend_->FinishModelUpload(
+          spec_, std::move(bytes_), [ctx = ctx_] { return ctx->IsCancelled(); },
+          [this](absl::StatusOr<TargetEntry> t) {
+            if (t.ok()) ToProto(*t, response_);
+            Finish(ToGrpcStatus(t.status()));
+          });
       return;
     }
     if (!have_header_) {

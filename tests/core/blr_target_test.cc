@@ -15,6 +15,7 @@
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/targets/torch_density.h"
+#include "core/training/target_terms.h"
 
 namespace sampled {
 namespace {
@@ -123,6 +124,46 @@ TEST(BlrTargetTest, AutogradFormIsTheSameDensity) {
       EXPECT_NEAR(tl[i].item<double>(), lq(i), 1e-10 * (1 + std::abs(lq(i)))) << "batch " << batch;
       for (int64_t c = 0; c <= p; ++c) {
         EXPECT_NEAR(ts[i][c].item<double>(), score(i, c), 1e-10 * (1 + std::abs(score(i, c)))) << "batch " << batch;
+      }
+    }
+  }
+}
+
+// The closed-form Fisher terms (score, Laplacian, grad [1/2 |s|^2 + div s]: third derivatives) equal the
+// autograd terms of the same density, full data and minibatched.
+TEST(BlrTargetTest, FisherTermsMatchAutograd) {
+  const int64_t p = 4;
+  const Points data = Data(150, p, 8);
+  auto d = DataTarget(data);
+  for (const double batch : {0.0, 40.0}) {
+    auto target = CreateTargetOverData("blr", *d, 0, {{"batch", {batch}}, {"prior_rate", {0.3}}});
+    ASSERT_TRUE(target.ok()) << target.status();
+    auto density = (*target)->torch_log_density();
+    ASSERT_TRUE(density.ok());
+    const Points theta = Theta(11, p, 9);
+    Points score, gradient;
+    VectorXd laplacian;
+    ASSERT_TRUE((*target)->FisherTerms(theta, &score, &laplacian, &gradient).ok());
+    training::FisherTargetTerms ref;
+    ASSERT_TRUE(training::ComputeFisherTargetTerms(**density, theta, &ref).ok());
+    const auto rel = [](const auto& a, const auto& b) { return (a - b).cwiseAbs().maxCoeff() / (1 + b.cwiseAbs().maxCoeff()); };
+    EXPECT_LT(rel(score, ref.score), 1e-11) << "batch " << batch;
+    EXPECT_LT(rel(laplacian, ref.laplacian), 1e-11) << "batch " << batch;
+    EXPECT_LT(rel(gradient, ref.gradient), 1e-11) << "batch " << batch;
+    // The Hessian against autograd's (finite differences cannot check a minibatch: moved points see
+    // other rows).
+    std::vector<MatrixXd> hessian;
+    ASSERT_TRUE((*target)->ScoreJacobian(theta, &hessian).ok());
+    torch::Tensor tx = torch::from_blob(const_cast<double*>(theta.data()), {theta.rows(), theta.cols()},
+                                        torch::kFloat64).clone().requires_grad_(true);
+    const torch::Tensor ts = torch::autograd::grad({(**density)(tx).sum()}, {tx}, {}, true, true)[0];
+    for (int64_t a = 0; a <= p; ++a) {
+      const torch::Tensor row = torch::autograd::grad({ts.select(1, a).sum()}, {tx}, {}, true)[0];
+      for (int64_t i = 0; i < theta.rows(); ++i) {
+        for (int64_t c = 0; c <= p; ++c) {
+          EXPECT_NEAR(hessian[i](a, c), row[i][c].item<double>(), 1e-10 * (1 + std::abs(hessian[i](a, c))))
+              << "batch " << batch;
+        }
       }
     }
   }

@@ -66,8 +66,28 @@ def test_bad_definitions_are_refused_and_change_nothing(client):
         assert e.value.code == code, (kw, e.value)
         assert words in e.value.details, (kw, e.value.details)
     assert [t.id for t in client.session.targets()] == before
+    with pytest.raises(sampled.SampledError) as e:
+        client.define_target("g2", "gaussian", data=data)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "takes no data target" in e.value.details
     families = {f.name: f for f in client.families()}
     assert families["blr"].needs_data and not families["gaussian"].needs_data
+
+
+def test_posterior_keeps_its_own_data(client):
+    """Deleting the data target leaves a posterior defined over it unchanged."""
+    x, y = _data()
+    data = client.upload_target("bc", np.hstack([x, y[:, None]]))
+    post = client.define_target("post", "blr", data=data)
+    theta = np.array([[0.3, -0.2, 0.1, 0.05, -0.4]])
+    def moved():
+        job = client.start_flow(post, "wgf", init=theta, steps=0, step_size=1e-3, bandwidth="constant:1",
+                                dtype=np.float64, seed=1)
+        job.step(1)
+        return job.particles()
+    before = moved()
+    client.session.delete_target(data)
+    assert data.id not in [t.id for t in client.session.targets()]
+    np.testing.assert_array_equal(moved(), before)
 
 
 def test_every_density_method_runs_on_it(client):

@@ -2,6 +2,7 @@
 the built-in mixture does, and every kind of bad model is refused with the right code, storing nothing."""
 
 import io
+from typing import Tuple
 
 import grpc
 import numpy as np
@@ -56,6 +57,48 @@ class NotFinite(torch.nn.Module):
         return torch.log(x[:, 0])  # NaN for negative x
 
 
+class InPlace(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(1))
+
+    def forward(self, x):
+        self.calls.add_(1.0)  # state that changes between evaluations
+        return -(x * x).sum(1)
+
+
+class Random(torch.nn.Module):
+    def forward(self, x):
+        return -(x * x).sum(1) + torch.randn_like(x[:, 0])
+
+
+class Loops(torch.nn.Module):
+    def forward(self, x):
+        total = torch.zeros_like(x[:, 0])
+        for k in range(x.shape[1]):
+            total = total - x[:, k] * x[:, k]
+        return total
+
+
+class SetState(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = 1.0
+
+    def forward(self, x):
+        return -self.scale * (x * x).sum(1)
+
+    @torch.jit.export
+    def __getstate__(self):
+        return (self.scale, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[float, bool]):
+        print("runs at load")
+        self.scale = state[0]
+        self.training = state[1]
+
+
 class Gaussian(torch.nn.Module):
     def forward(self, x):
         return -0.5 * (x * x).sum(1)
@@ -69,7 +112,9 @@ def test_scripted_mixture_drives_flows_as_the_builtin_family(ts_client):
     model = c.upload_model("mog2-script", archive(Mixture(p["weights"], p["means"].reshape(k, 2),
                                                         p["cov"].reshape(k, 2, 2))), dim=2)
     assert model.family == "torchscript" and model.dim == 2 and model.kind == 2  # a density
-    for method, kw in (("langevin", dict(step_size=0.01)), ("svgd", dict(step_size=0.1, dtype=np.float64))):
+    for method, kw in (("langevin", dict(step_size=0.01)), ("svgd", dict(step_size=0.1, dtype=np.float64)),
+                       ("mala", dict(step_size=0.05)), ("hmc", dict(step_size=0.1, leapfrog=5)),
+                       ("wgf", dict(step_size=0.05, dtype=np.float64))):
         runs = []
         for target in (builtin, model):
             job = c.start_flow(target, method, particles=200, steps=50, seed=11, init_std=2.0, **kw)
@@ -105,6 +150,10 @@ def test_bad_models_are_refused_and_change_nothing(ts_client):
         (archive(WrongShape()), 2, grpc.StatusCode.INVALID_ARGUMENT, "returned shape [5, 2]"),
         (archive(NotFinite()), 2, grpc.StatusCode.INVALID_ARGUMENT, "not finite at the float64 probe points"),
         (archive(Gaussian()), 0, grpc.StatusCode.INVALID_ARGUMENT, "dim must be >= 1"),
+        (archive(InPlace()), 2, grpc.StatusCode.INVALID_ARGUMENT, "aten::add_"),
+        (archive(Random()), 2, grpc.StatusCode.INVALID_ARGUMENT, "aten::randn_like"),
+        (archive(Loops()), 2, grpc.StatusCode.INVALID_ARGUMENT, "prim::Loop, which loops"),
+        (archive(SetState()), 2, grpc.StatusCode.INVALID_ARGUMENT, "defines __setstate__"),
         (b"x" * 300000, 2, grpc.StatusCode.RESOURCE_EXHAUSTED, "--max-model-bytes"),
     ]
     for data, dim, code, words in cases:
@@ -112,6 +161,22 @@ def test_bad_models_are_refused_and_change_nothing(ts_client):
             c.upload_model("bad", data, dim=dim)
         assert e.value.code == code, (words, e.value)
         assert words in e.value.details, (words, e.value.details)
+    # Raw streams: the cap while chunks arrive (no size announced), and a size that does not match.
+    from sampled.v1 import targets_pb2
+    def upload(header, chunks):
+        def requests():
+            yield targets_pb2.UploadModelRequest(header=header)
+            for chunk in chunks:
+                yield targets_pb2.UploadModelRequest(chunk=chunk)
+        with pytest.raises(grpc.RpcError) as e:
+            c._targets.UploadModel(requests(), timeout=30)
+        return e.value
+    header = targets_pb2.UploadModelHeader(session_id=c.session.id, name="raw", dim=2)
+    big = upload(header, [b"x" * 100000] * 3)
+    assert big.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-model-bytes" in big.details()
+    header.expected_bytes = 10
+    short = upload(header, [archive(Gaussian())])
+    assert short.code() == grpc.StatusCode.INVALID_ARGUMENT and "announced 10" in short.details()
     assert [t.id for t in c.session.targets()] == before
 
 

@@ -287,6 +287,11 @@ class Session:
 
         return _call(self._client._targets.UploadModel, requests(), timeout=self._client.timeout)
 
+    def delete_target(self, target) -> None:
+        """Deletes a target (a Target or its id) from the session."""
+        _call(self._client._targets.DeleteTarget,
+              targets_pb2.DeleteTargetRequest(session_id=self.id, target_id=_id(target)), timeout=self._client.timeout)
+
     def targets(self) -> List[targets_pb2.Target]:
         out, token = [], ""
         while True:
