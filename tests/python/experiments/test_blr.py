@@ -27,7 +27,7 @@ PAPER = os.environ.get("SAMPLED_BLR_PAPER") == "1"
 HMC_STEPS = 20000 if PAPER else 1500
 FLOW_STEPS = 15000 if PAPER else 2000  # 003: about 15k iterations for SVGD and SGLD
 KL_STEPS = 10000 if PAPER else 1000
-FISHER_STEPS = 2000 if PAPER else 120
+FISHER_STEPS = 2000 if PAPER else 400
 
 
 def breast_cancer():
