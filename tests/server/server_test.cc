@@ -306,7 +306,7 @@ TEST_F(ServerTest, DefineTargetsAndTheirErrors) {
   EXPECT_EQ(c_.DeleteTarget(s, g->id()).code(), absl::StatusCode::kNotFound);
   auto families = c_.ListFamilies();
   ASSERT_TRUE(families.ok());
-  EXPECT_EQ(families->size(), 6u);
+  EXPECT_EQ(families->size(), 8u);  // six analytic, blr (over data), torchscript (uploaded)
 }
 
 TEST_F(ServerTest, FlowJobRunsReportsProgressAndHandsBackParticles) {
