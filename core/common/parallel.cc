@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 
 #include <omp.h>
 #if defined(__SSE__)
@@ -47,14 +48,29 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
     for (int64_t b = 0; b < blocks; ++b) fn(b * grain, std::min(n, (b + 1) * grain), 0);
     return;
   }
+  // An exception must not leave an OpenMP region (that is std::terminate): the first one a block throws
+  // (std::bad_alloc from a workspace, say) is kept, the blocks not yet started are skipped, and it is
+  // rethrown on the calling thread once the team is done.
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(team)
   {
     ScopedFlushDenormals flush;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; ++b) {
-      fn(b * grain, std::min(n, (b + 1) * grain), omp_get_thread_num());
+      if (failed.load(std::memory_order_relaxed)) continue;
+      try {
+        fn(b * grain, std::min(n, (b + 1) * grain), omp_get_thread_num());
+      } catch (...) {
+#pragma omp critical(sampled_parallel_for_error)
+        {
+          if (!error) error = std::current_exception();
+        }
+        failed.store(true, std::memory_order_relaxed);
+      }
     }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace sampled

@@ -16,7 +16,8 @@ namespace sampled {
 // can be indexed by it. Runs the blocks in order on the calling thread when there is one thread or one
 // block. The blocks run with denormals flushed to zero (values below FLT_MIN / DBL_MIN become 0: as
 // operands they cost ~100 cycles each). Thread-safe; fn must only write state owned by its block or its thread_index. Allocates nothing
-// (fn is borrowed, not copied; the OpenMP team is reused).
+// (fn is borrowed, not copied; the OpenMP team is reused). An exception fn throws (std::bad_alloc, ...)
+// reaches the caller: the first one is rethrown after the blocks already running end, the rest skipped.
 void ParallelFor(int64_t n, int64_t grain, int threads,
                  absl::FunctionRef<void(int64_t begin, int64_t end, int thread_index)> fn);
 

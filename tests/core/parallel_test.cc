@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cfloat>
+#include <new>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -35,6 +36,33 @@ TEST(ParallelForTest, VisitsEveryItemOnceInFixedBlocks) {
       for (int64_t i = b; i < e; ++i) ++seen[i];
     });
     for (int v : seen) EXPECT_EQ(v, 1);
+  }
+}
+
+}  // namespace
+}  // namespace sampled
+
+namespace sampled {
+namespace {
+
+// An exception thrown in a block reaches the caller (not std::terminate), on one thread and on a team;
+// the pool works afterwards.
+TEST(ParallelForTest, ExceptionsReachTheCaller) {
+  for (const int threads : {1, 2}) {
+    std::atomic<int> ran{0};
+    EXPECT_THROW(ParallelFor(64, 1, threads,
+                             [&](int64_t begin, int64_t, int) {
+                               ran.fetch_add(1);
+                               if (begin == 5) throw std::bad_alloc();
+                             }),
+                 std::bad_alloc)
+        << threads;
+    EXPECT_GE(ran.load(), 1);
+    std::atomic<int64_t> sum{0};
+    ParallelFor(100, 7, threads, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) sum.fetch_add(i);
+    });
+    EXPECT_EQ(sum.load(), 4950);
   }
 }
 
