@@ -595,7 +595,11 @@ void Backend::ImportSampler(const std::string& session_id, std::string bytes, Do
     }
     SamplerEntry e;
     e.session_id = session_id;
-    e.method = "imported";
+    // What made it, as its provenance records (a file from elsewhere may not say: "imported", 0 steps).
+    const training::TrainingResult made = training::ReadTrainingResult(model->provenance_json);
+    e.method = made.method.empty() ? "imported" : made.method;
+    e.steps = made.steps;
+    e.best_step = made.best_step;
     e.model = std::make_shared<training::SamplerModel>(*std::move(model));
     done(sessions_.AddSampler(std::move(e)));
   };

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/byte_codec.h"
 #include "core/common/parallel.h"
@@ -127,6 +129,46 @@ absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes) {
   }
   m.last_finite = (flags & 1) != 0;
   return m;
+}
+
+std::string WithTrainingResult(std::string_view provenance_json, const TrainingResult& r) {
+  std::string out(provenance_json);
+  const size_t close = out.rfind('}');
+  if (close == std::string::npos) return out;
+  const bool empty = out.find_first_not_of(" \t\n\r", out.find('{') + 1) == close;
+  out.insert(close, absl::StrCat(empty ? "" : ", ", "\"result\": {\"method\": ", JsonString(r.method),
+                                 ", \"steps\": ", r.steps, ", \"best_step\": ", r.best_step, "}"));
+  return out;
+}
+
+TrainingResult ReadTrainingResult(std::string_view json) {
+  TrainingResult r;
+  constexpr std::string_view kKey = "\"result\": {\"method\": \"", kSteps = "\"steps\": ",
+                             kBest = "\"best_step\": ";
+  const size_t at = json.rfind(kKey);
+  if (at == std::string_view::npos) return r;
+  std::string_view rest = json.substr(at + kKey.size());
+  const size_t end = rest.find('"');
+  if (end == std::string_view::npos || end > 64) return r;
+  const std::string_view method = rest.substr(0, end);
+  for (char c : method) {
+    if (!(absl::ascii_isalnum(c) || c == '-' || c == '_')) return r;
+  }
+  rest = rest.substr(end);
+  int64_t steps = 0, best = -1;
+  const size_t s = rest.find(kSteps), b = rest.find(kBest);
+  if (s == std::string_view::npos || b == std::string_view::npos) return r;
+  auto number = [](std::string_view v, int64_t* out) {  // the digits before the next , or }
+    const size_t stop = v.find_first_of(",}");
+    return stop != std::string_view::npos && absl::SimpleAtoi(absl::string_view(v.data(), stop), out);
+  };
+  if (!number(rest.substr(s + kSteps.size()), &steps) || !number(rest.substr(b + kBest.size()), &best) || steps < 0) {
+    return r;
+  }
+  r.method = std::string(method);
+  r.steps = steps;
+  r.best_step = best;
+  return r;
 }
 
 std::string JsonString(std::string_view s) {

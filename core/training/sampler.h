@@ -63,6 +63,18 @@ std::string EncodeSamplerFile(const SamplerModel& model);
 // does not match, an architecture the weights do not fit, non-finite weights.
 absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes);
 
+// What a run reports of itself in its sampler's provenance: a "result" member appended to the provenance
+// object, {"method": ..., "steps": N, "best_step": B}, so that an imported sampler says what made it.
+struct TrainingResult {
+  std::string method;   // empty when the provenance does not say
+  int64_t steps = 0;
+  int64_t best_step = -1;
+};
+std::string WithTrainingResult(std::string_view provenance_json, const TrainingResult& result);
+// The result recorded by WithTrainingResult (an empty method when there is none: files from elsewhere are
+// read defensively, never trusted to be well formed).
+TrainingResult ReadTrainingResult(std::string_view provenance_json);
+
 // A JSON string literal of s (quotes and escapes), for provenance objects.
 std::string JsonString(std::string_view s);
 

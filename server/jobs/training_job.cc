@@ -189,7 +189,8 @@ void TrainingJob::Run() {
     model->final_params = state_.sampler.params;
     if (state_.best_step >= 0 && state_.best_step != state_.step) model->best_params = state_.best_params;
     model->last_finite = !status.ok() && non_finite;
-    model->provenance_json = provenance_json_;
+    model->provenance_json =
+        training::WithTrainingResult(provenance_json_, {spec_.settings.method, state_.step, state_.best_step});
     TrainedSampler trained{std::move(model), state_.step, metrics, best_metrics_, state_.best_step};
     absl::StatusOr<std::string> id = sink_(std::move(trained));
     if (id.ok()) {

@@ -66,5 +66,22 @@ TEST(SamplerTest, BadFilesAreRefusedWithTheReason) {
   EXPECT_THAT(message(good.substr(0, 15)), HasSubstr("truncated"));
 }
 
+// The run's result travels in the provenance and reads back; anything else reads as "not said".
+TEST(SamplerFileTest, TrainingResultRoundTripsAndGarbageReadsAsUnknown) {
+  const std::string p = WithTrainingResult("{\"build\": \"x\", \"method\": \"kl\"}", {"fisher", 1200, 800});
+  EXPECT_EQ(p, "{\"build\": \"x\", \"method\": \"kl\", \"result\": {\"method\": \"fisher\", \"steps\": 1200, "
+               "\"best_step\": 800}}");
+  const TrainingResult r = ReadTrainingResult(p);
+  EXPECT_EQ(r.method, "fisher");
+  EXPECT_EQ(r.steps, 1200);
+  EXPECT_EQ(r.best_step, 800);
+  EXPECT_EQ(ReadTrainingResult(WithTrainingResult("{}", {"kl", 3, -1})).steps, 3);
+  for (const std::string bad : {"", "{", "not json", "{\"result\": {\"method\": \"kl", "{\"result\": {\"method\": "
+                                "\"k l\", \"steps\": 1, \"best_step\": 0}}", "{\"result\": {\"method\": \"kl\", "
+                                "\"steps\": -4, \"best_step\": 0}}", "{\"result\": {\"method\": \"kl\", \"steps\": x}}"}) {
+    EXPECT_EQ(ReadTrainingResult(bad).method, "") << bad;
+  }
+}
+
 }  // namespace
 }  // namespace sampled::training

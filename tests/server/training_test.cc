@@ -218,6 +218,8 @@ TEST_F(TrainingServerTest, ExportImportKeepsTheDrawsAndRefusesBadFiles) {
   ASSERT_TRUE(imported.ok()) << imported.status();
   EXPECT_EQ(imported->session_id(), other->id());
   EXPECT_EQ(imported->provenance_json(), c_.GetSampler(job.sampler_id())->provenance_json());
+  EXPECT_EQ(imported->method(), "kl");  // read back from the provenance's result
+  EXPECT_EQ(imported->steps(), 10);
   auto a = c_.Sample(job.sampler_id(), 3000, 4), b = c_.Sample(imported->id(), 3000, 4);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);
