@@ -59,7 +59,7 @@ class BlrTarget final : public Target {
   // d2/dw2 = -scale X_B^T diag(sigma (1 - sigma)) X_B - e^s I;  d2/dw ds = -e^s w;  d2/ds2 = -e^s (|w|^2/2 + b0).
   absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const override {
     const int64_t p = m_->p();
-    const Batch b = BatchAt(x);
+    const BlrModel::Batch b = BatchAt(x);
     out->resize(x.rows());
     for (int64_t i = 0; i < x.rows(); ++i) {
       const Eigen::VectorXd w = x.row(i).head(p).transpose();
@@ -85,7 +85,7 @@ class BlrTarget final : public Target {
   //   grad_w tr H = -scale sum_i c'_i |x_i|^2 x_i - a w,  d/ds tr H = -a p - a (|w|^2 / 2 + b0).
   absl::Status FisherTerms(const Points& x, Points* score, VectorXd* laplacian, Points* gradient) const override {
     const int64_t p = m_->p();
-    const Batch b = BatchAt(x);
+    const BlrModel::Batch b = BatchAt(x);
     const Eigen::RowVectorXd norms = b.x.rowwise().squaredNorm().transpose();  // |x_i|^2
     score->resize(x.rows(), p + 1);
     laplacian->resize(x.rows());
@@ -127,29 +127,7 @@ class BlrTarget final : public Target {
   };
 
   double Prior() const { return 0.5 * static_cast<double>(m_->p()) + m_->prior_shape; }
-  double Scale(const std::vector<int64_t>& rows) const {
-    return rows.empty() ? 1.0 : static_cast<double>(m_->n()) / static_cast<double>(rows.size());
-  }
-  Points Rows(const std::vector<int64_t>& rows) const {
-    if (rows.empty()) return m_->features;
-    Points out(rows.size(), m_->p());
-    for (size_t k = 0; k < rows.size(); ++k) out.row(k) = m_->features.row(rows[k]);
-    return out;
-  }
-
-  // The evaluation's batch: its rows of X and y, and the likelihood's scale N / B.
-  struct Batch {
-    Points x;
-    Eigen::RowVectorXd y;
-    double scale = 1.0;
-  };
-  Batch BatchAt(const Points& theta) const {
-    const std::vector<int64_t> rows = m_->BatchRows(theta.data(), theta.size());
-    Batch b{Rows(rows), Eigen::RowVectorXd(rows.empty() ? m_->n() : static_cast<int64_t>(rows.size())),
-            Scale(rows)};
-    for (int64_t k = 0; k < b.y.size(); ++k) b.y(k) = m_->labels(rows.empty() ? k : rows[k]);
-    return b;
-  }
+  BlrModel::Batch BatchAt(const Points& theta) const { return m_->BatchAt(theta.data(), theta.size()); }
 
   // Calls fn(r0, rows) over blocks of the points, so that a [points x data rows] temporary stays below
   // kBlockValues values whatever the number of points.
@@ -164,7 +142,7 @@ class BlrTarget final : public Target {
   // T = W X_B^T, one product for a block of points and every data row.
   Terms Evaluate(const Points& x, bool gradient) const {
     const int64_t p = m_->p();
-    const Batch b = BatchAt(x);
+    const BlrModel::Batch b = BatchAt(x);
     Terms out;
     if (gradient) {
       out.grad_w.resize(x.rows(), p);
@@ -240,6 +218,18 @@ std::vector<int64_t> BlrModel::BatchRows(const double* x, int64_t values) const 
   }
   idx.resize(batch);
   return idx;
+}
+
+BlrModel::Batch BlrModel::BatchAt(const double* x, int64_t values) const {
+  const std::vector<int64_t> rows = BatchRows(x, values);
+  if (rows.empty()) return {features, labels.transpose(), 1.0};
+  Batch b{Points(rows.size(), p()), Eigen::RowVectorXd(rows.size()),
+          static_cast<double>(n()) / static_cast<double>(rows.size())};
+  for (size_t k = 0; k < rows.size(); ++k) {
+    b.x.row(k) = features.row(rows[k]);
+    b.y(k) = labels(rows[k]);
+  }
+  return b;
 }
 
 const TargetFamily& BlrFamily() {

@@ -35,6 +35,15 @@ struct BlrModel {
   int64_t n() const { return features.rows(); }
   // The rows an evaluation at the points `x` (rows of theta, as doubles) uses: empty for all of them.
   std::vector<int64_t> BatchRows(const double* x, int64_t values) const;
+
+  // What an evaluation at the points `x` uses: its rows of X and y and the likelihood's scale N / B (the
+  // target and its autograd form both take it from here).
+  struct Batch {
+    Points x;
+    Eigen::RowVectorXd y;
+    double scale = 1.0;
+  };
+  Batch BatchAt(const double* x, int64_t values) const;
 };
 
 // The autograd form of the posterior's log density (torch_forms.cc).

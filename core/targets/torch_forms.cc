@@ -122,14 +122,13 @@ class BlrDensity final : public TorchLogDensity {
   at::Tensor operator()(const at::Tensor& x) const override {
     const int64_t p = m_->p();
     const at::Tensor xd = x.detach().to(at::kDouble).contiguous();
-    const std::vector<int64_t> rows = m_->BatchRows(xd.data_ptr<double>(), xd.numel());
     at::Tensor xb = features_, yb = labels_;
     double scale = 1.0;
-    if (!rows.empty()) {
-      const at::Tensor idx = at::tensor(rows, at::kLong);
-      xb = features_.index_select(0, idx);
-      yb = labels_.index_select(0, idx);
-      scale = static_cast<double>(m_->n()) / static_cast<double>(rows.size());
+    if (m_->batch > 0) {  // the target's own batch of these points (a copy; the full data stays shared)
+      const BlrModel::Batch b = m_->BatchAt(xd.data_ptr<double>(), xd.numel());
+      xb = at::from_blob(const_cast<double*>(b.x.data()), {b.x.rows(), b.x.cols()}, at::kDouble).clone();
+      yb = at::from_blob(const_cast<double*>(b.y.data()), {b.y.size()}, at::kDouble).clone();
+      scale = b.scale;
     }
     const at::Tensor w = x.narrow(1, 0, p), s = x.select(1, p);
     const at::Tensor t = at::matmul(w, xb.t());
