@@ -8,16 +8,18 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/targets/torchscript_target.h"
+#include "server/common/guarded.h"
 #include "server/common/ids.h"
 
 namespace sampled::server {
 
 Backend::Backend(const ServerOptions& options)
-    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers) {
+    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
 }
 
@@ -112,47 +114,67 @@ absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const Uploa
   return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, max_rows, spec.expected_rows);
 }
 
-absl::StatusOr<TargetEntry> Backend::FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler) {
-  SAMPLED_ASSIGN_OR_RETURN(Points points, assembler.Finish(spec.expected_rows));
-  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> target, EmpiricalTarget::Create(std::move(points)));
-  return sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(std::move(target)));
+void Backend::FinishUpload(const UploadSpec& spec, std::unique_ptr<ArrayAssembler> assembler,
+                           std::function<bool()> abandoned, Done<TargetEntry> done) {
+  std::shared_ptr<ArrayAssembler> held(std::move(assembler));
+  auto task = [this, spec, held, abandoned = std::move(abandoned), done] {
+    absl::StatusOr<TargetEntry> stored = Guarded("storing the upload", [&]() -> absl::StatusOr<TargetEntry> {
+      SAMPLED_ASSIGN_OR_RETURN(Points points, held->Finish(spec.expected_rows));
+      SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> target, EmpiricalTarget::Create(std::move(points)));
+      if (abandoned && abandoned()) return absl::CancelledError("the upload was cancelled");
+      return sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(std::move(target)));
+    });
+    done(std::move(stored));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitCall(spec.session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
 }
 
-absl::StatusOr<TargetEntry> Backend::DefineTarget(const std::string& session_id, const std::string& name,
-                                                  const std::string& family, int64_t dim, const ParamMap& params,
-                                                  int64_t sample_count, uint64_t seed,
-                                                  const std::string& data_target_id) {
-  SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(session_id, name));
-  SAMPLED_RETURN_IF_ERROR(CheckDim(dim));
-  if (sample_count < 0) return absl::InvalidArgumentError(absl::StrCat("sample_count must be >= 0, got ", sample_count));
-  if (sample_count > options_.limits.max_points_per_target) {
-    return absl::ResourceExhaustedError(absl::StrCat("sample_count ", sample_count, " exceeds the server's limit of ",
-                                                     options_.limits.max_points_per_target, " points per target"));
+void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
+  if (absl::Status s = sessions_.CheckNewTarget(args.session_id, args.name); !s.ok()) return done(s);
+  if (absl::Status s = CheckDim(args.dim); !s.ok()) return done(s);
+  if (args.sample_count < 0) {
+    return done(absl::InvalidArgumentError(absl::StrCat("sample_count must be >= 0, got ", args.sample_count)));
   }
-  std::unique_ptr<Target> target;
-  if (!data_target_id.empty()) {
-    absl::StatusOr<TargetEntry> data = sessions_.GetTarget(session_id, data_target_id);
-    if (!data.ok()) {
-      return absl::Status(data.status().code(),
-                          absl::StrCat("data_target_id: ", data.status().message()));
-    }
-    SAMPLED_ASSIGN_OR_RETURN(target, CreateTargetOverData(family, *data->target, dim, params));
-  } else {
-    SAMPLED_ASSIGN_OR_RETURN(target, CreateAnalyticTarget(family, dim, params));
+  if (args.sample_count > options_.limits.max_points_per_target) {
+    return done(absl::ResourceExhaustedError(absl::StrCat("sample_count ", args.sample_count,
+                                                          " exceeds the server's limit of ",
+                                                          options_.limits.max_points_per_target, " points per target")));
   }
-  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(sample_count, target->dim(), "sample_count draws"));
-  if (sample_count == 0) {
-    return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(target)), data_target_id);
+  if (args.dim > 0) {
+    if (absl::Status s = CheckArrayValues(args.sample_count, args.dim, "sample_count draws"); !s.ok()) return done(s);
   }
-  if (!target->can_sample()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("family '", family, "' has no exact sampler; define it as a density (sample_count 0)"));
-  }
-  Rng rng(seed);
-  Points draws;
-  SAMPLED_RETURN_IF_ERROR(target->Sample(sample_count, rng, &draws));
-  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
-  return sessions_.AddTarget(session_id, name, std::shared_ptr<const Target>(std::move(data)));
+  const std::string session_id = args.session_id;
+  auto task = [this, args = std::move(args), done] {
+    done(Guarded("defining the target", [&]() -> absl::StatusOr<TargetEntry> {
+      std::unique_ptr<Target> target;
+      if (!args.data_target_id.empty()) {
+        absl::StatusOr<TargetEntry> data = sessions_.GetTarget(args.session_id, args.data_target_id);
+        if (!data.ok()) {
+          return absl::Status(data.status().code(), absl::StrCat("data_target_id: ", data.status().message()));
+        }
+        SAMPLED_ASSIGN_OR_RETURN(target, CreateTargetOverData(args.family, *data->target, args.dim, args.params));
+      } else {
+        SAMPLED_ASSIGN_OR_RETURN(target, CreateAnalyticTarget(args.family, args.dim, args.params));
+      }
+      SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.sample_count, target->dim(), "sample_count draws"));
+      if (args.sample_count == 0) {
+        return sessions_.AddTarget(args.session_id, args.name, std::shared_ptr<const Target>(std::move(target)),
+                                   args.data_target_id);
+      }
+      if (!target->can_sample()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "family '", args.family, "' has no exact sampler; define it as a density (sample_count 0)"));
+      }
+      Rng rng(args.seed);
+      Points draws;
+      SAMPLED_RETURN_IF_ERROR(target->Sample(args.sample_count, rng, &draws));
+      SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
+      return sessions_.AddTarget(args.session_id, args.name, std::shared_ptr<const Target>(std::move(data)));
+    }));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
 }
 
 absl::Status Backend::BeginModelUpload(const ModelSpec& spec) const {
@@ -222,95 +244,151 @@ absl::Status Backend::AddJob(const std::shared_ptr<Job>& job) {
   return absl::OkStatus();
 }
 
-absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<void()> run) {
-  absl::Status queued = jobs_.Submit(std::move(run));
+absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<bool()> slice,
+                               std::function<void()> abandon) {
+  absl::Status queued = jobs_.SubmitJob(job->session_id(), std::move(slice), std::move(abandon));
   if (!queued.ok()) jobs_.Remove(job->id());
   return queued;
 }
 
-// Flows ------------------------------------------------------------------------------------------------
-
-absl::StatusOr<JobSnapshot> Backend::StartFlow(const StartFlowArgs& args) {
-  const Limits& limits = options_.limits;
-  SAMPLED_ASSIGN_OR_RETURN(TargetEntry target, sessions_.GetTarget(args.session_id, args.target_id));
-  const FlowJobSpec& spec = args.spec;
-  if (spec.steps < 0 || spec.steps > limits.max_steps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps must be between 0 and the server's limit ", limits.max_steps, ", got ", spec.steps));
-  }
-  if (spec.eval_every < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("eval_every must be >= 0, got ", spec.eval_every));
-  }
-  InitialParticles init;
-  init.count = args.particle_count;
-  init.mean = args.init_mean;
-  init.std = args.init_std;
-  std::shared_ptr<const Target> init_target;  // keeps the given particles alive while the job is built
-  if (!args.init_target_id.empty()) {
-    SAMPLED_ASSIGN_OR_RETURN(TargetEntry e, sessions_.GetTarget(args.session_id, args.init_target_id));
-    if (e.target->samples() == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("init target '", args.init_target_id,
-                                                     "' is a density; initial particles must be an uploaded array"));
-    }
-    init_target = e.target;
-    init.given = init_target->samples();
-  }
-  const int64_t particles = init.given != nullptr ? init.given->rows() : init.count;
-  if (particles > limits.max_particles) {
-    return absl::ResourceExhaustedError(absl::StrCat(particles, " particles exceed the server's limit of ",
-                                                     limits.max_particles, " per flow"));
-  }
-
-  JobSnapshot identity = NewJobIdentity("flow", args.session_id, args.target_id, spec.steps);
-  FlowJobSpec job_spec = spec;
-  if (job_spec.config.schedule_steps == 0) job_spec.config.schedule_steps = spec.steps;
-  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(particles, target.target->dim(), "flow particles"));
-  absl::StatusOr<std::shared_ptr<FlowJob>> created = absl::InternalError("unset");
-  try {
-    created = FlowJob::Create(std::move(identity), std::move(job_spec), target.target, init,
-                              [this](const std::string& method, int64_t n, double seconds) {
-                                metrics_.RecordFlowStep(method, n, seconds);
-                              });
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of memory while creating the flow's particles");
-  }
-  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<FlowJob> job, std::move(created));
-  SAMPLED_RETURN_IF_ERROR(AddJob(job));
-  if (spec.steps == 0) {
-    job->Run(/*generation=*/0, 0, false);  // created for interactive stepping: succeeded at step 0
-    return job->Snapshot();
-  }
-  const int64_t steps = spec.steps;
-  SAMPLED_RETURN_IF_ERROR(QueueJob(job, [job, steps] { job->Run(/*generation=*/0, steps, false); }));
-  return job->Snapshot();
+absl::Status Backend::DeleteJob(const std::string& job_id) {
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
+  jobs_.Remove(job_id);
+  job->Close();  // a running job stops at its next step or block; its memory goes with the last reference
+  return absl::OkStatus();
 }
 
-void Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done) {
+std::shared_ptr<std::atomic<bool>> Backend::RegisterCall(std::shared_ptr<std::atomic<bool>> stop) {
+  if (stop == nullptr) stop = std::make_shared<std::atomic<bool>>(false);
+  absl::MutexLock lock(&calls_mu_);
+  if (shutting_down_) stop->store(true);
+  live_calls_.insert(stop);
+  return stop;
+}
+
+void Backend::UnregisterCall(const std::shared_ptr<std::atomic<bool>>& stop) {
+  absl::MutexLock lock(&calls_mu_);
+  live_calls_.erase(stop);
+}
+
+// Flows ------------------------------------------------------------------------------------------------
+
+void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
+  const Limits& limits = options_.limits;
+  absl::StatusOr<TargetEntry> target = sessions_.GetTarget(args.session_id, args.target_id);
+  if (!target.ok()) return done(target.status());
+  const FlowJobSpec& spec = args.spec;
+  if (spec.steps < 0 || spec.steps > limits.max_steps) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("steps must be between 0 and the server's limit ", limits.max_steps, ", got ", spec.steps)));
+  }
+  if (spec.eval_every < 0) {
+    return done(absl::InvalidArgumentError(absl::StrCat("eval_every must be >= 0, got ", spec.eval_every)));
+  }
+  std::shared_ptr<const Target> init_target;  // keeps the given particles alive while the job is built
+  if (!args.init_target_id.empty()) {
+    absl::StatusOr<TargetEntry> e = sessions_.GetTarget(args.session_id, args.init_target_id);
+    if (!e.ok()) return done(e.status());
+    if (e->target->samples() == nullptr) {
+      return done(absl::InvalidArgumentError(absl::StrCat(
+          "init target '", args.init_target_id, "' is a density; initial particles must be an uploaded array")));
+    }
+    init_target = e->target;
+  }
+  const int64_t particles = init_target != nullptr ? init_target->samples()->rows() : args.particle_count;
+  if (particles > limits.max_particles) {
+    return done(absl::ResourceExhaustedError(
+        absl::StrCat(particles, " particles exceed the server's limit of ", limits.max_particles, " per flow")));
+  }
+  if (absl::Status s = CheckArrayValues(particles, target->target->dim(), "flow particles"); !s.ok()) return done(s);
+  const std::string session_id = args.session_id;
+  // The particles (up to max_array_values draws) and the flow's set-up are built on a call worker.
+  auto task = [this, args = std::move(args), target = target->target, init_target, done] {
+    absl::StatusOr<std::shared_ptr<FlowJob>> created = Guarded("creating the flow", [&] {
+      InitialParticles init;
+      init.count = args.particle_count;
+      init.mean = args.init_mean;
+      init.std = args.init_std;
+      if (init_target != nullptr) init.given = init_target->samples();
+      JobSnapshot identity = NewJobIdentity("flow", args.session_id, args.target_id, args.spec.steps);
+      FlowJobSpec job_spec = args.spec;
+      if (job_spec.config.schedule_steps == 0) job_spec.config.schedule_steps = args.spec.steps;
+      return FlowJob::Create(std::move(identity), std::move(job_spec), target, init,
+                             [this](const std::string& method, int64_t n, double seconds) {
+                               metrics_.RecordFlowStep(method, n, seconds);
+                             });
+    });
+    if (!created.ok()) return done(created.status());
+    std::shared_ptr<FlowJob> job = *std::move(created);
+    if (absl::Status s = AddJob(job); !s.ok()) return done(s);
+    auto run = std::make_shared<FlowRun>();
+    run->steps = args.spec.steps;
+    if (run->steps == 0) {
+      job->RunSlice(*run, options_.slice_time, nullptr);  // created for interactive stepping: succeeded at step 0
+      return done(job->Snapshot());
+    }
+    absl::Status queued = QueueJob(
+        job, [this, job, run] { return job->RunSlice(*run, options_.slice_time, [this] { return jobs_.JobsWaiting(); }); },
+        [job, run] { job->AbandonRun(*run); });
+    if (!queued.ok()) return done(queued);
+    done(job->Snapshot());
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
+}
+
+std::function<void()> Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done) {
   if (steps < 1 || steps > options_.limits.max_steps) {
     done(absl::InvalidArgumentError(
         absl::StrCat("steps must be between 1 and the server's limit ", options_.limits.max_steps, ", got ", steps)));
-    return;
+    return [] {};
   }
   absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(job_id);
-  if (!job.ok()) return done(job.status());
-  absl::StatusOr<Job::Requeued> run = (*job)->Requeue();
-  if (!run.ok()) return done(run.status());
-  auto task = [job = *job, generation = run->generation, steps, done] {
-    FlowJob::RunResult r = job->Run(generation, steps, /*collect_stats=*/true);
-    if (!r.status.ok()) return done(r.status);
-    done(StepFlowResult{job->Snapshot(), std::move(r.stats)});
-  };
-  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-  if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) {
-    (*job)->UndoRequeue(run->previous);
-    done(s);
+  if (!job.ok()) {
+    done(job.status());
+    return [] {};
   }
+  absl::StatusOr<Job::Requeued> requeued = (*job)->Requeue();
+  if (!requeued.ok()) {
+    done(requeued.status());
+    return [] {};
+  }
+  auto run = std::make_shared<FlowRun>();
+  run->generation = requeued->generation;
+  run->steps = steps;
+  run->collect_stats = true;
+  // The run's outcome: OK with the job (succeeded, or failed with the stats of the steps before the
+  // failure); CANCELLED when it was cancelled or never started.
+  auto answer = [job = *job, run, done] {
+    if (!run->started || run->status.code() == absl::StatusCode::kCancelled) {
+      return done(run->status.ok() ? absl::CancelledError("the run was cancelled") : run->status);
+    }
+    done(StepFlowResult{job->Snapshot(), std::move(run->stats), run->stats_omitted});
+  };
+  auto slice = [this, job = *job, run, answer] {
+    if (job->RunSlice(*run, options_.slice_time, [this] { return jobs_.CallsWaiting(); })) return true;
+    answer();
+    return false;
+  };
+  auto abandon = [job = *job, run, done] {
+    job->AbandonRun(*run);
+    done(absl::UnavailableError("the server is shutting down"));
+  };
+  if (absl::Status s = jobs_.SubmitCallSliced((*job)->session_id(), std::move(slice), std::move(abandon)); !s.ok()) {
+    (*job)->UndoRequeue(requeued->previous);
+    done(s);
+    return [] {};
+  }
+  return [job = *job, generation = requeued->generation] { job->CancelRun(generation); };
 }
 
 void Backend::ReadParticles(const std::string& job_id, Done<ParticlesView> done) {
   absl::StatusOr<std::shared_ptr<FlowJob>> job = jobs_.GetFlow(job_id);
   if (!job.ok()) return done(job.status());
-  (*job)->ReadParticles([done](Points p, int64_t step) { done(ParticlesView{std::move(p), step}); });
+  (*job)->ReadParticles([done](absl::StatusOr<Points> p, int64_t step) {
+    if (!p.ok()) return done(p.status());
+    done(ParticlesView{*std::move(p), step});
+  });
 }
 
 absl::StatusOr<JobSnapshot> Backend::CancelJob(const std::string& job_id) {
@@ -321,6 +399,7 @@ absl::StatusOr<JobSnapshot> Backend::CancelJob(const std::string& job_id) {
 // Evaluation -------------------------------------------------------------------------------------------
 
 void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
+  const Limits& limits = options_.limits;
   absl::StatusOr<TargetEntry> target = sessions_.GetTarget(args.session_id, args.target_id);
   if (!target.ok()) return done(target.status());
   std::vector<std::string> names = args.metrics.empty() ? DefaultMetrics(*target->target) : args.metrics;
@@ -332,24 +411,45 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
           absl::StrCat("metric '", name, "' does not apply to target '", args.target_id, "': ", (*m)->description())));
     }
   }
-  // Runs the metrics on a worker; `samples` is moved into the task.
-  auto compute = [this, target = target->target, names, options = args.options, done](Points samples) {
+  // The reference draws of the sample-based metrics are an array like any other.
+  if (args.options.reference_size > limits.max_points_per_target) {
+    return done(absl::ResourceExhaustedError(absl::StrCat("reference_size ", args.options.reference_size,
+                                                          " exceeds the server's limit of ", limits.max_points_per_target,
+                                                          " points (--max-points-per-target)")));
+  }
+  if (absl::Status s = CheckArrayValues(args.options.reference_size, target->target->dim(), "reference_size draws");
+      !s.ok()) {
+    return done(s);
+  }
+  // Runs `measure` on a call worker, stoppable between blocks by the client (args.stop) and by shutdown.
+  const std::string session_id = args.session_id;
+  std::shared_ptr<std::atomic<bool>> stop = args.stop;
+  auto submit = [this, session_id, stop, done](std::function<absl::StatusOr<EvaluateResult>()> measure) {
+    auto task = [this, stop, measure = std::move(measure), done] {
+      std::shared_ptr<std::atomic<bool>> flag = RegisterCall(stop);
+      absl::StatusOr<EvaluateResult> r = absl::InternalError("unset");
+      {
+        ScopedStopFlag scope(flag.get());
+        r = Guarded("computing metrics", measure);
+      }
+      UnregisterCall(flag);
+      done(std::move(r));
+    };
+    auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+    if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
+  };
+  // Measures `samples` (moved into the task): checked for their dimension here, for finite values there.
+  auto compute = [submit, target = target->target, names, options = args.options, done](Points samples) {
     if (samples.cols() != target->dim()) {
       return done(absl::InvalidArgumentError(absl::StrCat("samples have dimension ", samples.cols(),
                                                           " but the target has dimension ", target->dim())));
     }
-    auto task = [target, names, options, done, samples = std::move(samples)] {
-      absl::StatusOr<std::map<std::string, double>> values = absl::InternalError("unset");
-      try {
-        values = ComputeMetrics(names, samples, *target, options);
-      } catch (const std::bad_alloc&) {
-        values = absl::ResourceExhaustedError("out of memory while computing metrics");
-      }
-      if (!values.ok()) return done(values.status());
-      done(EvaluateResult{*std::move(values), samples.rows()});
-    };
-    auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-    if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+    auto held = std::make_shared<Points>(std::move(samples));
+    submit([target, names, options, held]() -> absl::StatusOr<EvaluateResult> {
+      SAMPLED_RETURN_IF_ERROR(CheckFinite(*held, "samples"));
+      SAMPLED_ASSIGN_OR_RETURN(auto values, ComputeMetrics(names, *held, *target, options));
+      return EvaluateResult{std::move(values), held->rows()};
+    });
   };
   if (args.samples.has_value()) return compute(*std::move(args.samples));
   if (!args.samples_target_id.empty()) {
@@ -359,7 +459,14 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
       return done(absl::InvalidArgumentError(
           absl::StrCat("target '", args.samples_target_id, "' is a density, not samples to evaluate")));
     }
-    return compute(*source->target->samples());
+    if (source->target->dim() != target->target->dim()) return compute(Points(0, source->target->dim()));
+    // A stored target is finite and held alive by the task: no copy.
+    submit([source = source->target, target = target->target, names, options = args.options]()
+               -> absl::StatusOr<EvaluateResult> {
+      SAMPLED_ASSIGN_OR_RETURN(auto values, ComputeMetrics(names, *source->samples(), *target, options));
+      return EvaluateResult{std::move(values), source->samples()->rows()};
+    });
+    return;
   }
   if (!args.sampler_id.empty()) {
     absl::StatusOr<SamplerEntry> e = sessions_.GetSampler(args.sampler_id);
@@ -369,9 +476,9 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
           absl::StrCat("sampler '", args.sampler_id, "' not found in session '", args.session_id, "'")));
     }
     const int64_t n = args.sampler_draws == 0 ? 500 : args.sampler_draws;
-    if (n > options_.limits.max_sample_draws) {
+    if (n > limits.max_sample_draws) {
       return done(absl::ResourceExhaustedError(absl::StrCat("sampler_draws ", n, " is past the server's limit of ",
-                                                            options_.limits.max_sample_draws, " (--max-sample-draws)")));
+                                                            limits.max_sample_draws, " (--max-sample-draws)")));
     }
     if (absl::Status s = CheckArrayValues(n, e->model->shape.out, "the sampler's draws"); !s.ok()) return done(s);
     if (e->model->shape.out != target->target->dim()) {
@@ -380,23 +487,13 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
                                                           target->target->dim())));
     }
     // Drawn on the call worker, then measured there.
-    auto task = [this, model = e->model, n, seed = args.options.seed, best = args.best_checkpoint, target = target->target,
-                 names, options = args.options, done] {
-      absl::StatusOr<std::map<std::string, double>> values = absl::InternalError("unset");
-      try {
-        PointsF draws;
-        training::Draw(model->shape, model->params(best), seed, n, options_.torch_threads, &draws);
-        values = ComputeMetrics(names, draws.cast<double>(), *target, options);
-      } catch (const std::bad_alloc&) {
-        values = absl::ResourceExhaustedError("out of memory while drawing or computing metrics");
-      } catch (const std::exception& e) {
-        values = absl::InternalError(absl::StrCat("evaluating the sampler failed: ", e.what()));
-      }
-      if (!values.ok()) return done(values.status());
-      done(EvaluateResult{*std::move(values), n});
-    };
-    auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
-    if (absl::Status s = jobs_.SubmitCall(std::move(task), std::move(cancelled)); !s.ok()) done(s);
+    submit([this, model = e->model, n, seed = args.options.seed, best = args.best_checkpoint, target = target->target,
+            names, options = args.options]() -> absl::StatusOr<EvaluateResult> {
+      PointsF draws;
+      training::Draw(model->shape, model->params(best), seed, n, options_.torch_threads, &draws);
+      SAMPLED_ASSIGN_OR_RETURN(auto values, ComputeMetrics(names, draws.cast<double>(), *target, options));
+      return EvaluateResult{std::move(values), n};
+    });
     return;
   }
   if (!args.job_id.empty()) {
@@ -405,7 +502,10 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     if ((*job)->session_id() != args.session_id) {
       return done(absl::NotFoundError(absl::StrCat("job '", args.job_id, "' not found in session '", args.session_id, "'")));
     }
-    return (*job)->ReadParticles([compute](Points p, int64_t) { compute(std::move(p)); });
+    return (*job)->ReadParticles([compute, done](absl::StatusOr<Points> p, int64_t) {
+      if (!p.ok()) return done(p.status());
+      compute(*std::move(p));
+    });
   }
   done(absl::InvalidArgumentError("no samples: give samples, a samples target, a job or a sampler"));
 }
@@ -445,7 +545,17 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
 
 }  // namespace
 
-absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args) {
+void Backend::StartTraining(StartTrainingArgs args, Done<JobSnapshot> done) {
+  // Checked and built (the networks' initial weights) on a call worker.
+  const std::string session_id = args.session_id;
+  auto task = [this, args = std::move(args), done] {
+    done(Guarded("creating the training job", [&] { return StartTrainingNow(args); }));
+  };
+  auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
+  if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
+}
+
+absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& args) {
   const Limits& limits = options_.limits;
   SAMPLED_ASSIGN_OR_RETURN(TargetEntry target, sessions_.GetTarget(args.session_id, args.target_id));
   if (args.steps < 1 || args.steps > limits.max_steps) {
@@ -523,16 +633,14 @@ absl::StatusOr<JobSnapshot> Backend::StartTraining(const StartTrainingArgs& args
     return stored.id;
   };
   const std::string provenance = Provenance(spec.settings, target, spec.from_sampler_id);
-  absl::StatusOr<std::shared_ptr<TrainingJob>> created = absl::InternalError("unset");
-  try {
-    created = TrainingJob::Create(std::move(identity), std::move(spec), target.target, provenance, std::move(sink),
-                                  [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); });
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of memory while creating the networks");
-  }
-  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<TrainingJob> job, std::move(created));
+  SAMPLED_ASSIGN_OR_RETURN(
+      std::shared_ptr<TrainingJob> job,
+      TrainingJob::Create(std::move(identity), std::move(spec), target.target, provenance, std::move(sink),
+                          [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); }));
   SAMPLED_RETURN_IF_ERROR(AddJob(job));
-  SAMPLED_RETURN_IF_ERROR(QueueJob(job, [job] { job->Run(); }));
+  SAMPLED_RETURN_IF_ERROR(QueueJob(
+      job, [this, job] { return job->RunSlice(options_.slice_time, [this] { return jobs_.JobsWaiting(); }); },
+      [job] { job->AbandonRun(); }));
   return job->Snapshot();
 }
 
@@ -650,6 +758,13 @@ absl::Status Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_
   return jobs_.SubmitSample(std::move(task), std::move(cancelled));
 }
 
-void Backend::Shutdown() { jobs_.Shutdown(options_.shutdown_grace); }
+void Backend::Shutdown() {
+  {
+    absl::MutexLock lock(&calls_mu_);
+    shutting_down_ = true;
+    for (const auto& stop : live_calls_) stop->store(true);  // evaluations stop at their next block
+  }
+  jobs_.Shutdown(options_.shutdown_grace);
+}
 
 }  // namespace sampled::server

@@ -1,14 +1,18 @@
 // The server's operations in core types: every RPC handler converts its request, calls one method here,
 // and converts the result. Owns the session store, the job manager and the metrics.
 //
-// Thread-safe. Methods return quickly; work that computes (flow runs, interactive steps, evaluations)
-// goes to the job manager's workers and reports through a completion callback, called on a worker
-// thread (or on the caller's thread when it fails before being queued).
+// Thread-safe. Methods return quickly and never compute: work that does (flow runs, interactive steps,
+// evaluations, building a flow's particles or a target's draws, checking an upload) goes to the job
+// manager's workers and reports through a completion callback, called on a worker thread (or on the
+// caller's thread when it fails before being queued). Every exception becomes a status.
 #ifndef SAMPLED_SERVER_BACKEND_H_
 #define SAMPLED_SERVER_BACKEND_H_
 
+#include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,7 +55,19 @@ struct StartFlowArgs {
 
 struct StepFlowResult {
   JobSnapshot job;
-  std::vector<TimedStepStats> stats;
+  std::deque<TimedStepStats> stats;  // the last kMaxReturnedStats steps
+  int64_t stats_omitted = 0;
+};
+
+struct DefineTargetArgs {
+  std::string session_id;
+  std::string name;
+  std::string family;
+  int64_t dim = 0;
+  ParamMap params;
+  int64_t sample_count = 0;
+  uint64_t seed = 0;
+  std::string data_target_id;
 };
 
 struct ParticlesView {
@@ -70,6 +86,8 @@ struct EvaluateArgs {
   std::string sampler_id;             // draws of a sampler
   int64_t sampler_draws = 0;          // 0: 500
   bool best_checkpoint = false;
+  // Set when the client gives up: the metrics stop between blocks (CANCELLED). May be null.
+  std::shared_ptr<std::atomic<bool>> stop;
 };
 
 struct EvaluateResult {
@@ -130,29 +148,32 @@ class Backend {
   // Checks an upload's header before its data arrives (session, name, dtype, dim within limits) and
   // returns the assembler for its chunks (bounded by max_points_per_target).
   absl::StatusOr<std::unique_ptr<ArrayAssembler>> BeginUpload(const UploadSpec& spec);
-  // Stores the uploaded samples (INVALID_ARGUMENT for NaN/Inf naming the row).
-  absl::StatusOr<TargetEntry> FinishUpload(const UploadSpec& spec, ArrayAssembler& assembler);
+  // Checks the uploaded samples on a call worker (INVALID_ARGUMENT for NaN/Inf naming the row) and stores
+  // them, unless `abandoned` (may be empty) says the client gave up.
+  void FinishUpload(const UploadSpec& spec, std::unique_ptr<ArrayAssembler> assembler,
+                    std::function<bool()> abandoned, Done<TargetEntry> done);
   // An analytic density, or (sample_count > 0) that many exact draws from it stored as samples; or, with
   // `data_target_id`, a density defined over that data target of the session (blr; NOT_FOUND when it is
-  // missing).
-  absl::StatusOr<TargetEntry> DefineTarget(const std::string& session_id, const std::string& name,
-                                           const std::string& family, int64_t dim, const ParamMap& params,
-                                           int64_t sample_count = 0, uint64_t seed = 0,
-                                           const std::string& data_target_id = "");
+  // missing). Built on a call worker.
+  void DefineTarget(DefineTargetArgs args, Done<TargetEntry> done);
 
-  // Validates and creates a flow job and queues its run (steps > 0). RESOURCE_EXHAUSTED when the queue
-  // is full, with nothing stored.
-  absl::StatusOr<JobSnapshot> StartFlow(const StartFlowArgs& args);
-  // Runs `steps` more steps of a job that is not queued or running.
-  void StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done);
+  // Validates a flow request, then builds the job (its particles) on a call worker and queues its run
+  // (steps > 0). RESOURCE_EXHAUSTED when a queue is full, with nothing stored.
+  void StartFlow(StartFlowArgs args, Done<JobSnapshot> done);
+  // Runs `steps` more steps of a job that is not queued or running, on a call worker. Returns what
+  // cancels this run (a client that gave up): the run stops at the next step or block, CANCELLED.
+  std::function<void()> StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done);
+  // Cancels the job if it is queued or running and forgets it. NOT_FOUND for an unknown id.
+  absl::Status DeleteJob(const std::string& job_id);
   void ReadParticles(const std::string& job_id, Done<ParticlesView> done);
   absl::StatusOr<JobSnapshot> CancelJob(const std::string& job_id);
 
   void Evaluate(EvaluateArgs args, Done<EvaluateResult> done);
 
-  // Validates and queues a training run (see TrainingJob). RESOURCE_EXHAUSTED when the queue is full or a
-  // width, depth or batch is past the server's limits, with nothing stored.
-  absl::StatusOr<JobSnapshot> StartTraining(const StartTrainingArgs& args);
+  // Validates a training request, builds its networks on a call worker and queues its run (see
+  // TrainingJob). RESOURCE_EXHAUSTED when a queue is full or a width, depth or batch is past the server's
+  // limits, with nothing stored.
+  void StartTraining(StartTrainingArgs args, Done<JobSnapshot> done);
   // A training job's history (FAILED_PRECONDITION for a flow job).
   absl::StatusOr<std::vector<HistoryRow>> JobHistory(const std::string& job_id);
 
@@ -196,10 +217,14 @@ class Backend {
 
  private:
   absl::Status CheckDim(int64_t dim) const;
+  absl::StatusOr<JobSnapshot> StartTrainingNow(const StartTrainingArgs& args);
   // Indexes a new job, re-checking its session (which may have been deleted while the job was built).
   absl::Status AddJob(const std::shared_ptr<Job>& job);
-  // Queues a job's run on the job workers; forgets the job when it cannot be queued.
-  absl::Status QueueJob(const std::shared_ptr<Job>& job, std::function<void()> run);
+  // Queues a job's run, in slices, on the job workers; forgets the job when it cannot be queued.
+  absl::Status QueueJob(const std::shared_ptr<Job>& job, std::function<bool()> slice, std::function<void()> abandon);
+  // Evaluations in flight, stopped by Shutdown.
+  std::shared_ptr<std::atomic<bool>> RegisterCall(std::shared_ptr<std::atomic<bool>> stop);
+  void UnregisterCall(const std::shared_ptr<std::atomic<bool>>& stop);
   // RESOURCE_EXHAUSTED when rows x dim exceeds max_array_values.
   absl::Status CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const;
 
@@ -207,6 +232,9 @@ class Backend {
   ServerMetrics metrics_;
   SessionManager sessions_;
   JobManager jobs_;
+  absl::Mutex calls_mu_;
+  std::set<std::shared_ptr<std::atomic<bool>>> live_calls_ ABSL_GUARDED_BY(calls_mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(calls_mu_) = false;
 };
 
 }  // namespace sampled::server

@@ -32,6 +32,13 @@ ABSL_FLAG(int64_t, max_jobs_per_session, 1000, "jobs a session holds");
 ABSL_FLAG(int64_t, max_steps, 100000000, "steps of one flow run");
 ABSL_FLAG(int64_t, max_array_values, 100000000, "values (rows x dim) of one array: upload, draws, particles");
 ABSL_FLAG(int, sample_workers, 2, "threads that serve Sample calls (never queued behind a job)");
+ABSL_FLAG(int, call_workers, 2,
+          "threads for the calls a client waits on (StepFlow, Evaluate, building a flow or a target's draws), "
+          "shared round-robin by the sessions");
+ABSL_FLAG(absl::Duration, slice_time, absl::Milliseconds(250),
+          "how long a slice of a long run lasts before its worker turns to waiting work of other sessions");
+ABSL_FLAG(int64_t, max_queued_jobs_per_session, 16, "work items of one session waiting for a worker (jobs, calls)");
+ABSL_FLAG(int64_t, max_running_jobs_per_session, 0, "jobs of one session running at once; 0: as many as --workers");
 ABSL_FLAG(int64_t, max_sample_draws, 10000000, "draws of one Sample call");
 ABSL_FLAG(int64_t, max_train_width, 4096, "hidden width or latent dimension of a trained network");
 ABSL_FLAG(int64_t, max_train_layers, 16, "hidden layers of a trained network");
@@ -118,6 +125,8 @@ int main(int argc, char** argv) {
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.workers = absl::GetFlag(FLAGS_workers);
   options.sample_workers = absl::GetFlag(FLAGS_sample_workers);
+  options.call_workers = absl::GetFlag(FLAGS_call_workers);
+  options.slice_time = absl::GetFlag(FLAGS_slice_time);
   options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.allow_torchscript = absl::GetFlag(FLAGS_allow_torchscript);
@@ -128,6 +137,8 @@ int main(int argc, char** argv) {
   l.max_particles = absl::GetFlag(FLAGS_max_particles);
   l.max_dim = absl::GetFlag(FLAGS_max_dim);
   l.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  l.max_queued_jobs_per_session = absl::GetFlag(FLAGS_max_queued_jobs_per_session);
+  l.max_running_jobs_per_session = absl::GetFlag(FLAGS_max_running_jobs_per_session);
   l.max_jobs_per_session = absl::GetFlag(FLAGS_max_jobs_per_session);
   l.max_steps = absl::GetFlag(FLAGS_max_steps);
   l.max_array_values = absl::GetFlag(FLAGS_max_array_values);

@@ -17,7 +17,9 @@ struct Limits {
   int64_t max_points_per_target = 10'000'000;
   int64_t max_particles = 1'000'000;
   int64_t max_dim = 4096;
-  int64_t max_queued_jobs = 64;
+  int64_t max_queued_jobs = 64;           // tasks waiting in each pool (jobs, calls, samples)
+  int64_t max_queued_jobs_per_session = 16;  // of them, from one session (jobs and calls)
+  int64_t max_running_jobs_per_session = 0;  // jobs of one session running at once; 0: as many as workers
   int64_t max_jobs_per_session = 1000;
   int64_t max_steps = 100'000'000;
   // Values (rows x dim) of one array: an upload, a target's draws, a flow's particles (8 bytes each).
@@ -38,6 +40,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
   int workers = 1;        // job threads
+  int call_workers = 2;   // threads for calls a client waits on (StepFlow, Evaluate, a flow's setup)
+  // How long a slice of a long run (a job, a StepFlow) lasts before it yields its worker to waiting work.
+  absl::Duration slice_time = absl::Milliseconds(250);
   int sample_workers = 2; // threads that serve Sample calls (never behind a job)
   int torch_threads = 0;  // intra-op threads per job (LibTorch and our kernels); 0: every core
   absl::Duration shutdown_grace = absl::Seconds(10);

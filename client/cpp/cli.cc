@@ -118,7 +118,11 @@ absl::StatusOr<Args> Parse(const std::vector<std::string>& argv) {
       } else if (kBooleanFlags.count(name)) {
         value = "true";
       } else {
-        if (i + 1 >= argv.size()) return Usage(absl::StrCat("--", name, " needs a value"));
+        // A flag's value never starts with "--": `--session --method sd` is a missing session, not a
+        // session named "--method" (give --name=--odd for such a value).
+        if (i + 1 >= argv.size() || absl::StartsWith(argv[i + 1], "--")) {
+          return Usage(absl::StrCat("--", name, " needs a value"));
+        }
         value = argv[++i];
       }
       a.flags.emplace(name, value);
@@ -457,7 +461,14 @@ class Cli {
       if (absl::Status s = CheckFlags(); !s.ok()) return s;
       absl::StatusOr<v1::StepFlowResponse> r = client_->StepFlow(*job, *steps);
       if (!r.ok()) return r.status();
-      if (json_) return PrintJson(*r), absl::OkStatus();
+      if (json_) {
+        PrintJson(*r);
+        if (r->job().state() == v1::JOB_STATE_FAILED) {
+          return absl::Status(static_cast<absl::StatusCode>(r->job().error().code()), r->job().error().message());
+        }
+        return absl::OkStatus();
+      }
+      if (r->stats_omitted() > 0) out_ << "(statistics of the first " << r->stats_omitted() << " steps omitted)\n";
       for (const v1::StepStats& s : r->stats()) {
         std::string line = absl::StrFormat("step %d  mean move %.4g  max move %.4g", s.step(), s.mean_displacement(),
                                            s.max_displacement());
@@ -468,6 +479,10 @@ class Cli {
         out_ << line << "\n";
       }
       out_ << JobLine(r->job()) << "\n";
+      // A step that failed ended the run: its statistics are printed above, the exit status says so.
+      if (r->job().state() == v1::JOB_STATE_FAILED) {
+        return absl::Status(static_cast<absl::StatusCode>(r->job().error().code()), r->job().error().message());
+      }
       return absl::OkStatus();
     }
     if (sub == "methods") {
@@ -498,14 +513,17 @@ class Cli {
     }
     v1::FlowSpec spec;
     spec.set_method(*method);
-    absl::StatusOr<int64_t> particles = IntFlag("particles", 0), steps = IntFlag("steps", 1000),
+    absl::StatusOr<int64_t> particles = IntFlag("particles", -1), steps = IntFlag("steps", 1000),
                             schedule = IntFlag("schedule-steps", 0), eval_every = IntFlag("eval-every", 0);
     for (auto* v : {&particles, &steps, &schedule, &eval_every}) {
       if (!v->ok()) return v->status();
     }
     const std::string init_file = a_.Get("init-file");
-    if (!init_file.empty() && *particles > 0) return BadUsage("give --particles or --init-file, not both");
-    spec.set_particle_count(init_file.empty() && *particles == 0 ? 1000 : *particles);
+    if (!init_file.empty() && a_.Has("particles")) return BadUsage("give --particles or --init-file, not both");
+    if (a_.Has("particles") && *particles < 1) {
+      return BadUsage(absl::StrCat("--particles must be >= 1, got ", *particles));
+    }
+    spec.set_particle_count(init_file.empty() ? (a_.Has("particles") ? *particles : 1000) : 0);
     spec.set_steps(*steps);
     spec.set_schedule_steps(*schedule);
     spec.set_eval_every(*eval_every);
@@ -573,6 +591,9 @@ class Cli {
       spec.set_particle_count(0);
     }
     absl::StatusOr<v1::Job> job = client_->StartFlow(*session, *target, spec);
+    // The flow holds its own copy of the initial particles: the upload that carried them goes, whether
+    // the flow started or not.
+    if (!spec.init_target_id().empty()) (void)client_->DeleteTarget(*session, spec.init_target_id());
     if (!job.ok()) return job.status();
     if (!watch) {
       json_ ? PrintJson(*job) : void(out_ << job->id() << "\n");

@@ -154,8 +154,10 @@ absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& sessio
   return Unary(targets_.get(), &v1::TargetService::Stub::DefineTarget, r);
 }
 
-absl::StatusOr<v1::Target> SampledClient::GetTarget(const std::string& session_id, const std::string& target_id) {
+absl::StatusOr<v1::Target> SampledClient::GetTarget(const std::string& session_id, const std::string& target_id,
+                                                    bool full_params) {
   v1::GetTargetRequest r;
+  r.set_full_params(full_params);
   r.set_session_id(session_id);
   r.set_target_id(target_id);
   return Unary(targets_.get(), &v1::TargetService::Stub::GetTarget, r);
@@ -273,6 +275,12 @@ absl::StatusOr<v1::Job> SampledClient::CancelJob(const std::string& job_id) {
   v1::CancelJobRequest r;
   r.set_job_id(job_id);
   return Unary(jobs_.get(), &v1::JobService::Stub::CancelJob, r);
+}
+
+absl::Status SampledClient::DeleteJob(const std::string& job_id) {
+  v1::DeleteJobRequest r;
+  r.set_job_id(job_id);
+  return Unary(jobs_.get(), &v1::JobService::Stub::DeleteJob, r).status();
 }
 
 absl::StatusOr<v1::Job> SampledClient::WatchJob(const std::string& job_id,

@@ -72,7 +72,9 @@ class SampledClient {
                                           const std::string& family, int64_t dim, const ParamMap& params,
                                           int64_t sample_count = 0, uint64_t seed = 0,
                                           const std::string& data_target_id = "");
-  absl::StatusOr<v1::Target> GetTarget(const std::string& session_id, const std::string& target_id);
+  // full_params: parameters past 4096 values too (Target.omitted_params otherwise names them).
+  absl::StatusOr<v1::Target> GetTarget(const std::string& session_id, const std::string& target_id,
+                                       bool full_params = false);
   absl::StatusOr<std::vector<v1::Target>> ListTargets(const std::string& session_id);
   absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);
   absl::StatusOr<std::vector<v1::Family>> ListFamilies();
@@ -88,6 +90,7 @@ class SampledClient {
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
   absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::string& session_id);
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
+  absl::Status DeleteJob(const std::string& job_id);
   // Calls on_event for every progress event until the job ends; returns the final job.
   absl::StatusOr<v1::Job> WatchJob(const std::string& job_id, const std::function<void(const v1::Job&)>& on_event);
 

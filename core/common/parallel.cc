@@ -12,6 +12,9 @@
 namespace sampled {
 namespace {
 std::atomic<int> default_threads{1};
+thread_local const std::atomic<bool>* stop_flag = nullptr;
+
+bool Stopped(const std::atomic<bool>* flag) { return flag != nullptr && flag->load(std::memory_order_relaxed); }
 
 // Flush-to-zero and denormals-are-zero while a block runs, the previous mode restored after. Values below
 // FLT_MIN (1.2e-38; DBL_MIN in float64) are noise beside the kernel sums' and solves' magnitudes, but as
@@ -32,6 +35,13 @@ class ScopedFlushDenormals {
 
 }  // namespace
 
+ScopedStopFlag::ScopedStopFlag(const std::atomic<bool>* flag) : previous_(stop_flag) { stop_flag = flag; }
+ScopedStopFlag::~ScopedStopFlag() { stop_flag = previous_; }
+
+void ThrowIfStopRequested() {
+  if (Stopped(stop_flag)) throw StopRequested();
+}
+
 void SetDefaultComputeThreads(int threads) { default_threads.store(std::max(1, threads)); }
 int DefaultComputeThreads() { return default_threads.load(); }
 int ResolveThreads(int threads) { return threads > 0 ? threads : DefaultComputeThreads(); }
@@ -43,9 +53,13 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
   grain = std::max<int64_t>(1, grain);
   const int64_t blocks = (n + grain - 1) / grain;
   const int team = static_cast<int>(std::min<int64_t>(threads, blocks));
+  const std::atomic<bool>* stop = stop_flag;  // the caller's: the team's threads have their own
   if (team <= 1) {
     ScopedFlushDenormals flush;
-    for (int64_t b = 0; b < blocks; ++b) fn(b * grain, std::min(n, (b + 1) * grain), 0);
+    for (int64_t b = 0; b < blocks; ++b) {
+      if (Stopped(stop)) throw StopRequested();
+      fn(b * grain, std::min(n, (b + 1) * grain), 0);
+    }
     return;
   }
   // An exception must not leave an OpenMP region (that is std::terminate): the first one a block throws
@@ -59,6 +73,10 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; ++b) {
       if (failed.load(std::memory_order_relaxed)) continue;
+      if (Stopped(stop)) {
+        failed.store(true, std::memory_order_relaxed);
+        continue;
+      }
       try {
         fn(b * grain, std::min(n, (b + 1) * grain), omp_get_thread_num());
       } catch (...) {
@@ -71,6 +89,7 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
     }
   }
   if (error) std::rethrow_exception(error);
+  if (failed.load() && Stopped(stop)) throw StopRequested();
 }
 
 }  // namespace sampled

@@ -127,7 +127,7 @@ void ToProto(const SessionView& s, v1::Session* out) {
   out->set_bytes_held(s.bytes_held);
 }
 
-void ToProto(const TargetEntry& t, v1::Target* out) {
+void ToProto(const TargetEntry& t, v1::Target* out, bool full_params) {
   out->set_id(t.id);
   out->set_session_id(t.session_id);
   out->set_name(t.name);
@@ -136,7 +136,13 @@ void ToProto(const TargetEntry& t, v1::Target* out) {
   out->set_dim(static_cast<int32_t>(t.target->dim()));
   out->set_point_count(samples != nullptr ? samples->rows() : 0);
   out->set_family(t.target->family());
-  ToProto(t.target->params(), out->mutable_params());
+  for (const auto& [name, values] : t.target->params()) {
+    if (!full_params && static_cast<int64_t>(values.size()) > kMaxParamValuesInMessage) {
+      out->add_omitted_params(name);
+      continue;
+    }
+    (*out->mutable_params())[name].mutable_values()->Assign(values.begin(), values.end());
+  }
   out->set_can_sample(t.target->can_sample());
   out->set_bytes(t.target->bytes());
   ToProto(t.create_time, out->mutable_create_time());
@@ -186,6 +192,7 @@ void ToProto(const JobSnapshot& j, v1::Job* out) {
   out->set_sampler_id(j.sampler_id);
   for (const auto& [name, value] : j.metrics) (*out->mutable_metrics())[name] = value;
   out->set_metrics_step(j.metrics_step);
+  out->set_metrics_error(j.metrics_error);
   if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
     out->mutable_error()->set_code(static_cast<int32_t>(j.error.code()));
     out->mutable_error()->set_code_name(GrpcCodeName(static_cast<grpc::StatusCode>(j.error.code())));

@@ -38,7 +38,10 @@ absl::StatusOr<StartFlowArgs> FromProto(const v1::StartFlowRequest& request);
 absl::StatusOr<EvaluateArgs> FromProto(const v1::EvaluateHeader& header);
 
 void ToProto(const SessionView& s, v1::Session* out);
-void ToProto(const TargetEntry& t, v1::Target* out);
+// Parameters with more values than this are left out of Target messages unless asked for
+// (Target.omitted_params names them).
+constexpr int64_t kMaxParamValuesInMessage = 4096;
+void ToProto(const TargetEntry& t, v1::Target* out, bool full_params = false);
 void ToProto(const JobSnapshot& j, v1::Job* out);
 void ToProto(const StepStats& s, double seconds, v1::StepStats* out);
 void ToProto(const TargetFamily& f, v1::Family* out);

@@ -2,8 +2,10 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/metric.h"
+#include "server/common/guarded.h"
 
 namespace sampled::server {
 absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, FlowJobSpec spec,
@@ -46,8 +48,11 @@ int64_t FlowJob::StateBytes() const {
 
 absl::Status FlowJob::GuardedStep(StepStats& stats) {
   // No exception crosses into the worker loop: an allocation failure fails the job, not the server.
+  ScopedStopFlag stop(cancel_flag());
   try {
     return flow_->Step(state_, &stats);
+  } catch (const StopRequested&) {
+    return absl::CancelledError(absl::StrCat("cancelled in step ", state_.step + 1));
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat("out of memory in step ", state_.step + 1));
   } catch (const std::exception& e) {
@@ -59,26 +64,35 @@ absl::StatusOr<std::map<std::string, double>> FlowJob::Evaluate() {
   MetricOptions o;
   o.seed = spec_.config.seed;
   o.threads = spec_.config.threads;
+  ScopedStopFlag stop(cancel_flag());
   try {
     return ComputeMetrics(eval_metrics_, state_.particles, *target_, o);
+  } catch (const StopRequested&) {
+    return absl::CancelledError("cancelled while evaluating metrics");
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of memory while evaluating metrics");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("evaluating metrics failed: ", e.what()));
   }
+}
+
+absl::StatusOr<Points> FlowJob::CopyParticles() const {
+  return Guarded("copying the particles", [&]() -> absl::StatusOr<Points> { return state_.particles; });
 }
 
 void FlowJob::ServePendingReads() {
   if (!has_pending_reads_.load()) return;
-  std::vector<std::function<void(Points, int64_t)>> reads;
+  std::vector<ParticlesDone> reads;
   {
     absl::MutexLock lock(&mu_);
     reads.swap(pending_reads_);
     has_pending_reads_.store(false);
   }
-  for (auto& done : reads) done(state_.particles, state_.step);
+  for (auto& done : reads) done(CopyParticles(), state_.step);
 }
 
-void FlowJob::ReadParticles(std::function<void(Points, int64_t)> done) {
-  Points copy;
+void FlowJob::ReadParticles(ParticlesDone done) {
+  absl::StatusOr<Points> copy;
   int64_t step;
   {
     absl::MutexLock lock(&mu_);
@@ -87,25 +101,29 @@ void FlowJob::ReadParticles(std::function<void(Points, int64_t)> done) {
       has_pending_reads_.store(true);
       return;
     }
-    copy = state_.particles;
+    copy = CopyParticles();
     step = state_.step;
   }
   done(std::move(copy), step);
 }
 
-FlowJob::RunResult FlowJob::Run(uint64_t generation, int64_t steps, bool collect_stats) {
-  RunResult result;
-  if (!MarkRunning(generation, steps)) {
-    result.status = absl::CancelledError("the run was cancelled before it started");
-    return result;
+bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<bool()>& others_waiting) {
+  if (run.ended) return false;
+  if (!run.started) {
+    if (!MarkRunning(run.generation, run.steps)) {
+      run.status = absl::CancelledError("the run was cancelled before it started");
+      run.ended = true;
+      return false;
+    }
+    run.started = true;
+    run.start = absl::Now();
   }
   // From here this worker owns the flow state until MarkFinished.
-  const absl::Time run_start = absl::Now();
+  const absl::Time slice_start = absl::Now();
   const int64_t particles = state_.particles.rows();
   StepStats stats;
-  int64_t evaluated_at = -1;
   absl::Status status;
-  for (int64_t k = 0; k < steps; ++k) {
+  while (run.taken < run.steps) {
     if (cancel_requested()) {
       status = absl::CancelledError(absl::StrCat("cancelled at step ", state_.step));
       break;
@@ -115,62 +133,104 @@ FlowJob::RunResult FlowJob::Run(uint64_t generation, int64_t steps, bool collect
     status = GuardedStep(stats);
     const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
     if (!status.ok()) break;
+    ++run.taken;
     if (on_step_) on_step_(spec_.config.method, particles, seconds);
-    if (collect_stats) result.stats.push_back({stats, seconds});
+    if (run.collect_stats) {
+      run.stats.push_back({stats, seconds});
+      if (static_cast<int64_t>(run.stats.size()) > kMaxReturnedStats) {
+        run.stats.pop_front();
+        ++run.stats_omitted;
+      }
+    }
 
+    // An evaluation that fails (out of memory, a cancel) is reported beside the metrics; it does not fail
+    // the flow, whose particles are fine.
     std::map<std::string, double> metrics;
+    std::string metrics_error;
     const bool evaluate = spec_.eval_every > 0 && state_.step % spec_.eval_every == 0;
     if (evaluate) {
       absl::StatusOr<std::map<std::string, double>> m = Evaluate();
-      if (!m.ok()) {
-        status = m.status();
-        break;
+      if (m.ok()) {
+        metrics = *std::move(m);
+      } else {
+        metrics_error = m.status().ToString();
       }
-      metrics = *std::move(m);
-      evaluated_at = state_.step;
+      run.evaluated_at = state_.step;
     }
-    const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start);
-    const double rate = elapsed > 0 ? (k + 1) / elapsed : 0.0;
+    const double elapsed = absl::ToDoubleSeconds(absl::Now() - run.start);
+    const double rate = elapsed > 0 ? run.taken / elapsed : 0.0;
     UpdateProgress(
         [&](JobSnapshot& s) {
           s.step = state_.step;
           s.last_stats = stats;
           s.last_step_seconds = seconds;
           s.steps_per_second = rate;
-          s.eta_seconds = rate > 0 ? (steps - k - 1) / rate : 0.0;
+          s.eta_seconds = rate > 0 ? (run.steps - run.taken) / rate : 0.0;
           s.bytes = StateBytes();
           if (evaluate) {
-            s.metrics = metrics;
-            s.metrics_step = state_.step;
+            s.metrics_error = metrics_error;
+            if (metrics_error.empty()) {
+              s.metrics = metrics;
+              s.metrics_step = state_.step;
+            }
           }
         },
         /*force=*/evaluate || seconds >= kSlowStepSeconds);
+    if (run.taken < run.steps && absl::Now() - slice_start >= slice && others_waiting && others_waiting()) {
+      ServePendingReads();  // a read does not wait for the next slice
+      return true;
+    }
   }
+  run.status = status;
+  EndRun(run);
+  return false;
+}
+
+void FlowJob::EndRun(FlowRun& run) {
   // A run with evaluation ends with the metrics of its last step.
-  if (status.ok() && spec_.eval_every > 0 && steps > 0 && evaluated_at != state_.step) {
+  if (run.status.ok() && spec_.eval_every > 0 && run.steps > 0 && run.evaluated_at != state_.step) {
     absl::StatusOr<std::map<std::string, double>> m = Evaluate();
-    if (m.ok()) {
-      UpdateProgress([&](JobSnapshot& s) {
+    UpdateProgress([&](JobSnapshot& s) {
+      s.metrics_error = m.ok() ? "" : m.status().ToString();
+      if (m.ok()) {
         s.metrics = *m;
         s.metrics_step = state_.step;
-      });
-    } else {
-      status = m.status();
-    }
+      }
+    });
   }
   // Particle reads that arrived during the run are served with the final state, under the lock that
   // makes the job visibly not running.
-  std::vector<std::function<void(Points, int64_t)>> reads;
-  Points final_particles;
+  std::vector<ParticlesDone> reads;
+  absl::StatusOr<Points> final_particles;
   const int64_t final_step = state_.step;
-  MarkFinished(status, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MarkFinished(run.status, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     reads.swap(pending_reads_);
     has_pending_reads_.store(false);
-    if (!reads.empty()) final_particles = state_.particles;
+    if (!reads.empty()) final_particles = CopyParticles();
   });
+  run.ended = true;
   for (auto& done : reads) done(final_particles, final_step);
-  result.status = status;
-  return result;
+}
+
+void FlowJob::AbandonRun(FlowRun& run) {
+  if (run.ended) return;
+  if (!run.started) {
+    run.status = absl::CancelledError("the run was cancelled before it started");
+    run.ended = true;
+    return;
+  }
+  run.status = absl::CancelledError(absl::StrCat("the server shut down at step ", state_.step));
+  EndRun(run);
+}
+
+FlowRun FlowJob::Run(uint64_t generation, int64_t steps, bool collect_stats) {
+  FlowRun run;
+  run.generation = generation;
+  run.steps = steps;
+  run.collect_stats = collect_stats;
+  while (RunSlice(run, absl::InfiniteDuration(), nullptr)) {
+  }
+  return run;
 }
 
 }  // namespace sampled::server

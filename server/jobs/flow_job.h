@@ -1,12 +1,14 @@
 // A particle flow run as a job: owns the Flow and its FlowState, and the loop that steps it on a worker
-// thread, checking cancellation between steps, evaluating every `eval_every` steps, and publishing
-// progress.
+// thread, checking cancellation between steps (and between a step's blocks), evaluating every
+// `eval_every` steps, and publishing progress. A run is taken in slices (RunSlice), so that a worker can
+// turn to another session's work between two steps of a long run.
 //
-// Thread-safe. The FlowState belongs to the worker while the job runs; at other times it is read under
-// the job's lock.
+// Thread-safe. The FlowState is WorkerOwned: it belongs to the worker while the job runs; at other times
+// it is read under the job's lock.
 #ifndef SAMPLED_SERVER_JOBS_FLOW_JOB_H_
 #define SAMPLED_SERVER_JOBS_FLOW_JOB_H_
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +35,26 @@ struct TimedStepStats {
   double seconds = 0;
 };
 
+// Statistics a run returns: the last kMaxReturnedStats steps (a StepFlow of 1e8 steps must not hold
+// gigabytes of them, nor answer past protobuf's 2 GiB).
+constexpr int64_t kMaxReturnedStats = 10000;
+
+// One run of `steps` steps: what it was asked and where it is. Owned by the tasks that take its slices.
+struct FlowRun {
+  uint64_t generation = 0;
+  int64_t steps = 0;
+  bool collect_stats = false;
+  // Progress (the worker's):
+  bool started = false;
+  bool ended = false;
+  int64_t taken = 0;
+  absl::Time start;
+  int64_t evaluated_at = -1;
+  std::deque<TimedStepStats> stats;  // the last kMaxReturnedStats
+  int64_t stats_omitted = 0;
+  absl::Status status;  // once ended: OK, CANCELLED, or the step's error
+};
+
 // Called after every step (for the server's metrics).
 using StepObserver = std::function<void(const std::string& method, int64_t particles, double seconds)>;
 
@@ -44,14 +66,17 @@ class FlowJob final : public Job {
                                                          std::shared_ptr<const Target> target,
                                                          const InitialParticles& init, StepObserver on_step);
 
-  struct RunResult {
-    absl::Status status;
-    std::vector<TimedStepStats> stats;  // when collected
-  };
-  // Runs `steps` steps on the calling thread (a worker), from queued to a terminal state; `generation`
-  // names the run (0 for the first; Requeue returns the next). A run that no longer applies returns
-  // CANCELLED without touching the flow.
-  RunResult Run(uint64_t generation, int64_t steps, bool collect_stats);
+  // Takes the next slice of `run` on the calling thread (a worker): the first slice moves the job from
+  // queued to running (a run that no longer applies, because the job was cancelled, closed or requeued
+  // for a newer run, ends CANCELLED without touching the flow); steps follow until the run ends, or until
+  // `slice` has passed and `others_waiting()` says another task waits for the worker. Returns true when
+  // the run has steps left (queue it again), false once it ended (run.status says how).
+  bool RunSlice(FlowRun& run, absl::Duration slice, const std::function<bool()>& others_waiting);
+  // Ends a run that waited for its next slice when the queue was closed (shutdown): cancelled.
+  void AbandonRun(FlowRun& run);
+
+  // A whole run on the calling thread (tests): RunSlice until it ends.
+  FlowRun Run(uint64_t generation, int64_t steps, bool collect_stats);
 
   // Prepares another run of an ended job (interactive stepping): succeeded | cancelled -> queued.
   // Returns the state it left (for UndoRequeue) and the run's generation.
@@ -59,8 +84,9 @@ class FlowJob final : public Job {
   void UndoRequeue(JobState previous) { Job::UndoRequeue(previous); }
 
   // Calls done(particles, step) with a copy of the particles: at once when the job is not running,
-  // otherwise from the worker between two steps.
-  void ReadParticles(std::function<void(Points particles, int64_t step)> done);
+  // otherwise from the worker between two steps (RESOURCE_EXHAUSTED when the copy cannot be made).
+  using ParticlesDone = std::function<void(absl::StatusOr<Points> particles, int64_t step)>;
+  void ReadParticles(ParticlesDone done);
 
   const FlowJobSpec& spec() const { return spec_; }
   const std::shared_ptr<const Target>& target() const { return target_; }
@@ -71,8 +97,11 @@ class FlowJob final : public Job {
 
   // Serves particle reads that arrived while running (worker only).
   void ServePendingReads();
-  // flow_->Step with exceptions turned into a status.
+  // flow_->Step with exceptions turned into a status; a cancel between the step's blocks is CANCELLED
+  // with the state unchanged.
   absl::Status GuardedStep(StepStats& stats);
+  // The last evaluation of a run, the transition to its terminal state, the reads that waited.
+  void EndRun(FlowRun& run);
   absl::StatusOr<std::map<std::string, double>> Evaluate();
   int64_t StateBytes() const;
 
@@ -80,9 +109,11 @@ class FlowJob final : public Job {
   const std::shared_ptr<const Target> target_;
   const std::vector<std::string> eval_metrics_;
   const StepObserver on_step_;
-  std::unique_ptr<Flow> flow_;
-  FlowState state_;  // see the class comment
-  std::vector<std::function<void(Points, int64_t)>> pending_reads_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Flow> flow_;   // WorkerOwned, with state_
+  FlowState state_;              // WorkerOwned: see the class comment
+  // A copy of the particles, or RESOURCE_EXHAUSTED.
+  absl::StatusOr<Points> CopyParticles() const;
+  std::vector<ParticlesDone> pending_reads_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> has_pending_reads_{false};
 };
 

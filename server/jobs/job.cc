@@ -78,6 +78,20 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
   return out;
 }
 
+void Job::CancelRun(uint64_t generation) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_ || IsTerminal(snap_.state)) return;
+    cancel_requested_.store(true);
+    if (snap_.state == JobState::kQueued) {
+      snap_.state = JobState::kCancelled;
+      snap_.end_time = absl::Now();
+      snap_.error = absl::CancelledError("cancelled while queued: the client gave up");
+    }
+  }
+  Notify();
+}
+
 bool Job::Close() {
   bool active;
   {
@@ -139,10 +153,6 @@ absl::StatusOr<Job::Requeued> Job::MarkRequeued() {
     if (snap_.state == JobState::kQueued || snap_.state == JobState::kRunning) {
       return absl::FailedPreconditionError(absl::StrCat("job '", id_, "' is ", JobStateName(snap_.state),
                                                         "; wait for it to end or cancel it before stepping"));
-    }
-    if (snap_.state == JobState::kFailed) {
-      return absl::FailedPreconditionError(absl::StrCat("job '", id_, "' failed (", snap_.error.message(),
-                                                        "); its flow cannot be stepped"));
     }
     cancel_requested_.store(false);
     r.previous = snap_.state;

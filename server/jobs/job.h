@@ -1,6 +1,6 @@
 // A job's identity, state machine, progress and listeners. The state machine is
 //   queued -> running -> succeeded | failed | cancelled
-// (an interactive step re-enters it from succeeded or cancelled). Subclasses (FlowJob) own the work;
+// (an interactive step re-enters it from any terminal state). Subclasses (FlowJob) own the work;
 // this class owns what every observer sees.
 //
 // Thread-safe. Listeners are called without the job's lock held.
@@ -54,6 +54,7 @@ struct JobSnapshot {
   double last_step_seconds = 0;
   std::map<std::string, double> metrics;
   int64_t metrics_step = 0;
+  std::string metrics_error;  // the last evaluation's failure (empty when it succeeded)
   absl::Status error;  // when failed
   absl::Time create_time = absl::InfinitePast();
   absl::Time start_time = absl::InfinitePast();
@@ -94,11 +95,16 @@ class Job {
   // Cancels a queued job at once, or asks a running one to stop before its next step. FAILED_PRECONDITION
   // for a job that already ended.
   absl::StatusOr<JobSnapshot> Cancel();
+  // As Cancel, only while the run `generation` is the job's current one (a client that gave up on its
+  // StepFlow must not cancel a later caller's run); does nothing otherwise.
+  void CancelRun(uint64_t generation);
   // Cancels the job if it is queued or running, and refuses any further run (its session was deleted).
   // Returns whether it was queued or running.
   bool Close();
-  // Whether the running work should stop (checked between steps).
+  // Whether the running work should stop (checked between steps, and between a step's blocks through
+  // cancel_flag() and ScopedStopFlag).
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
+  const std::atomic<bool>* cancel_flag() const { return &cancel_requested_; }
 
  protected:
   // queued -> running for the run `generation` (0 for the first run, then what MarkRequeued returned), with
@@ -108,9 +114,9 @@ class Job {
   // running -> succeeded / failed (status) / cancelled (status CANCELLED). `under_lock` (optional) runs
   // with the lock held right after the transition.
   void MarkFinished(const absl::Status& status, const std::function<void()>& under_lock = nullptr);
-  // succeeded | cancelled -> queued for another run (interactive stepping); returns the state it left and
-  // the new run's generation. FAILED_PRECONDITION for a queued, running or failed job, NOT_FOUND for a
-  // closed one.
+  // succeeded | cancelled | failed -> queued for another run (interactive stepping: a failed step left the
+  // state of the step before it); returns the state it left and the new run's generation.
+  // FAILED_PRECONDITION for a queued or running job, NOT_FOUND for a closed one.
   absl::StatusOr<Requeued> MarkRequeued();
   // Back to `previous` when a requeued run could not be submitted.
   void UndoRequeue(JobState previous);

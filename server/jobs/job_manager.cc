@@ -7,11 +7,13 @@
 
 namespace sampled::server {
 
-JobManager::JobManager(const Limits& limits, int workers, int sample_workers)
+JobManager::JobManager(const Limits& limits, int workers, int sample_workers, int call_workers)
     : limits_(limits),
-      queue_(workers, limits.max_queued_jobs),
-      calls_(1, limits.max_queued_jobs),
-      samples_(std::max(1, sample_workers), limits.max_queued_jobs) {}
+      queue_(WorkQueue::Options{workers, limits.max_queued_jobs, limits.max_queued_jobs_per_session,
+                                limits.max_running_jobs_per_session, "job"}),
+      calls_(WorkQueue::Options{std::max(1, call_workers), limits.max_queued_jobs, limits.max_queued_jobs_per_session,
+                                0, "call"}),
+      samples_(WorkQueue::Options{std::max(1, sample_workers), limits.max_queued_jobs, 0, 0, "sample"}) {}
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
@@ -37,16 +39,24 @@ void JobManager::Remove(const std::string& job_id) {
   ids_.erase(it);
 }
 
-absl::Status JobManager::Submit(std::function<void()> run, std::function<void()> cancel) {
-  return queue_.Submit(std::move(run), std::move(cancel));
+absl::Status JobManager::SubmitJob(const std::string& session_id, std::function<bool()> slice,
+                                   std::function<void()> cancel) {
+  return queue_.SubmitSliced(std::move(slice), std::move(cancel), session_id);
 }
 
-absl::Status JobManager::SubmitCall(std::function<void()> run, std::function<void()> cancel) {
-  return calls_.Submit(std::move(run), std::move(cancel));
+absl::Status JobManager::SubmitCallSliced(const std::string& session_id, std::function<bool()> slice,
+                                          std::function<void()> cancel) {
+  return calls_.SubmitSliced(std::move(slice), std::move(cancel), session_id);
 }
 
-absl::Status JobManager::SubmitSample(std::function<void()> run, std::function<void()> cancel) {
-  return samples_.Submit(std::move(run), std::move(cancel));
+absl::Status JobManager::SubmitCall(const std::string& session_id, std::function<void()> run,
+                                    std::function<void()> cancel) {
+  return calls_.Submit(std::move(run), std::move(cancel), session_id);
+}
+
+absl::Status JobManager::SubmitSample(std::function<void()> run, std::function<void()> cancel,
+                                      const std::string& session_id) {
+  return samples_.Submit(std::move(run), std::move(cancel), session_id);
 }
 
 absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(const std::string& job_id) const {
@@ -141,7 +151,7 @@ JobManager::Totals JobManager::ComputeTotals() const {
     ++t.by_state[s.state];
     t.bytes += s.bytes;
   }
-  t.queued_tasks = queue_.queued() + calls_.queued();
+  t.queued_tasks = queue_.queued() + calls_.queued() + samples_.queued();
   return t;
 }
 

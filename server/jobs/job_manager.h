@@ -1,7 +1,9 @@
 // The index of jobs and the worker pools work runs on: `--workers` threads for flow and training jobs,
-// one thread for the calls a client waits on (interactive steps and evaluations), so that an Evaluate or a
-// StepFlow is never queued behind a job that runs for hours, and `--sample-workers` threads for Sample
-// calls. Jobs are kept until their session is deleted.
+// `--call-workers` threads for the calls a client waits on (interactive steps, evaluations, creating a
+// flow or a target's draws), so that an Evaluate or a StepFlow is never queued behind a job that runs for
+// hours, and `--sample-workers` threads for Sample calls. Every pool serves the sessions round-robin,
+// and long work runs in slices (--slice-time), so one session's long run does not starve the others.
+// Jobs are kept until they are deleted or their session is.
 //
 // Thread-safe; the index lock is held only for map operations.
 #ifndef SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
@@ -27,21 +29,27 @@ namespace sampled::server {
 
 class JobManager {
  public:
-  JobManager(const Limits& limits, int workers, int sample_workers = 2);
+  JobManager(const Limits& limits, int workers, int sample_workers = 2, int call_workers = 2);
   ~JobManager();
 
   // Indexes a new job. RESOURCE_EXHAUSTED when its session already holds max_jobs_per_session jobs.
   absl::Status Add(std::shared_ptr<Job> job);
-  // Forgets a job that never ran (its start could not be queued).
+  // Forgets a job (one that never ran, or one deleted).
   void Remove(const std::string& job_id);
-  // Queues a job's run on the job workers: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when
-  // shutting down. `cancel` runs instead of `run` when shutdown drains the queue first.
-  absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr);
-  // As Submit, on the call worker: for work an RPC waits on (StepFlow, Evaluate).
-  absl::Status SubmitCall(std::function<void()> run, std::function<void()> cancel = nullptr);
-
-  // As Submit, on the sample workers: Sample calls, which never wait behind a job or another call's work.
-  absl::Status SubmitSample(std::function<void()> run, std::function<void()> cancel = nullptr);
+  // Queues a job's run, taken in slices (`slice` returns true for another), on the job workers behind
+  // the other sessions' work: RESOURCE_EXHAUSTED when the queue (or the session's share of it) is full,
+  // UNAVAILABLE when shutting down. `cancel` runs instead of a slice when shutdown drains the queue.
+  absl::Status SubmitJob(const std::string& session_id, std::function<bool()> slice, std::function<void()> cancel);
+  // As SubmitJob, on the call workers: for work an RPC waits on (StepFlow, Evaluate, StartFlow's setup).
+  absl::Status SubmitCallSliced(const std::string& session_id, std::function<bool()> slice,
+                                std::function<void()> cancel);
+  absl::Status SubmitCall(const std::string& session_id, std::function<void()> run, std::function<void()> cancel);
+  // On the sample workers: Sample calls, which never wait behind a job or another call's work.
+  absl::Status SubmitSample(std::function<void()> run, std::function<void()> cancel = nullptr,
+                            const std::string& session_id = "");
+  // Whether work waits for a job (call) worker: a slice yields to it.
+  bool JobsWaiting() const { return queue_.AnyWaiting(); }
+  bool CallsWaiting() const { return calls_.AnyWaiting(); }
 
   // NOT_FOUND for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;

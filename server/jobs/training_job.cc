@@ -4,6 +4,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/metric.h"
 
@@ -48,9 +49,14 @@ int64_t TrainingJob::StateBytes() const {
 }
 
 absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
-  // No exception crosses into the worker loop: an allocation failure fails the job, not the server.
+  // No exception crosses into the worker loop: an allocation failure fails the job, not the server. A
+  // cancel stops the iteration between blocks: the sampler's weights are those of the last iteration (the
+  // score network may have taken some of its inner steps).
+  ScopedStopFlag stop(cancel_flag());
   try {
     return trainer_->Step(state_, &stats);
+  } catch (const StopRequested&) {
+    return absl::CancelledError(absl::StrCat("cancelled in iteration ", state_.step + 1));
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat("out of memory in iteration ", state_.step + 1));
   } catch (const std::exception& e) {
@@ -117,16 +123,22 @@ void TrainingJob::ConsiderBest(const std::map<std::string, double>& metrics) {
   }
 }
 
-void TrainingJob::Run() {
-  if (!MarkRunning(/*generation=*/0, spec_.steps)) return;
+bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& others_waiting) {
+  if (ended_) return false;
+  if (!started_) {
+    if (!MarkRunning(/*generation=*/0, spec_.steps)) {
+      ended_ = true;
+      return false;
+    }
+    started_ = true;
+    run_start_ = absl::Now();
+    start_step_ = state_.step;
+  }
   // From here this worker owns the training state until MarkFinished.
-  const absl::Time run_start = absl::Now();
-  const int64_t start_step = state_.step;
+  const absl::Time slice_start = absl::Now();
   training::TrainStats stats;
   absl::Status status;
-  std::map<std::string, double> metrics;
-  int64_t evaluated_at = -1;
-  for (int64_t k = 0; k < spec_.steps; ++k) {
+  while (taken_ < spec_.steps) {
     if (cancel_requested()) {
       status = absl::CancelledError(absl::StrCat("cancelled at iteration ", state_.step));
       break;
@@ -135,38 +147,65 @@ void TrainingJob::Run() {
     status = GuardedStep(stats);
     const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
     if (!status.ok()) break;
+    ++taken_;
     if (on_step_) on_step_(spec_.settings.method, seconds);
     HistoryRow row{state_.step, stats.score_loss, stats.sampler_loss, stats.sampler_grad_norm, seconds, {}};
     const bool evaluate = spec_.eval_every > 0 && state_.step % spec_.eval_every == 0;
+    std::string metrics_error;
     if (evaluate) {
+      // A failed evaluation is reported beside the metrics; the weights are fine, the run goes on.
       absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
-      if (!m.ok()) {
-        status = m.status();
-        break;
+      evaluated_at_ = state_.step;
+      if (m.ok()) {
+        last_metrics_ = *std::move(m);
+        row.metrics = last_metrics_;
+        ConsiderBest(last_metrics_);
+      } else {
+        metrics_error = m.status().ToString();
       }
-      metrics = *std::move(m);
-      evaluated_at = state_.step;
-      row.metrics = metrics;
-      ConsiderBest(metrics);
     }
     AppendHistory(row);
-    const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start);
-    const double rate = elapsed > 0 ? (k + 1) / elapsed : 0.0;
+    const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start_);
+    const double rate = elapsed > 0 ? taken_ / elapsed : 0.0;
     UpdateProgress(
         [&](JobSnapshot& s) {
           s.step = state_.step;
           s.last_training = stats;
           s.last_step_seconds = seconds;
           s.steps_per_second = rate;
-          s.eta_seconds = rate > 0 ? (spec_.steps - k - 1) / rate : 0.0;
+          s.eta_seconds = rate > 0 ? (spec_.steps - taken_) / rate : 0.0;
           s.bytes = StateBytes();
           if (evaluate) {
-            s.metrics = metrics;
-            s.metrics_step = state_.step;
+            s.metrics_error = metrics_error;
+            if (metrics_error.empty()) {
+              s.metrics = last_metrics_;
+              s.metrics_step = state_.step;
+            }
           }
         },
         /*force=*/evaluate || seconds >= kSlowStepSeconds);
+    if (taken_ < spec_.steps && absl::Now() - slice_start >= slice && others_waiting && others_waiting()) {
+      return true;
+    }
   }
+  EndRun(status);
+  return false;
+}
+
+void TrainingJob::AbandonRun() {
+  if (ended_) return;
+  if (!started_) {
+    ended_ = true;
+    return;
+  }
+  EndRun(absl::CancelledError(absl::StrCat("the server shut down at iteration ", state_.step)));
+}
+
+void TrainingJob::EndRun(absl::Status status) {
+  ended_ = true;
+  std::map<std::string, double>& metrics = last_metrics_;
+  const int64_t evaluated_at = evaluated_at_;
+  const int64_t start_step = start_step_;
   const bool took_steps = state_.step > start_step;
   // What is left in the session: the final weights of a succeeded run, the last ones of a cancelled run
   // that took a step, the last finite ones of a run whose loss turned non-finite.

@@ -63,8 +63,18 @@ class TrainingJob final : public Job {
                                                              std::string provenance_json, SamplerSink sink,
                                                              TrainingObserver on_step);
 
-  // Runs the job's iterations on the calling thread (a worker), from queued to a terminal state.
-  void Run();
+  // Takes the next slice of the job's run on the calling thread (a worker): the first moves it from
+  // queued to running; iterations follow until the run ends, or until `slice` has passed and
+  // `others_waiting()` says another task waits for the worker. Returns true when iterations are left
+  // (queue it again), false once the job ended.
+  bool RunSlice(absl::Duration slice, const std::function<bool()>& others_waiting);
+  // Ends a run that waited for its next slice when the queue was closed (shutdown): cancelled.
+  void AbandonRun();
+  // The whole run on the calling thread (tests).
+  void Run() {
+    while (RunSlice(absl::InfiniteDuration(), nullptr)) {
+    }
+  }
 
   std::vector<HistoryRow> History() const;
   const TrainingJobSpec& spec() const { return spec_; }
@@ -75,6 +85,8 @@ class TrainingJob final : public Job {
               SamplerSink sink, TrainingObserver on_step);
 
   absl::Status GuardedStep(training::TrainStats& stats);
+  // What the run leaves (a sampler), and the transition to its terminal state.
+  void EndRun(absl::Status status);
   absl::StatusOr<std::map<std::string, double>> Evaluate(const std::vector<float>& params, int64_t step);
   void AppendHistory(HistoryRow row);
   // Keeps the sampler's current weights as the best checkpoint when `metrics` beat it.
@@ -87,7 +99,15 @@ class TrainingJob final : public Job {
   const SamplerSink sink_;
   const TrainingObserver on_step_;
   std::unique_ptr<training::Trainer> trainer_;
-  training::TrainingState state_;  // see the class comment
+  training::TrainingState state_;  // WorkerOwned: see the class comment
+  // The run's progress (the worker's).
+  bool started_ = false;
+  bool ended_ = false;
+  absl::Time run_start_;
+  int64_t start_step_ = 0;
+  int64_t taken_ = 0;
+  int64_t evaluated_at_ = -1;
+  std::map<std::string, double> last_metrics_;
   std::map<std::string, double> best_metrics_;
 
   mutable absl::Mutex history_mu_;

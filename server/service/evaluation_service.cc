@@ -1,4 +1,8 @@
+#include <algorithm>
+#include <atomic>
+
 #include "core/metrics/metric.h"
+#include "server/common/guarded.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
@@ -38,21 +42,34 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
         if (!v1::DType_IsValid(h.dtype()) || h.dtype() == v1::DTYPE_UNSPECIFIED) {
           return Fail(absl::InvalidArgumentError("header: dtype must be DTYPE_FLOAT32 or DTYPE_FLOAT64 for inline samples"));
         }
-        assembler_ = std::make_unique<ArrayAssembler>(FromProto(h.dtype()), h.dim(),
-                                                      backend_->limits().max_points_per_target);
+        // Inline samples are an array like an upload: bounded by rows and by values.
+        const Limits& l = backend_->limits();
+        const int64_t max_rows = std::min(l.max_points_per_target, l.max_array_values / h.dim());
+        absl::StatusOr<std::unique_ptr<ArrayAssembler>> a = Guarded("receiving the samples", [&] {
+          return absl::StatusOr<std::unique_ptr<ArrayAssembler>>(
+              std::make_unique<ArrayAssembler>(FromProto(h.dtype()), h.dim(), max_rows));
+        });
+        if (!a.ok()) return Fail(a.status());
+        assembler_ = *std::move(a);
       }
     } else {
       if (!inline_ || request_.has_header()) {
         return Fail(absl::InvalidArgumentError("unexpected message: chunks follow a header without a sample source"));
       }
-      if (absl::Status s = assembler_->Append(request_.chunk()); !s.ok()) return Fail(s);
+      if (absl::Status s = Guarded("receiving the samples", [&] { return assembler_->Append(request_.chunk()); });
+          !s.ok()) {
+        return Fail(s);
+      }
     }
     StartRead(&request_);
   }
 
-  // A client that gives up (or a server shutting down) ends the call now; an evaluation still running
-  // finishes into nothing.
-  void OnCancel() override { Fail(absl::CancelledError("the evaluation was cancelled")); }
+  // A client that gives up (or a server shutting down) ends the call now, and an evaluation still running
+  // stops at its next block.
+  void OnCancel() override {
+    stop_->store(true);
+    Fail(absl::CancelledError("the evaluation was cancelled"));
+  }
 
   void OnDone() override {
     handle_->Detach();
@@ -63,10 +80,12 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   void Submit() {
     if (!have_header_) return Fail(absl::InvalidArgumentError("the request ended before its header"));
     if (inline_) {
-      absl::StatusOr<Points> samples = assembler_->Finish();
+      absl::StatusOr<Points> samples = Guarded("receiving the samples", [&] { return assembler_->Finish(); });
+      assembler_.reset();
       if (!samples.ok()) return Fail(samples.status());
       args_.samples = *std::move(samples);
     }
+    args_.stop = stop_;
     backend_->Evaluate(std::move(args_), [handle = handle_](absl::StatusOr<EvaluateResult> r) {
       handle->Run([&](EvaluateReactor* reactor) {
         absl::MutexLock lock(&reactor->mu_);
@@ -99,6 +118,7 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   bool have_header_ = false;
   bool inline_ = false;
   std::unique_ptr<ArrayAssembler> assembler_;
+  std::shared_ptr<std::atomic<bool>> stop_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace

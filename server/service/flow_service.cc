@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "core/io/array_codec.h"
+#include "server/common/guarded.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
@@ -22,6 +23,7 @@ class ParticlesReactor final : public WriteReactorBase<ParticlesReactor, v1::Par
       return;
     }
     backend->ReadParticles(request.job_id(), [handle = handle_](absl::StatusOr<ParticlesView> v) {
+      // Runs on a worker, or here when the job is idle (the copy was made under a guard).
       handle->Run([&](ParticlesReactor* r) { r->OnParticles(std::move(v)); });
     });
   }
@@ -48,7 +50,11 @@ class ParticlesReactor final : public WriteReactorBase<ParticlesReactor, v1::Par
     chunk_.set_dtype(ToProto(dtype_));
     chunk_.set_row_offset(offset_);
     chunk_.set_rows(rows);
-    chunk_.set_data(EncodeRows(view_.particles, offset_, rows, dtype_));
+    absl::Status encoded = Guarded("encoding the particles", [&] {
+      chunk_.set_data(EncodeRows(view_.particles, offset_, rows, dtype_));
+      return absl::OkStatus();
+    });
+    if (!encoded.ok()) return FinishLocked(ToGrpcStatus(encoded));
     offset_ += std::max<int64_t>(rows, 1);  // an empty set still sends one (empty) chunk
     StartWriteLocked(&chunk_);
   }
@@ -66,22 +72,31 @@ ServerUnaryReactor* FlowServiceImpl::StartFlow(CallbackServerContext* ctx, const
                                                v1::Job* response) {
   absl::StatusOr<StartFlowArgs> args = FromProto(*request);
   if (!args.ok()) return FinishUnary(ctx, args.status());
-  absl::StatusOr<JobSnapshot> job = backend_->StartFlow(*args);
-  if (job.ok()) ToProto(*job, response);
-  return FinishUnary(ctx, job.status());
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->StartFlow(*std::move(args), FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) {
+                        ToProto(j, out);
+                      }));
+  return reactor;
 }
 
 ServerUnaryReactor* FlowServiceImpl::StepFlow(CallbackServerContext* ctx, const v1::StepFlowRequest* request,
                                               v1::StepFlowResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  // The default reactor lives until Finish; the worker finishes it when the steps are done.
-  backend_->StepFlow(request->job_id(), request->steps(), [reactor, response](absl::StatusOr<StepFlowResult> r) {
-    if (r.ok()) {
-      ToProto(r->job, response->mutable_job());
-      for (const TimedStepStats& s : r->stats) ToProto(s.stats, s.seconds, response->add_stats());
-    }
-    reactor->Finish(ToGrpcStatus(r.status()));
-  });
+  // A client that gives up (cancel, deadline) stops the run at its next step or block.
+  auto* reactor = new CancellableUnaryReactor();
+  std::function<void()> cancel =
+      backend_->StepFlow(request->job_id(), request->steps(), [reactor, response](absl::StatusOr<StepFlowResult> r) {
+        absl::Status status = r.status();
+        if (r.ok()) {
+          status = Guarded("writing the response", [&] {
+            ToProto(r->job, response->mutable_job());
+            for (const TimedStepStats& s : r->stats) ToProto(s.stats, s.seconds, response->add_stats());
+            response->set_stats_omitted(r->stats_omitted);
+            return absl::OkStatus();
+          });
+        }
+        reactor->Finish(ToGrpcStatus(status));
+      });
+  reactor->SetCanceller(std::move(cancel));
   return reactor;
 }
 

@@ -123,6 +123,11 @@ ServerUnaryReactor* JobServiceImpl::CancelJob(CallbackServerContext* ctx, const 
   return FinishUnary(ctx, job.status());
 }
 
+ServerUnaryReactor* JobServiceImpl::DeleteJob(CallbackServerContext* ctx, const v1::DeleteJobRequest* request,
+                                              v1::DeleteJobResponse* response) {
+  return FinishUnary(ctx, backend_->DeleteJob(request->job_id()));
+}
+
 grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(CallbackServerContext* ctx,
                                                                  const v1::WatchJobRequest* request) {
   absl::StatusOr<std::shared_ptr<Job>> job = backend_->jobs().Get(request->job_id());

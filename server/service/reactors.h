@@ -3,12 +3,14 @@
 #ifndef SAMPLED_SERVER_SERVICE_REACTORS_H_
 #define SAMPLED_SERVER_SERVICE_REACTORS_H_
 
+#include <functional>
 #include <memory>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/convert/status.h"
 
@@ -20,6 +22,48 @@ inline grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, c
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
+
+// A unary call a worker answers later: `fill(value, response)` on success, then Finish. The default
+// reactor lives until Finish, so the callback may hold it.
+template <typename T, typename Response, typename Fill>
+std::function<void(absl::StatusOr<T>)> FinishLater(grpc::CallbackServerContext* ctx, Response* response, Fill fill) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  return [reactor, response, fill](absl::StatusOr<T> r) {
+    if (r.ok()) fill(*r, response);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  };
+}
+
+// A unary reactor for work the client may give up on: OnCancel (the client cancelled, or its deadline
+// passed) runs the canceller given to SetCanceller, whichever comes first. The work's callback calls
+// Finish; the reactor deletes itself when done.
+class CancellableUnaryReactor : public grpc::ServerUnaryReactor {
+ public:
+  void SetCanceller(std::function<void()> canceller) {
+    bool now;
+    {
+      absl::MutexLock lock(&mu_);
+      now = cancelled_;
+      if (!now) canceller_ = std::move(canceller);
+    }
+    if (now && canceller) canceller();
+  }
+  void OnCancel() override {
+    std::function<void()> canceller;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      canceller.swap(canceller_);
+    }
+    if (canceller) canceller();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> canceller_ ABSL_GUARDED_BY(mu_);
+};
 
 // A reactor deletes itself in OnDone; work finishing later on a worker must not touch it after that.
 // Callbacks go through Run, which does nothing once the reactor has called Detach (from OnDone).

@@ -80,6 +80,8 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
                                v1::ListJobsResponse* response) override;
   ServerUnaryReactor* CancelJob(CallbackServerContext* ctx, const v1::CancelJobRequest* request,
                                 v1::Job* response) override;
+  ServerUnaryReactor* DeleteJob(CallbackServerContext* ctx, const v1::DeleteJobRequest* request,
+                                v1::DeleteJobResponse* response) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                   const v1::WatchJobRequest* request) override;
   ServerUnaryReactor* GetJobHistory(CallbackServerContext* ctx, const v1::GetJobHistoryRequest* request,

@@ -1,5 +1,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/targets/target_family.h"
+#include "server/common/guarded.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
@@ -21,10 +22,16 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
       // The stream ended: a half-close stores the upload; a cancelled or broken call stores nothing.
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
       if (assembler_ == nullptr) return Fail(absl::InvalidArgumentError("upload ended before its header"));
-      absl::StatusOr<TargetEntry> t = backend_->FinishUpload(spec_, *assembler_);
-      if (t.ok()) ToProto(*t, response_);
-      assembler_.reset();
-      Finish(ToGrpcStatus(t.status()));
+      // Checked (every value finite) and stored on a call worker; the reactor lives until Finish.
+      backend_->FinishUpload(spec_, std::move(assembler_), [ctx = ctx_] { return ctx->IsCancelled(); },
+                             [this](absl::StatusOr<TargetEntry> t) {
+                               absl::Status status = t.status();
+                               if (t.ok()) status = Guarded("writing the response", [&] {
+                                 ToProto(*t, response_);
+                                 return absl::OkStatus();
+                               });
+                               Finish(ToGrpcStatus(status));
+                             });
       return;
     }
     if (assembler_ == nullptr) {
@@ -34,12 +41,17 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
       absl::StatusOr<UploadSpec> spec = FromProto(request_.header());
       if (!spec.ok()) return Fail(spec.status());
       spec_ = *std::move(spec);
-      absl::StatusOr<std::unique_ptr<ArrayAssembler>> a = backend_->BeginUpload(spec_);
+      absl::StatusOr<std::unique_ptr<ArrayAssembler>> a =
+          Guarded("starting the upload", [&] { return backend_->BeginUpload(spec_); });
       if (!a.ok()) return Fail(a.status());
       assembler_ = *std::move(a);
     } else {
       if (request_.has_header()) return Fail(absl::InvalidArgumentError("a second upload header arrived"));
-      if (absl::Status s = assembler_->Append(request_.chunk()); !s.ok()) return Fail(s);
+      // The buffer grows with the upload: an allocation failure refuses it, never the process.
+      if (absl::Status s = Guarded("receiving the upload", [&] { return assembler_->Append(request_.chunk()); });
+          !s.ok()) {
+        return Fail(s);
+      }
     }
     StartRead(&request_);
   }
@@ -135,19 +147,35 @@ grpc::ServerReadReactor<v1::UploadModelRequest>* TargetServiceImpl::UploadModel(
 
 ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, const v1::DefineTargetRequest* request,
                                                     v1::Target* response) {
-  absl::StatusOr<TargetEntry> t = backend_->DefineTarget(request->session_id(), request->name(), request->family(),
-                                                         request->dim(), FromProto(request->params()),
-                                                         request->sample_count(), request->seed(),
-                                                         request->data_target_id());
-  if (t.ok()) ToProto(*t, response);
-  return FinishUnary(ctx, t.status());
+  DefineTargetArgs args;
+  args.session_id = request->session_id();
+  args.name = request->name();
+  args.family = request->family();
+  args.dim = request->dim();
+  args.sample_count = request->sample_count();
+  args.seed = request->seed();
+  args.data_target_id = request->data_target_id();
+  absl::Status parsed = Guarded("reading the parameters", [&] {
+    args.params = FromProto(request->params());
+    return absl::OkStatus();
+  });
+  if (!parsed.ok()) return FinishUnary(ctx, parsed);
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->DefineTarget(std::move(args), FinishLater<TargetEntry>(ctx, response, [](const TargetEntry& t, v1::Target* out) {
+                           ToProto(t, out);
+                         }));
+  return reactor;
 }
 
 ServerUnaryReactor* TargetServiceImpl::GetTarget(CallbackServerContext* ctx, const v1::GetTargetRequest* request,
                                                  v1::Target* response) {
   absl::StatusOr<TargetEntry> t = backend_->sessions().GetTarget(request->session_id(), request->target_id());
-  if (t.ok()) ToProto(*t, response);
-  return FinishUnary(ctx, t.status());
+  absl::Status status = t.status();
+  if (t.ok()) status = Guarded("writing the target", [&] {
+    ToProto(*t, response, request->full_params());
+    return absl::OkStatus();
+  });
+  return FinishUnary(ctx, status);
 }
 
 ServerUnaryReactor* TargetServiceImpl::ListTargets(CallbackServerContext* ctx, const v1::ListTargetsRequest* request,

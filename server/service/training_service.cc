@@ -8,9 +8,11 @@ ServerUnaryReactor* TrainingServiceImpl::StartTraining(CallbackServerContext* ct
                                                        const v1::StartTrainingRequest* request, v1::Job* response) {
   absl::StatusOr<StartTrainingArgs> args = FromProto(*request);
   if (!args.ok()) return FinishUnary(ctx, args.status());
-  absl::StatusOr<JobSnapshot> job = backend_->StartTraining(*args);
-  if (job.ok()) ToProto(*job, response);
-  return FinishUnary(ctx, job.status());
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->StartTraining(*std::move(args), FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) {
+                            ToProto(j, out);
+                          }));
+  return reactor;
 }
 
 ServerUnaryReactor* TrainingServiceImpl::ListTrainMethods(CallbackServerContext* ctx,

@@ -190,3 +190,39 @@ TEST_F(SamplectlTest, FlowMethodsPrintTheDefaults) {
 
 }  // namespace
 }  // namespace sampled::testing
+
+namespace sampled::testing {
+namespace {
+
+// Finding 10 of the hardening issue: --init-file leaves no target behind (also when the flow fails),
+// --particles 0 is an error, and a flag that lacks its value does not swallow the next flag.
+TEST_F(SamplectlTest, FlowStartLeavesNothingBehindAndParsesStrictly) {
+  const std::string s = Id({"session", "create", "--name", "cli"});
+  const std::string g = Id({"target", "define", "--session", s, "--name", "g", "--family", "gaussian", "--dim", "2"});
+  Rng rng(2);
+  Points init(30, 2);
+  rng.FillNormal(init.data(), init.size());
+  const std::string file = ::testing::TempDir() + "/init.csv";
+  ASSERT_TRUE(WriteArrayFile(file, init).ok());
+  const std::string job = Id({"flow", "start", "--session", s, "--target", g, "--method", "langevin", "--init-file",
+                              file, "--steps", "0"});
+  EXPECT_THAT(job, ::testing::StartsWith("j_"));
+  Result failed = Run({"flow", "start", "--session", s, "--target", g, "--method", "langevin", "--init-file", file,
+                       "--leapfrog", "3"});
+  EXPECT_NE(failed.code, 0);
+  Result list = Run({"target", "list", "--session", s});
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_THAT(list.out, ::testing::Not(HasSubstr("init:")));
+  Result zero = Run({"flow", "start", "--session", s, "--target", g, "--method", "sd", "--particles", "0"});
+  EXPECT_EQ(zero.code, 2);
+  EXPECT_THAT(zero.err, HasSubstr("--particles must be >= 1"));
+  Result swallowed = Run({"flow", "start", "--session", "--method", "sd", "--target", g});
+  EXPECT_EQ(swallowed.code, 2);
+  EXPECT_THAT(swallowed.err, HasSubstr("--session needs a value"));
+  Result negative = Run({"flow", "start", "--session", s, "--target", g, "--method", "langevin", "--init-mean", "-1",
+                         "--particles", "5", "--steps", "0"});
+  EXPECT_EQ(negative.code, 0) << negative.err;  // a negative number is still a value
+}
+
+}  // namespace
+}  // namespace sampled::testing

@@ -66,5 +66,36 @@ TEST(ParallelForTest, ExceptionsReachTheCaller) {
   }
 }
 
+// A stop flag set while blocks run stops the loop between blocks (StopRequested on the caller, blocks
+// after the stop skipped); without a flag in scope, or with it clear, every block runs.
+TEST(ParallelForTest, AStopFlagEndsTheLoopBetweenBlocks) {
+  for (const int threads : {1, 2}) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> ran{0};
+    {
+      ScopedStopFlag scope(&stop);
+      EXPECT_THROW(ParallelFor(1000, 1, threads,
+                               [&](int64_t begin, int64_t, int) {
+                                 ran.fetch_add(1);
+                                 if (begin == 10) stop.store(true);
+                               }),
+                   StopRequested)
+          << threads;
+      EXPECT_LT(ran.load(), 1000);
+      EXPECT_GE(ran.load(), 11);
+      stop.store(false);
+      ran.store(0);
+      ParallelFor(100, 1, threads, [&](int64_t, int64_t, int) { ran.fetch_add(1); });
+      EXPECT_EQ(ran.load(), 100);
+      stop.store(true);
+      EXPECT_THROW(ThrowIfStopRequested(), StopRequested);
+    }
+    ran.store(0);
+    ParallelFor(100, 1, threads, [&](int64_t, int64_t, int) { ran.fetch_add(1); });  // out of scope
+    EXPECT_EQ(ran.load(), 100);
+    EXPECT_NO_THROW(ThrowIfStopRequested());
+  }
+}
+
 }  // namespace
 }  // namespace sampled

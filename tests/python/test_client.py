@@ -47,6 +47,27 @@ def test_float32_upload_and_initial_particles(client):
     assert all(s.HasField("bandwidth") and not s.HasField("acceptance_rate") for s in stats)
 
 
+def test_initial_particles_leave_no_target_and_failed_steps_keep_their_stats(client):
+    # Hardening finding 10: init= uploads the particles for the call only, also when the flow is refused;
+    # particles=0 is an error, not 1000. Finding 6: a failed step raises StepFailed with the steps before it.
+    target = client.define_target("g", "gaussian", dim=2)
+    init = np.random.default_rng(2).normal(size=(20, 2))
+    job = client.start_flow(target, "langevin", init=init, steps=0, step_size=1e6)
+    with pytest.raises(sampled.SampledError) as refused:
+        client.start_flow(target, "langevin", init=init, leapfrog=3)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [t.name for t in client.session.targets()] == ["g"]
+    with pytest.raises(sampled.SampledError) as zero:
+        client.start_flow(target, "langevin", particles=0)
+    assert zero.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(sampled.StepFailed) as failed:
+        job.step(1000)
+    stats = failed.value.stats
+    assert 5 < len(stats) < 1000 and stats[-1].step == failed.value.job.step
+    assert "non-finite" in failed.value.details and job.state == "failed"
+    assert np.isfinite(job.particles()).all()
+
+
 def test_density_targets_and_ksd(client):
     g = client.define_target("g", "gaussian")
     assert g.kind == 2 and list(g.params["mean"].values) == [-1.0, 1.0]

@@ -37,11 +37,11 @@ TEST(FlowJobTest, RunsAreIdentifiedByGeneration) {
   ASSERT_TRUE(requeued.ok());
   EXPECT_EQ(requeued->previous, JobState::kCancelled);
   EXPECT_EQ(requeued->generation, 1u);
-  FlowJob::RunResult stale = job->Run(/*generation=*/0, 1000, false);
+  FlowRun stale = job->Run(/*generation=*/0, 1000, false);
   EXPECT_EQ(stale.status.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(job->Snapshot().step, 0);
   EXPECT_EQ(job->state(), JobState::kQueued);  // still waiting for its own run
-  FlowJob::RunResult own = job->Run(/*generation=*/1, 5, true);
+  FlowRun own = job->Run(/*generation=*/1, 5, true);
   ASSERT_TRUE(own.status.ok());
   EXPECT_EQ(own.stats.size(), 5u);
   const JobSnapshot s = job->Snapshot();
@@ -73,9 +73,10 @@ TEST(FlowJobTest, AClosedJobNeverRunsAgain) {
 TEST(FlowJobTest, ParticleReadsOfAnIdleJobAreServedAtOnce) {
   auto job = MakeJob();
   bool served = false;
-  job->ReadParticles([&](Points p, int64_t step) {
+  job->ReadParticles([&](absl::StatusOr<Points> p, int64_t step) {
     served = true;
-    EXPECT_EQ(p.rows(), 20);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->rows(), 20);
     EXPECT_EQ(step, 0);
   });
   EXPECT_TRUE(served);

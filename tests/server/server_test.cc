@@ -79,6 +79,8 @@ class ServerTest : public ::testing::Test {
     o.limits.max_queued_jobs = 2;
     o.limits.max_targets_per_session = 6;
     o.limits.max_array_values = 200000;
+    o.call_workers = 1;                        // a long call occupies it: the next one waits
+    o.slice_time = absl::InfiniteDuration();   // and does not yield (ServerFairnessTest covers slices)
     return o;
   }
   ServerTest() : t_(Options()), c_(*t_.client) {}

@@ -20,8 +20,8 @@
 The generated gRPC stubs live in sampled.v1 (built by CMake, not committed).
 """
 
-from sampled.client import Client, Job, SampledError, Sampler, Session
+from sampled.client import Client, Job, SampledError, Sampler, Session, StepFailed
 from sampled.sampler_file import LocalSampler, load_sampler
 
-__all__ = ["Client", "Job", "LocalSampler", "SampledError", "Sampler", "Session", "load_sampler"]
+__all__ = ["Client", "Job", "LocalSampler", "SampledError", "Sampler", "Session", "StepFailed", "load_sampler"]
 __version__ = "0.1.0"

@@ -30,6 +30,16 @@ class SampledError(Exception):
         self.details = details
 
 
+class StepFailed(SampledError):
+    """A step of `Flow.step` failed (non-finite particles, out of memory): the run ended there. `stats` holds
+    the steps taken before it; the flow's particles are those of its last good step."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, stats, job):
+        super().__init__(code, details)
+        self.stats = stats
+        self.job = job
+
+
 def _call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
@@ -122,10 +132,15 @@ class Job:
         return self.last
 
     def step(self, steps: int = 1) -> List[jobs_pb2.StepStats]:
-        """Runs `steps` more steps of a stopped flow (interactive mode); returns each step's statistics."""
+        """Runs `steps` more steps of a stopped flow (interactive mode); returns each step's statistics (those
+        of the last 10,000 steps of a longer call). Raises StepFailed, holding the statistics of the steps
+        taken, when a step fails."""
         r = _call(self._client._flows.StepFlow, flows_pb2.StepFlowRequest(job_id=self.id, steps=steps),
                   timeout=self._client.timeout)
         self.last = r.job
+        if r.job.state == jobs_pb2.JOB_STATE_FAILED:
+            code = next((c for c in grpc.StatusCode if c.value[0] == r.job.error.code), grpc.StatusCode.UNKNOWN)
+            raise StepFailed(code, r.job.error.message, list(r.stats), r.job)
         return list(r.stats)
 
     def sampler(self) -> Sampler:
@@ -313,7 +328,7 @@ class Session:
             if not token:
                 return out
 
-    def start_flow(self, target, method: str, particles: int = 0, init=None, init_mean=None,
+    def start_flow(self, target, method: str, particles: Optional[int] = None, init=None, init_mean=None,
                    init_std: Optional[float] = None, steps: int = 1000, schedule_steps: int = 0,
                    step_size: Optional[float] = None, optimizer: Optional[str] = None,
                    noise: Optional[str] = None, bandwidth: Optional[str] = None, batch_size: Optional[int] = None,
@@ -321,20 +336,24 @@ class Session:
                    eval_metrics: Sequence[str] = (), **options) -> Job:
         """Starts a particle flow on `target` (a Target or its id) as a job.
 
-        Particles start as `particles` draws from N(init_mean, init_std^2 I), or as the rows of `init` (an
-        array, uploaded first, or the id of a sample target). Unset parameters take the method's defaults;
+        Particles start as `particles` draws (default 1000) from N(init_mean, init_std^2 I), or as the rows
+        of `init` (an array, uploaded for the call and deleted after it, or the id of a sample target). Unset parameters take the method's defaults;
         remaining keyword arguments are the method's options (e.g. leapfrog=10). steps=0 creates the flow
         for interactive stepping with Job.step().
         """
         spec = flows_pb2.FlowSpec(method=method, steps=steps, schedule_steps=schedule_steps, seed=seed,
                                   eval_every=eval_every, eval_metrics=list(eval_metrics))
+        uploaded_init = None
         if init is not None:
+            if particles is not None:
+                raise ValueError("give particles or init, not both")
             if isinstance(init, str):
                 spec.init_target_id = init
             else:
-                spec.init_target_id = self.upload_target(f"init:{method}:{np.random.randint(1 << 62)}", init).id
+                uploaded_init = self.upload_target(f"init:{method}:{np.random.randint(1 << 62)}", init).id
+                spec.init_target_id = uploaded_init
         else:
-            spec.particle_count = particles if particles > 0 else 1000
+            spec.particle_count = 1000 if particles is None else particles
         if init_mean is not None:
             spec.init_mean.extend(np.atleast_1d(np.asarray(init_mean, dtype=np.float64)).tolist())
         if init_std is not None:
@@ -355,9 +374,17 @@ class Session:
             spec.median_pairs = median_pairs
         for key, value in options.items():
             spec.options[key] = str(value)
-        job = _call(self._client._flows.StartFlow,
-                    flows_pb2.StartFlowRequest(session_id=self.id, target_id=_id(target), spec=spec),
-                    timeout=self._client.timeout)
+        try:
+            job = _call(self._client._flows.StartFlow,
+                        flows_pb2.StartFlowRequest(session_id=self.id, target_id=_id(target), spec=spec),
+                        timeout=self._client.timeout)
+        finally:
+            # The flow holds its own copy of the initial particles: the upload that carried them goes.
+            if uploaded_init is not None:
+                try:
+                    self.delete_target(uploaded_init)
+                except SampledError:
+                    pass
         return Job(self._client, job)
 
     def train(self, target, method: str, steps: int = 1000, latent: Optional[int] = None,
