@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/parallel.h"
 #include "core/common/status_macros.h"
+#include "core/flows/flow_memory.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/targets/torchscript_target.h"
@@ -19,7 +20,9 @@
 namespace sampled::server {
 
 Backend::Backend(const ServerOptions& options)
-    : options_(options), sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
+    : options_(options),
+      budget_(options.max_memory < 0 ? DefaultMemoryBudget() : options.max_memory),
+      sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
 }
 
@@ -38,7 +41,17 @@ HeldState Backend::ComputeHeldState() const {
   h.bytes = sessions_.target_bytes() + t.bytes + h.sampler_bytes;
   h.queued_tasks = t.queued_tasks;
   for (const auto& [state, count] : t.by_state) h.jobs_by_state[JobStateName(state)] = count;
+  for (int k = 0; k < kMemoryKinds; ++k) {
+    h.memory_by_kind[MemoryKindName(static_cast<MemoryKind>(k))] = budget_.used(static_cast<MemoryKind>(k));
+  }
+  h.memory_budget = budget_.limit();
   return h;
+}
+
+absl::StatusOr<std::shared_ptr<const Target>> Backend::Charged(std::unique_ptr<Target> target,
+                                                               MemoryBudget::Charge charge) {
+  SAMPLED_RETURN_IF_ERROR(charge.Resize(target->bytes(), "the target"));
+  return Attach(std::shared_ptr<const Target>(std::move(target)), std::move(charge));
 }
 
 absl::Status Backend::CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const {
@@ -96,7 +109,7 @@ absl::StatusOr<int> Backend::DeleteSession(const std::string& id) {
 
 // Targets ----------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const UploadSpec& spec) {
+absl::StatusOr<std::unique_ptr<ChargedAssembler>> Backend::BeginUpload(const UploadSpec& spec) {
   SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(spec.session_id, spec.name));
   if (spec.dim < 1) return absl::InvalidArgumentError(absl::StrCat("upload header: dim must be >= 1, got ", spec.dim));
   SAMPLED_RETURN_IF_ERROR(CheckDim(spec.dim));
@@ -111,18 +124,26 @@ absl::StatusOr<std::unique_ptr<ArrayAssembler>> Backend::BeginUpload(const Uploa
   if (spec.expected_rows > 0) SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.expected_rows, spec.dim, "upload"));
   const int64_t max_rows =
       std::min(options_.limits.max_points_per_target, options_.limits.max_array_values / spec.dim);
-  return std::make_unique<ArrayAssembler>(spec.dtype, spec.dim, max_rows, spec.expected_rows);
+  return ChargedAssembler::Create(budget_, MemoryKind::kUploads, spec.dtype, spec.dim, max_rows, spec.expected_rows,
+                                  absl::StrCat("the upload '", spec.name, "'"));
 }
 
-void Backend::FinishUpload(const UploadSpec& spec, std::unique_ptr<ArrayAssembler> assembler,
+void Backend::FinishUpload(const UploadSpec& spec, std::unique_ptr<ChargedAssembler> assembler,
                            std::function<bool()> abandoned, Done<TargetEntry> done) {
-  std::shared_ptr<ArrayAssembler> held(std::move(assembler));
+  std::shared_ptr<ChargedAssembler> held(std::move(assembler));
   auto task = [this, spec, held, abandoned = std::move(abandoned), done] {
     absl::StatusOr<TargetEntry> stored = Guarded("storing the upload", [&]() -> absl::StatusOr<TargetEntry> {
-      SAMPLED_ASSIGN_OR_RETURN(Points points, held->Finish(spec.expected_rows));
+      // The target's bytes are charged before the array is trimmed and wrapped; the buffer's charge goes
+      // with the assembler.
+      const int64_t rows = held->assembler().rows_so_far();
+      SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
+                               budget_.Reserve(MemoryKind::kTargets, rows * spec.dim * 8, "the uploaded target"));
+      SAMPLED_ASSIGN_OR_RETURN(Points points, held->assembler().Finish(spec.expected_rows));
+      held->charge().Release();
       SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> target, EmpiricalTarget::Create(std::move(points)));
       if (abandoned && abandoned()) return absl::CancelledError("the upload was cancelled");
-      return sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(std::move(target)));
+      SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
+      return sessions_.AddTarget(spec.session_id, spec.name, std::move(charged));
     });
     done(std::move(stored));
   };
@@ -147,6 +168,11 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
   const std::string session_id = args.session_id;
   auto task = [this, args = std::move(args), done] {
     done(Guarded("defining the target", [&]() -> absl::StatusOr<TargetEntry> {
+      // Charged before anything is built: a family's matrices (at most a few d x d) and the draws.
+      const int64_t d = std::max<int64_t>(args.dim, 2);
+      SAMPLED_ASSIGN_OR_RETURN(
+          MemoryBudget::Charge charge,
+          budget_.Reserve(MemoryKind::kTargets, 4 * d * d * 8 + 2 * args.sample_count * d * 8, "the target"));
       std::unique_ptr<Target> target;
       if (!args.data_target_id.empty()) {
         absl::StatusOr<TargetEntry> data = sessions_.GetTarget(args.session_id, args.data_target_id);
@@ -159,8 +185,8 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
       }
       SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.sample_count, target->dim(), "sample_count draws"));
       if (args.sample_count == 0) {
-        return sessions_.AddTarget(args.session_id, args.name, std::shared_ptr<const Target>(std::move(target)),
-                                   args.data_target_id);
+        SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
+        return sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id);
       }
       if (!target->can_sample()) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -169,8 +195,10 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
       Rng rng(args.seed);
       Points draws;
       SAMPLED_RETURN_IF_ERROR(target->Sample(args.sample_count, rng, &draws));
+      target.reset();
       SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
-      return sessions_.AddTarget(args.session_id, args.name, std::shared_ptr<const Target>(std::move(data)));
+      SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(data), std::move(charge)));
+      return sessions_.AddTarget(args.session_id, args.name, std::move(charged));
     }));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
@@ -303,7 +331,13 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
   if (absl::Status s = CheckArrayValues(particles, target->target->dim(), "flow particles"); !s.ok()) return done(s);
   const std::string session_id = args.session_id;
   // The particles (up to max_array_values draws) and the flow's set-up are built on a call worker.
-  auto task = [this, args = std::move(args), target = target->target, init_target, done] {
+  auto task = [this, args = std::move(args), target = target->target, init_target, particles, done] {
+    // The state and the method's workspace, estimated and charged before they are allocated.
+    FlowConfig config = args.spec.config;
+    absl::StatusOr<MemoryBudget::Charge> charge =
+        budget_.Reserve(MemoryKind::kJobs, EstimateFlowBytes(config, *target, particles),
+                        absl::StrCat("a ", config.method, " flow of ", particles, " particles in ", target->dim(), "-D"));
+    if (!charge.ok()) return done(charge.status());
     absl::StatusOr<std::shared_ptr<FlowJob>> created = Guarded("creating the flow", [&] {
       InitialParticles init;
       init.count = args.particle_count;
@@ -319,7 +353,7 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
                              });
     });
     if (!created.ok()) return done(created.status());
-    std::shared_ptr<FlowJob> job = *std::move(created);
+    std::shared_ptr<FlowJob> job = Attach(*std::move(created), *std::move(charge));
     if (absl::Status s = AddJob(job); !s.ok()) return done(s);
     auto run = std::make_shared<FlowRun>();
     run->steps = args.spec.steps;
@@ -567,6 +601,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   if (eval_draws < 2 || eval_draws > 100000) {
     return absl::InvalidArgumentError(absl::StrCat("eval_draws must be between 2 and 100000, got ", eval_draws));
   }
+  int64_t training_bytes = 0;
   training::TrainLimits tl;
   tl.max_width = limits.max_train_width;
   tl.max_layers = limits.max_train_layers;
@@ -590,6 +625,15 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
     }
     SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch * streams, widths, "the training passes' activations (batch x "
                                                                         "tangent streams by the networks' widths)"));
+    // The networks (weights, Adam's two moments, the best checkpoint, gradients: 5 copies) and the passes'
+    // activations (twice, for the two networks), in float32; per-thread scratch of the same order.
+    int64_t params = 0;
+    for (const training::MlpShape* m : {&t.sampler, &t.score}) {
+      int64_t in = m->in;
+      for (int64_t w : m->hidden) params += (in + 1) * w, in = w;
+      params += (in + 1) * m->out;
+    }
+    training_bytes = 5 * params * 4 + 4 * t.batch * streams * widths * 4 + 2 * t.batch * d * 8;
   }
   if (absl::StatusOr<std::vector<SamplerEntry>> held = sessions_.ListSamplers(args.session_id);
       held.ok() && static_cast<int64_t>(held->size()) >= limits.max_samplers_per_session) {
@@ -624,7 +668,9 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
     e.job_id = job_id;
     e.target_id = target_id;
     e.method = method;
-    e.model = std::move(t.model);
+    SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
+                             budget_.Reserve(MemoryKind::kSamplers, t.model->bytes(), "the trained sampler"));
+    e.model = Attach(std::shared_ptr<const training::SamplerModel>(std::move(t.model)), std::move(charge));
     e.steps = t.steps;
     e.final_metrics = std::move(t.final_metrics);
     e.best_metrics = std::move(t.best_metrics);
@@ -633,10 +679,13 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
     return stored.id;
   };
   const std::string provenance = Provenance(spec.settings, target, spec.from_sampler_id);
+  SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
+                           budget_.Reserve(MemoryKind::kJobs, training_bytes, "the training job's networks and passes"));
   SAMPLED_ASSIGN_OR_RETURN(
-      std::shared_ptr<TrainingJob> job,
+      std::shared_ptr<TrainingJob> created,
       TrainingJob::Create(std::move(identity), std::move(spec), target.target, provenance, std::move(sink),
                           [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); }));
+  std::shared_ptr<TrainingJob> job = Attach(std::move(created), std::move(charge));
   SAMPLED_RETURN_IF_ERROR(AddJob(job));
   SAMPLED_RETURN_IF_ERROR(QueueJob(
       job, [this, job] { return job->RunSlice(options_.slice_time, [this] { return jobs_.JobsWaiting(); }); },
@@ -708,7 +757,12 @@ void Backend::ImportSampler(const std::string& session_id, std::string bytes, Do
     e.method = made.method.empty() ? "imported" : made.method;
     e.steps = made.steps;
     e.best_step = made.best_step;
-    e.model = std::make_shared<training::SamplerModel>(*std::move(model));
+    absl::StatusOr<MemoryBudget::Charge> charge =
+        budget_.Reserve(MemoryKind::kSamplers, model->bytes(), "the imported sampler");
+    if (!charge.ok()) return done(charge.status());
+    e.model = Attach(std::shared_ptr<const training::SamplerModel>(
+                         std::make_shared<training::SamplerModel>(*std::move(model))),
+                     *std::move(charge));
     done(sessions_.AddSampler(std::move(e)));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
@@ -741,6 +795,12 @@ absl::Status Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_
                                     Done<PointsF> done) {
   auto task = [this, stream, first_block, blocks, done] {
     if (stream->cancelled.load()) return done(absl::CancelledError("the client cancelled the Sample"));
+    // The segment's draws and the network's activations for them (float32), until they are handed on.
+    const int64_t rows = blocks * training::kDrawBlockRows;
+    const int64_t widest = std::max(stream->model->shape.out, stream->model->shape.in);
+    absl::StatusOr<MemoryBudget::Charge> charge =
+        budget_.Reserve(MemoryKind::kCalls, 3 * rows * widest * 4, "the Sample's draws");
+    if (!charge.ok()) return done(charge.status());
     PointsF draws;
     try {
       training::DrawBlocks(stream->model->shape, stream->model->params(stream->best), stream->seed, first_block,

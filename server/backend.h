@@ -20,6 +20,8 @@
 #include "absl/status/statusor.h"
 #include "core/io/array_codec.h"
 #include "core/metrics/metric.h"
+#include "server/common/charged_assembler.h"
+#include "server/common/memory_budget.h"
 #include "server/jobs/flow_job.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/training_job.h"
@@ -134,6 +136,7 @@ class Backend {
   ~Backend();
 
   const Limits& limits() const { return options_.limits; }
+  MemoryBudget& memory() { return budget_; }
   SessionManager& sessions() { return sessions_; }
   JobManager& jobs() { return jobs_; }
   ServerMetrics& metrics() { return metrics_; }
@@ -146,11 +149,12 @@ class Backend {
   absl::StatusOr<int> DeleteSession(const std::string& id);
 
   // Checks an upload's header before its data arrives (session, name, dtype, dim within limits) and
-  // returns the assembler for its chunks (bounded by max_points_per_target).
-  absl::StatusOr<std::unique_ptr<ArrayAssembler>> BeginUpload(const UploadSpec& spec);
+  // returns the assembler for its chunks (bounded by max_points_per_target, charged to the memory budget
+  // as it grows).
+  absl::StatusOr<std::unique_ptr<ChargedAssembler>> BeginUpload(const UploadSpec& spec);
   // Checks the uploaded samples on a call worker (INVALID_ARGUMENT for NaN/Inf naming the row) and stores
   // them, unless `abandoned` (may be empty) says the client gave up.
-  void FinishUpload(const UploadSpec& spec, std::unique_ptr<ArrayAssembler> assembler,
+  void FinishUpload(const UploadSpec& spec, std::unique_ptr<ChargedAssembler> assembler,
                     std::function<bool()> abandoned, Done<TargetEntry> done);
   // An analytic density, or (sample_count > 0) that many exact draws from it stored as samples; or, with
   // `data_target_id`, a density defined over that data target of the session (blr; NOT_FOUND when it is
@@ -228,7 +232,11 @@ class Backend {
   // RESOURCE_EXHAUSTED when rows x dim exceeds max_array_values.
   absl::Status CheckArrayValues(int64_t rows, int64_t dim, const std::string& what) const;
 
+  // A stored target holding `charge` (resized to the target's bytes) for as long as it lives.
+  absl::StatusOr<std::shared_ptr<const Target>> Charged(std::unique_ptr<Target> target, MemoryBudget::Charge charge);
+
   const ServerOptions options_;
+  MemoryBudget budget_;  // before everything holding a charge: it outlives them
   ServerMetrics metrics_;
   SessionManager sessions_;
   JobManager jobs_;

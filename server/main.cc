@@ -32,6 +32,10 @@ ABSL_FLAG(int64_t, max_jobs_per_session, 1000, "jobs a session holds");
 ABSL_FLAG(int64_t, max_steps, 100000000, "steps of one flow run");
 ABSL_FLAG(int64_t, max_array_values, 100000000, "values (rows x dim) of one array: upload, draws, particles");
 ABSL_FLAG(int, sample_workers, 2, "threads that serve Sample calls (never queued behind a job)");
+ABSL_FLAG(int64_t, max_memory, -1,
+          "bytes everything held or being built may take (targets, uploads, jobs and their workspaces, samplers, "
+          "calls); past it requests are refused with RESOURCE_EXHAUSTED before allocating. -1: three quarters of "
+          "the machine's memory; 0: no limit");
 ABSL_FLAG(int, call_workers, 2,
           "threads for the calls a client waits on (StepFlow, Evaluate, building a flow or a target's draws), "
           "shared round-robin by the sessions");
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
   options.workers = absl::GetFlag(FLAGS_workers);
   options.sample_workers = absl::GetFlag(FLAGS_sample_workers);
   options.call_workers = absl::GetFlag(FLAGS_call_workers);
+  options.max_memory = absl::GetFlag(FLAGS_max_memory);
   options.slice_time = absl::GetFlag(FLAGS_slice_time);
   options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);

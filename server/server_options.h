@@ -37,6 +37,9 @@ struct Limits {
 };
 
 struct ServerOptions {
+  // Bytes everything held or being built may take (--max-memory): -1, three quarters of the machine's
+  // memory; 0, no limit (still accounted).
+  int64_t max_memory = -1;
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
   int workers = 1;        // job threads

@@ -40,14 +40,24 @@ ArrayAssembler::ArrayAssembler(DType dtype, int64_t dim, int64_t max_rows, int64
   if (expected_rows > 0 && expected_rows <= max_rows) buffer_.resize(expected_rows, dim);
 }
 
-void ArrayAssembler::Reserve(int64_t values) {
-  const int64_t capacity = buffer_.size();
-  if (values <= capacity) return;
+int64_t ArrayAssembler::GrownRows(int64_t values) const {
+  if (values <= static_cast<int64_t>(buffer_.size())) return buffer_.rows();
   // Grow geometrically (reserving exactly one more chunk each time made an upload quadratic in its size),
   // never past the limit plus the row that tells it was passed.
   const int64_t limit_rows = std::min<int64_t>(max_rows_, INT64_MAX / 8 / dim_ - 1) + 1;
-  const int64_t rows =
-      std::max((values + dim_ - 1) / dim_, std::min(limit_rows, std::max<int64_t>(2 * buffer_.rows(), 1024)));
+  return std::max((values + dim_ - 1) / dim_, std::min(limit_rows, std::max<int64_t>(2 * buffer_.rows(), 1024)));
+}
+
+int64_t ArrayAssembler::CapacityBytesAfter(int64_t chunk_bytes) const {
+  const int64_t values = count_ + (static_cast<int64_t>(partial_.size()) + chunk_bytes) / DTypeSize(dtype_);
+  const int64_t rows = std::min<int64_t>(GrownRows(values), INT64_MAX / 16 / dim_);
+  return rows * dim_ * 8;
+}
+
+void ArrayAssembler::Reserve(int64_t values) {
+  const int64_t capacity = buffer_.size();
+  if (values <= capacity) return;
+  const int64_t rows = GrownRows(values);
   Points grown(rows, dim_);
   std::copy(buffer_.data(), buffer_.data() + count_, grown.data());
   buffer_.swap(grown);

@@ -30,10 +30,16 @@ class ArrayAssembler {
   absl::StatusOr<Points> Finish(int64_t expected_rows = 0);
 
   int64_t rows_so_far() const { return count_ / dim_; }
+  // Bytes the buffer holds now, and would hold after appending `chunk_bytes` more (its geometric growth;
+  // while it grows the old buffer is held too): what a memory budget charges before Append.
+  int64_t capacity_bytes() const { return static_cast<int64_t>(buffer_.size()) * 8; }
+  int64_t CapacityBytesAfter(int64_t chunk_bytes) const;
 
  private:
   // Makes room for `values` values in buffer_.
   void Reserve(int64_t values);
+  // The rows buffer_ grows to for `values` values (its current rows when they fit).
+  int64_t GrownRows(int64_t values) const;
 
   DType dtype_;
   int64_t dim_;

@@ -166,7 +166,13 @@ std::string ServerMetrics::Serialize() const {
     AddGauge(samplers, static_cast<double>(s.samplers));
     auto sampler_bytes = GaugeFamily("sampled_sampler_bytes", "Bytes of trained samplers' weights held");
     AddGauge(sampler_bytes, static_cast<double>(s.sampler_bytes));
-    for (auto* f : {&sessions, &targets, &bytes, &queue, &jobs, &samplers, &sampler_bytes}) {
+    auto memory = GaugeFamily("sampled_memory_bytes",
+                              "Bytes charged to the memory budget, by kind: stored targets, uploads in progress, job "
+                              "states with their workspaces, samplers, calls in flight (inline samples, Sample draws)");
+    for (const auto& [kind, b] : s.memory_by_kind) AddGauge(memory, static_cast<double>(b), {{"kind", kind}});
+    auto budget = GaugeFamily("sampled_memory_budget_bytes", "The memory budget (--max-memory); 0: no limit");
+    AddGauge(budget, static_cast<double>(s.memory_budget));
+    for (auto* f : {&sessions, &targets, &bytes, &queue, &jobs, &samplers, &sampler_bytes, &memory, &budget}) {
       families.push_back(std::move(*f));
     }
   }

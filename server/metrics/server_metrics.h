@@ -35,6 +35,8 @@ struct HeldState {
   int64_t samplers = 0;
   int64_t sampler_bytes = 0;
   std::map<std::string, int64_t> jobs_by_state;  // state name -> count
+  std::map<std::string, int64_t> memory_by_kind;  // the memory budget's accounting, kind -> bytes
+  int64_t memory_budget = 0;                      // --max-memory (0: no limit)
 };
 
 class ServerMetrics {

@@ -2,6 +2,7 @@
 #include <atomic>
 
 #include "core/metrics/metric.h"
+#include "server/common/charged_assembler.h"
 #include "server/common/guarded.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
@@ -45,10 +46,8 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
         // Inline samples are an array like an upload: bounded by rows and by values.
         const Limits& l = backend_->limits();
         const int64_t max_rows = std::min(l.max_points_per_target, l.max_array_values / h.dim());
-        absl::StatusOr<std::unique_ptr<ArrayAssembler>> a = Guarded("receiving the samples", [&] {
-          return absl::StatusOr<std::unique_ptr<ArrayAssembler>>(
-              std::make_unique<ArrayAssembler>(FromProto(h.dtype()), h.dim(), max_rows));
-        });
+        absl::StatusOr<std::unique_ptr<ChargedAssembler>> a = ChargedAssembler::Create(
+            backend_->memory(), MemoryKind::kCalls, FromProto(h.dtype()), h.dim(), max_rows, 0, "the inline samples");
         if (!a.ok()) return Fail(a.status());
         assembler_ = *std::move(a);
       }
@@ -56,8 +55,7 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
       if (!inline_ || request_.has_header()) {
         return Fail(absl::InvalidArgumentError("unexpected message: chunks follow a header without a sample source"));
       }
-      if (absl::Status s = Guarded("receiving the samples", [&] { return assembler_->Append(request_.chunk()); });
-          !s.ok()) {
+      if (absl::Status s = assembler_->Append(request_.chunk()); !s.ok()) {
         return Fail(s);
       }
     }
@@ -80,7 +78,8 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   void Submit() {
     if (!have_header_) return Fail(absl::InvalidArgumentError("the request ended before its header"));
     if (inline_) {
-      absl::StatusOr<Points> samples = Guarded("receiving the samples", [&] { return assembler_->Finish(); });
+      absl::StatusOr<Points> samples =
+          Guarded("receiving the samples", [&] { return assembler_->assembler().Finish(); });
       assembler_.reset();
       if (!samples.ok()) return Fail(samples.status());
       args_.samples = *std::move(samples);
@@ -117,7 +116,7 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   EvaluateArgs args_;
   bool have_header_ = false;
   bool inline_ = false;
-  std::unique_ptr<ArrayAssembler> assembler_;
+  std::unique_ptr<ChargedAssembler> assembler_;
   std::shared_ptr<std::atomic<bool>> stop_ = std::make_shared<std::atomic<bool>>(false);
 };
 

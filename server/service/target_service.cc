@@ -1,5 +1,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/targets/target_family.h"
+#include "server/common/charged_assembler.h"
 #include "server/common/guarded.h"
 #include "server/convert/convert.h"
 #include "server/service/reactors.h"
@@ -41,15 +42,14 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
       absl::StatusOr<UploadSpec> spec = FromProto(request_.header());
       if (!spec.ok()) return Fail(spec.status());
       spec_ = *std::move(spec);
-      absl::StatusOr<std::unique_ptr<ArrayAssembler>> a =
+      absl::StatusOr<std::unique_ptr<ChargedAssembler>> a =
           Guarded("starting the upload", [&] { return backend_->BeginUpload(spec_); });
       if (!a.ok()) return Fail(a.status());
       assembler_ = *std::move(a);
     } else {
       if (request_.has_header()) return Fail(absl::InvalidArgumentError("a second upload header arrived"));
       // The buffer grows with the upload: an allocation failure refuses it, never the process.
-      if (absl::Status s = Guarded("receiving the upload", [&] { return assembler_->Append(request_.chunk()); });
-          !s.ok()) {
+      if (absl::Status s = assembler_->Append(request_.chunk()); !s.ok()) {
         return Fail(s);
       }
     }
@@ -69,7 +69,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
   v1::Target* response_;
   v1::UploadTargetRequest request_;
   UploadSpec spec_;
-  std::unique_ptr<ArrayAssembler> assembler_;
+  std::unique_ptr<ChargedAssembler> assembler_;
 };
 
 // UploadModel: a header (checked at once: a server without --allow-torchscript refuses before any bytes

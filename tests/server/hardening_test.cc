@@ -1,7 +1,10 @@
 // The findings of the hardening issue (docs/architecture.md, "Bounded, cancellable work"), each driven
 // through the real server on 127.0.0.1:0: what a request could do to the server before, and what it does
 // now. Each test failed before its fix.
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -138,6 +141,7 @@ class HugeLimitsTest : public HardeningTest {
     o.limits.max_points_per_target = int64_t{1} << 40;
     o.limits.max_particles = int64_t{1} << 40;
     o.limits.max_array_values = int64_t{1} << 50;
+    o.max_memory = 0;  // no budget: the allocator itself refuses (the budget's own test is below)
     return o;
   }
   HugeLimitsTest() : HardeningTest(Huge()) {}
@@ -173,6 +177,81 @@ TEST_F(HugeLimitsTest, Finding3AllocationFailuresAreStatusesNotCrashes) {
   auto targets = c_.ListTargets(s);
   ASSERT_TRUE(targets.ok()) << targets.status();
   EXPECT_EQ(targets->size(), 1u);
+}
+
+// The resident set of this process, in bytes.
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+// 2. One memory budget: requests past it are refused before they allocate (the process grows by less than
+// 64 MB), naming what to reduce; what is stored is accounted by kind and matches the resident growth.
+class MemoryBudgetTest : public HardeningTest {
+ protected:
+  static server::ServerOptions Budget() {
+    server::ServerOptions o = TestOptions();
+    o.limits.max_particles = 100000;
+    o.max_memory = int64_t{96} << 20;
+    return o;
+  }
+  MemoryBudgetTest() : HardeningTest(Budget()) {}
+  int64_t Used(server::MemoryKind k) { return t_.server->backend().memory().used(k); }
+};
+
+TEST_F(MemoryBudgetTest, Finding2RequestsPastTheBudgetAreRefusedBeforeAllocating) {
+  const std::string s = NewSession();
+  const int64_t rss0 = ResidentBytes();
+  // 8e6 draws in 4-D (256 MB with their copy): refused before drawing.
+  auto draws = c_.DefineTarget(s, "draws", "gaussian", 4, {}, 8000000);
+  EXPECT_EQ(draws.status().code(), absl::StatusCode::kResourceExhausted) << draws.status();
+  EXPECT_THAT(draws.status().message(), HasSubstr("--max-memory"));
+  // An upload that grows past the budget is refused at the chunk that would pass it.
+  const Points big = Normal(4000000, 4, 5);  // 128 MB on the client's side
+  const int64_t rss_client = ResidentBytes();
+  auto upload = c_.UploadTarget(s, "big", big);
+  EXPECT_EQ(upload.status().code(), absl::StatusCode::kResourceExhausted) << upload.status();
+  EXPECT_LT(ResidentBytes() - rss_client, int64_t{64} << 20);
+  EXPECT_EQ(Used(server::MemoryKind::kUploads), 0);
+  // A KiNG flow whose basis asks for gigabytes of Jacobians.
+  auto data = c_.UploadTarget(s, "data", Normal(2000, 8, 6));
+  ASSERT_TRUE(data.ok()) << data.status();
+  const int64_t stored = Used(server::MemoryKind::kTargets);
+  EXPECT_EQ(stored, 2000 * 8 * 8);
+  v1::FlowSpec king = Spec("king", 50000, 0);
+  (*king.mutable_options())["basis"] = "20000";
+  auto flow = c_.StartFlow(s, data->id(), king);
+  EXPECT_EQ(flow.status().code(), absl::StatusCode::kResourceExhausted) << flow.status();
+  EXPECT_THAT(flow.status().message(), HasSubstr("king flow of 50000 particles"));
+  EXPECT_LT(ResidentBytes() - rss0, (int64_t{128} << 20) + (int64_t{64} << 20));  // the client's array, < 64 MB
+  // What fits is charged while it lives: a flow's state and workspace, then nothing once deleted.
+  auto sd = c_.StartFlow(s, data->id(), Spec("sd", 1000, 0));
+  ASSERT_TRUE(sd.ok()) << sd.status();
+  EXPECT_GT(Used(server::MemoryKind::kJobs), 1000 * 8 * 8);
+  ASSERT_TRUE(c_.DeleteJob(sd->id()).ok());
+  EXPECT_EQ(Used(server::MemoryKind::kJobs), 0);
+  ASSERT_TRUE(c_.DeleteTarget(s, data->id()).ok());
+  EXPECT_EQ(Used(server::MemoryKind::kTargets), 0);
+  EXPECT_EQ(t_.server->backend().memory().used(), 0);
+}
+
+// The accounted bytes of a stored target match the process's resident growth (within 16 MB).
+TEST(MemoryAccountingTest, AccountedTargetBytesMatchResidentGrowth) {
+  server::ServerOptions o = TestOptions();
+  o.max_memory = int64_t{1} << 30;
+  TestServer t(o);
+  auto s = t.client->CreateSession("m");
+  const Points data = Normal(1000000, 8, 7);  // 64 MB on the client's side, allocated before measuring
+  const int64_t before = ResidentBytes();
+  auto target = t.client->UploadTarget(s->id(), "data", data);
+  ASSERT_TRUE(target.ok()) << target.status();
+  const int64_t grown = ResidentBytes() - before;
+  const int64_t accounted = t.server->backend().memory().used(server::MemoryKind::kTargets);
+  EXPECT_EQ(accounted, 1000000 * 8 * 8);
+  EXPECT_EQ(t.server->backend().memory().used(), accounted);  // the upload's buffer went with it
+  EXPECT_NEAR(static_cast<double>(grown), static_cast<double>(accounted), 16 << 20) << grown;
 }
 
 // 4. Handlers do not compute: a target's draws, a flow's particles and an upload's check wait for a call

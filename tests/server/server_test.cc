@@ -558,6 +558,11 @@ TEST_F(ServerTest, MetricsEndpointCountsTraffic) {
   EXPECT_EQ(Sample(after, "sampled_sessions"), 1);
   EXPECT_EQ(Sample(after, "sampled_targets"), 1);
   EXPECT_EQ(Sample(after, "sampled_held_bytes"), 300 * 2 * 8 + 100 * 2 * 8);
+  // The memory budget's accounting: the target's bytes exactly; the job's state with its workspace estimate.
+  EXPECT_EQ(Sample(after, "sampled_memory_bytes{kind=\"targets\"}"), 300 * 2 * 8);
+  EXPECT_GE(Sample(after, "sampled_memory_bytes{kind=\"jobs\"}"), 100 * 2 * 8);
+  EXPECT_EQ(Sample(after, "sampled_memory_bytes{kind=\"uploads\"}"), 0);
+  EXPECT_GT(Sample(after, "sampled_memory_budget_bytes"), 0);
   EXPECT_GE(Sample(after, "sampled_rpc_duration_seconds_count{method=\"SessionService/CreateSession\"}"), 1);
 }
 
