@@ -39,6 +39,8 @@ ABSL_FLAG(int64_t, max_memory, -1,
 ABSL_FLAG(int, call_workers, 2,
           "threads for the calls a client waits on (StepFlow, Evaluate, building a flow or a target's draws), "
           "shared round-robin by the sessions");
+ABSL_FLAG(int64_t, job_retention_count, 200, "ended jobs a session keeps (the newest); older ones are forgotten");
+ABSL_FLAG(absl::Duration, job_retention_age, absl::Hours(24 * 7), "ended jobs older than this are forgotten");
 ABSL_FLAG(absl::Duration, slice_time, absl::Milliseconds(250),
           "how long a slice of a long run lasts before its worker turns to waiting work of other sessions");
 ABSL_FLAG(int64_t, max_queued_jobs_per_session, 16, "work items of one session waiting for a worker (jobs, calls)");
@@ -143,6 +145,8 @@ int main(int argc, char** argv) {
   l.max_dim = absl::GetFlag(FLAGS_max_dim);
   l.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   l.max_queued_jobs_per_session = absl::GetFlag(FLAGS_max_queued_jobs_per_session);
+  l.job_retention_count = absl::GetFlag(FLAGS_job_retention_count);
+  l.job_retention_age = absl::GetFlag(FLAGS_job_retention_age);
   l.max_running_jobs_per_session = absl::GetFlag(FLAGS_max_running_jobs_per_session);
   l.max_jobs_per_session = absl::GetFlag(FLAGS_max_jobs_per_session);
   l.max_steps = absl::GetFlag(FLAGS_max_steps);

@@ -21,6 +21,11 @@ struct Limits {
   int64_t max_queued_jobs_per_session = 16;  // of them, from one session (jobs and calls)
   int64_t max_running_jobs_per_session = 0;  // jobs of one session running at once; 0: as many as workers
   int64_t max_jobs_per_session = 1000;
+  // Retention of ended jobs (succeeded, failed, cancelled; an interactive flow between its steps counts as
+  // ended): a session keeps its newest `job_retention_count`, and none ended longer than `job_retention_age`
+  // ago. Enforced when the session starts another job.
+  int64_t job_retention_count = 200;
+  absl::Duration job_retention_age = absl::Hours(24 * 7);
   int64_t max_steps = 100'000'000;
   // Values (rows x dim) of one array: an upload, a target's draws, a flow's particles (8 bytes each).
   int64_t max_array_values = 100'000'000;

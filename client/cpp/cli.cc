@@ -54,7 +54,7 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
              such as --stats rbf+pairs --pairs 0-1,2-5 --basis 100 --leapfrog 10 (see flow methods)
   flow step --job J [--steps K]             run K more steps of a stopped flow
   flow methods                              methods, their parameters and options
-  job watch J | job status J | job list --session S | job cancel J
+  job watch J | job status J | job list --session S | job cancel J | job delete J
   job history J [--out F.csv]                a training job's losses and metrics
   train start --session S --target T --method kl|fisher [--steps N] [--latent D] [--hidden 400,400,400]
               [--activation elu|gelu|silu|tanh|leaky-relu] [--score-hidden ...] [--score-activation A]
@@ -626,7 +626,12 @@ class Cli {
       json_ ? PrintJson(*j) : void(out_ << JobLine(*j) << "\n");
       return absl::OkStatus();
     }
-    return BadUsage("job takes watch, status, list, cancel or history");
+    if (sub == "delete") {
+      if (absl::Status s = client_->DeleteJob(*id); !s.ok()) return s;
+      out_ << "deleted " << *id << "\n";
+      return absl::OkStatus();
+    }
+    return BadUsage("job takes watch, status, list, cancel, delete or history");
   }
 
   absl::Status History(const std::string& id) {

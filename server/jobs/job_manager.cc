@@ -17,8 +17,29 @@ JobManager::JobManager(const Limits& limits, int workers, int sample_workers, in
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
+void JobManager::PruneLocked(const std::string& session_id) {
+  // Newest first: ended jobs past the count, or ended before the age limit, go.
+  const absl::Time cutoff = absl::Now() - limits_.job_retention_age;
+  int64_t kept = 0;
+  for (auto it = jobs_.rbegin(); it != jobs_.rend();) {
+    const Job& j = *it->second;
+    bool drop = false;
+    if (j.session_id() == session_id) {
+      const JobSnapshot s = j.Snapshot();
+      if (IsTerminal(s.state)) drop = ++kept > limits_.job_retention_count || s.end_time < cutoff;
+    }
+    if (drop) {
+      ids_.erase(it->second->id());
+      it = decltype(it)(jobs_.erase(std::next(it).base()));
+    } else {
+      ++it;
+    }
+  }
+}
+
 absl::Status JobManager::Add(std::shared_ptr<Job> job) {
   absl::MutexLock lock(&mu_);
+  PruneLocked(job->session_id());
   int64_t in_session = 0;
   for (const auto& [seq, j] : jobs_) in_session += j->session_id() == job->session_id();
   if (in_session >= limits_.max_jobs_per_session) {

@@ -32,7 +32,8 @@ class JobManager {
   JobManager(const Limits& limits, int workers, int sample_workers = 2, int call_workers = 2);
   ~JobManager();
 
-  // Indexes a new job. RESOURCE_EXHAUSTED when its session already holds max_jobs_per_session jobs.
+  // Indexes a new job, first forgetting the session's ended jobs past the retention limits (count, age).
+  // RESOURCE_EXHAUSTED when its session still holds max_jobs_per_session jobs.
   absl::Status Add(std::shared_ptr<Job> job);
   // Forgets a job (one that never ran, or one deleted).
   void Remove(const std::string& job_id);
@@ -76,6 +77,8 @@ class JobManager {
   void SessionUsage(const std::string& session_id, int64_t* jobs, int64_t* bytes) const;
 
  private:
+  void PruneLocked(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Limits limits_;
   mutable absl::Mutex mu_;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;

@@ -222,6 +222,9 @@ TEST_F(SamplectlTest, FlowStartLeavesNothingBehindAndParsesStrictly) {
   Result negative = Run({"flow", "start", "--session", s, "--target", g, "--method", "langevin", "--init-mean", "-1",
                          "--particles", "5", "--steps", "0"});
   EXPECT_EQ(negative.code, 0) << negative.err;  // a negative number is still a value
+  Result deleted = Run({"job", "delete", job});
+  EXPECT_EQ(deleted.code, 0) << deleted.err;
+  EXPECT_EQ(Run({"job", "status", job}).code, 1);
 }
 
 }  // namespace

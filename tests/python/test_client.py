@@ -66,6 +66,10 @@ def test_initial_particles_leave_no_target_and_failed_steps_keep_their_stats(cli
     assert 5 < len(stats) < 1000 and stats[-1].step == failed.value.job.step
     assert "non-finite" in failed.value.details and job.state == "failed"
     assert np.isfinite(job.particles()).all()
+    job.delete()
+    with pytest.raises(sampled.SampledError) as gone:
+        job.particles()
+    assert gone.value.code == grpc.StatusCode.NOT_FOUND
 
 
 def test_density_targets_and_ksd(client):

@@ -132,6 +132,38 @@ TEST_F(HardeningTest, Finding2JobsCanBeDeleted) {
   EXPECT_EQ(session->bytes_held(), 200 * 2 * 8);  // the target only
 }
 
+// 2. Retention: a session keeps its newest ended jobs up to the count, and none past the age.
+TEST(JobRetentionTest, EndedJobsPastTheCountOrAgeAreForgotten) {
+  server::ServerOptions o = TestOptions();
+  o.limits.job_retention_count = 2;
+  TestServer t(o);
+  auto s = t.client->CreateSession("r");
+  auto data = t.client->UploadTarget(s->id(), "data", Normal(50, 2, 1));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto j = t.client->StartFlow(s->id(), data->id(), Spec("sd", 10, 1));
+    ASSERT_TRUE(j.ok()) << j.status();
+    ASSERT_TRUE(t.client->WatchJob(j->id(), nullptr).ok());
+    ids.push_back(j->id());
+  }
+  // Each start pruned to the newest two ended jobs before adding itself.
+  auto listed = t.client->ListJobs(s->id());
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ((*listed)[0].id(), ids[1]);
+  EXPECT_EQ(t.client->GetJob(ids[0]).status().code(), absl::StatusCode::kNotFound);
+  server::ServerOptions young = TestOptions();
+  young.limits.job_retention_age = absl::ZeroDuration();
+  TestServer u(young);
+  auto s2 = u.client->CreateSession("r");
+  auto data2 = u.client->UploadTarget(s2->id(), "data", Normal(50, 2, 1));
+  auto first = u.client->StartFlow(s2->id(), data2->id(), Spec("sd", 10, 1));
+  ASSERT_TRUE(u.client->WatchJob(first->id(), nullptr).ok());
+  auto second = u.client->StartFlow(s2->id(), data2->id(), Spec("sd", 10, 0));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(u.client->GetJob(first->id()).status().code(), absl::StatusCode::kNotFound);
+}
+
 // 2, 3. Requests sized to exhaust memory are refused, never a crash: an allocation that fails anywhere
 // (an upload's buffer, a target's draws, a flow's particles) is RESOURCE_EXHAUSTED and the server serves on.
 class HugeLimitsTest : public HardeningTest {

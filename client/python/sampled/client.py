@@ -131,6 +131,10 @@ class Job:
                           timeout=self._client.timeout)
         return self.last
 
+    def delete(self) -> None:
+        """Cancels the job if it runs and forgets it (its particles, history and memory); a sampler it left stays."""
+        _call(self._client._jobs.DeleteJob, jobs_pb2.DeleteJobRequest(job_id=self.id), timeout=self._client.timeout)
+
     def step(self, steps: int = 1) -> List[jobs_pb2.StepStats]:
         """Runs `steps` more steps of a stopped flow (interactive mode); returns each step's statistics (those
         of the last 10,000 steps of a longer call). Raises StepFailed, holding the statistics of the steps
