@@ -28,7 +28,12 @@ Backend::Backend(const ServerOptions& options)
 
 Backend::~Backend() {
   metrics_.SetHeldStateProvider(nullptr);
-  jobs_.Shutdown(absl::ZeroDuration());
+  {
+    absl::MutexLock lock(&calls_mu_);
+    shutting_down_ = true;
+    for (const auto& stop : live_calls_) stop->store(true);
+  }
+  jobs_.Shutdown(absl::ZeroDuration());  // the workers are joined when jobs_ goes, before live_calls_
 }
 
 HeldState Backend::ComputeHeldState() const {
@@ -184,6 +189,9 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
         SAMPLED_ASSIGN_OR_RETURN(target, CreateAnalyticTarget(args.family, args.dim, args.params));
       }
       SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.sample_count, target->dim(), "sample_count draws"));
+      // The family may have fixed the dimension (dim 0 in the request): charge the draws by the real one.
+      SAMPLED_RETURN_IF_ERROR(charge.Resize(
+          std::max(target->bytes(), 2 * args.sample_count * target->dim() * 8 + target->bytes()), "the target's draws"));
       if (args.sample_count == 0) {
         SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
         return sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id);
@@ -237,11 +245,16 @@ void Backend::FinishModelUpload(const ModelSpec& spec, std::string bytes, std::f
     ts.dim = spec.dim;
     ts.energy = spec.energy;
     ts.deadline = absl::Now() + options_.limits.model_load_time;  // from the start of the work, not the queue
+    // The loaded module holds about what the archive does (its code and tensors); charged at twice that.
+    absl::StatusOr<MemoryBudget::Charge> charge =
+        budget_.Reserve(MemoryKind::kTargets, 2 * static_cast<int64_t>(bytes.size()), "the TorchScript model");
+    if (!charge.ok()) return done(charge.status());
     absl::StatusOr<std::unique_ptr<Target>> target = LoadTorchScriptTarget(bytes, ts);
     if (!target.ok()) return done(target.status());
     // A client that gave up (cancelled, or past its deadline) was told so: store nothing for it.
     if (abandoned && abandoned()) return done(absl::CancelledError("the upload was cancelled"));
-    done(sessions_.AddTarget(spec.session_id, spec.name, std::shared_ptr<const Target>(*std::move(target))));
+    done(sessions_.AddTarget(spec.session_id, spec.name,
+                             Attach(std::shared_ptr<const Target>(*std::move(target)), *std::move(charge))));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
   if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
@@ -362,7 +375,7 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
       return done(job->Snapshot());
     }
     absl::Status queued = QueueJob(
-        job, [this, job, run] { return job->RunSlice(*run, options_.slice_time, [this] { return jobs_.JobsWaiting(); }); },
+        job, [this, job, run] { return job->RunSlice(*run, options_.slice_time, [this, session = job->session_id()] { return jobs_.JobsWaiting(session); }); },
         [job, run] { job->AbandonRun(*run); });
     if (!queued.ok()) return done(queued);
     done(job->Snapshot());
@@ -400,7 +413,9 @@ std::function<void()> Backend::StepFlow(const std::string& job_id, int64_t steps
     done(StepFlowResult{job->Snapshot(), std::move(run->stats), run->stats_omitted});
   };
   auto slice = [this, job = *job, run, answer] {
-    if (job->RunSlice(*run, options_.slice_time, [this] { return jobs_.CallsWaiting(); })) return true;
+    if (job->RunSlice(*run, options_.slice_time, [this, session = job->session_id()] { return jobs_.CallsWaiting(session); })) {
+      return true;
+    }
     answer();
     return false;
   };
@@ -473,19 +488,20 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
   };
   // Measures `samples` (moved into the task): checked for their dimension here, for finite values there.
-  auto compute = [submit, target = target->target, names, options = args.options, done](Points samples) {
+  auto compute = [submit, target = target->target, names, options = args.options, done](
+                     Points samples, std::shared_ptr<MemoryBudget::Charge> charge) {
     if (samples.cols() != target->dim()) {
       return done(absl::InvalidArgumentError(absl::StrCat("samples have dimension ", samples.cols(),
                                                           " but the target has dimension ", target->dim())));
     }
     auto held = std::make_shared<Points>(std::move(samples));
-    submit([target, names, options, held]() -> absl::StatusOr<EvaluateResult> {
+    submit([target, names, options, held, charge]() -> absl::StatusOr<EvaluateResult> {
       SAMPLED_RETURN_IF_ERROR(CheckFinite(*held, "samples"));
       SAMPLED_ASSIGN_OR_RETURN(auto values, ComputeMetrics(names, *held, *target, options));
       return EvaluateResult{std::move(values), held->rows()};
     });
   };
-  if (args.samples.has_value()) return compute(*std::move(args.samples));
+  if (args.samples.has_value()) return compute(*std::move(args.samples), std::move(args.samples_charge));
   if (!args.samples_target_id.empty()) {
     absl::StatusOr<TargetEntry> source = sessions_.GetTarget(args.session_id, args.samples_target_id);
     if (!source.ok()) return done(source.status());
@@ -493,7 +509,7 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
       return done(absl::InvalidArgumentError(
           absl::StrCat("target '", args.samples_target_id, "' is a density, not samples to evaluate")));
     }
-    if (source->target->dim() != target->target->dim()) return compute(Points(0, source->target->dim()));
+    if (source->target->dim() != target->target->dim()) return compute(Points(0, source->target->dim()), nullptr);
     // A stored target is finite and held alive by the task: no copy.
     submit([source = source->target, target = target->target, names, options = args.options]()
                -> absl::StatusOr<EvaluateResult> {
@@ -536,9 +552,13 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     if ((*job)->session_id() != args.session_id) {
       return done(absl::NotFoundError(absl::StrCat("job '", args.job_id, "' not found in session '", args.session_id, "'")));
     }
-    return (*job)->ReadParticles([compute, done](absl::StatusOr<Points> p, int64_t) {
+    // The copy of the particles is charged as a call's memory while it is measured.
+    return (*job)->ReadParticles([this, compute, done](absl::StatusOr<Points> p, int64_t) {
       if (!p.ok()) return done(p.status());
-      compute(*std::move(p));
+      absl::StatusOr<MemoryBudget::Charge> charge =
+          budget_.Reserve(MemoryKind::kCalls, PointsBytes(*p), "the flow's particles for the evaluation");
+      if (!charge.ok()) return done(charge.status());
+      compute(*std::move(p), std::make_shared<MemoryBudget::Charge>(*std::move(charge)));
     });
   }
   done(absl::InvalidArgumentError("no samples: give samples, a samples target, a job or a sampler"));
@@ -688,7 +708,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   std::shared_ptr<TrainingJob> job = Attach(std::move(created), std::move(charge));
   SAMPLED_RETURN_IF_ERROR(AddJob(job));
   SAMPLED_RETURN_IF_ERROR(QueueJob(
-      job, [this, job] { return job->RunSlice(options_.slice_time, [this] { return jobs_.JobsWaiting(); }); },
+      job, [this, job] { return job->RunSlice(options_.slice_time, [this, session = job->session_id()] { return jobs_.JobsWaiting(session); }); },
       [job] { job->AbandonRun(); }));
   return job->Snapshot();
 }

@@ -90,6 +90,8 @@ struct EvaluateArgs {
   bool best_checkpoint = false;
   // Set when the client gives up: the metrics stop between blocks (CANCELLED). May be null.
   std::shared_ptr<std::atomic<bool>> stop;
+  // The memory charge of inline `samples` (kCalls), held until they are measured. May be null.
+  std::shared_ptr<MemoryBudget::Charge> samples_charge;
 };
 
 struct EvaluateResult {
@@ -238,11 +240,12 @@ class Backend {
   const ServerOptions options_;
   MemoryBudget budget_;  // before everything holding a charge: it outlives them
   ServerMetrics metrics_;
-  SessionManager sessions_;
-  JobManager jobs_;
+  // Before jobs_: the workers (joined when jobs_ is destroyed) unregister their calls here.
   absl::Mutex calls_mu_;
   std::set<std::shared_ptr<std::atomic<bool>>> live_calls_ ABSL_GUARDED_BY(calls_mu_);
   bool shutting_down_ ABSL_GUARDED_BY(calls_mu_) = false;
+  SessionManager sessions_;
+  JobManager jobs_;
 };
 
 }  // namespace sampled::server

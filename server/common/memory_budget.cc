@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -52,6 +54,8 @@ MemoryBudget::MemoryBudget(int64_t limit) : limit_(limit) {
 bool MemoryBudget::TryAdd(MemoryKind kind, int64_t bytes) {
   int64_t current = total_.load();
   do {
+    // Refused past the limit, and (without one) past what an int64 counts: estimates saturate there.
+    if (bytes > std::numeric_limits<int64_t>::max() - current) return false;
     if (limit_ > 0 && (bytes > limit_ || current > limit_ - bytes)) return false;
   } while (!total_.compare_exchange_weak(current, current + bytes));
   by_kind_[static_cast<int>(kind)].fetch_add(bytes);

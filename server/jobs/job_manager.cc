@@ -17,10 +17,10 @@ JobManager::JobManager(const Limits& limits, int workers, int sample_workers, in
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
-void JobManager::PruneLocked(const std::string& session_id) {
+int64_t JobManager::PruneLocked(const std::string& session_id, bool apply) {
   // Newest first: ended jobs past the count, or ended before the age limit, go.
   const absl::Time cutoff = absl::Now() - limits_.job_retention_age;
-  int64_t kept = 0;
+  int64_t kept = 0, dropped = 0;
   for (auto it = jobs_.rbegin(); it != jobs_.rend();) {
     const Job& j = *it->second;
     bool drop = false;
@@ -28,24 +28,27 @@ void JobManager::PruneLocked(const std::string& session_id) {
       const JobSnapshot s = j.Snapshot();
       if (IsTerminal(s.state)) drop = ++kept > limits_.job_retention_count || s.end_time < cutoff;
     }
-    if (drop) {
+    dropped += drop;
+    if (drop && apply) {
       ids_.erase(it->second->id());
       it = decltype(it)(jobs_.erase(std::next(it).base()));
     } else {
       ++it;
     }
   }
+  return dropped;
 }
 
 absl::Status JobManager::Add(std::shared_ptr<Job> job) {
   absl::MutexLock lock(&mu_);
-  PruneLocked(job->session_id());
+  // A refused job changes nothing: the retention applies only when the job is added.
   int64_t in_session = 0;
   for (const auto& [seq, j] : jobs_) in_session += j->session_id() == job->session_id();
-  if (in_session >= limits_.max_jobs_per_session) {
+  if (in_session - PruneLocked(job->session_id(), /*apply=*/false) >= limits_.max_jobs_per_session) {
     return absl::ResourceExhaustedError(absl::StrCat("session '", job->session_id(), "' holds its limit of ",
                                                      limits_.max_jobs_per_session, " jobs"));
   }
+  PruneLocked(job->session_id(), /*apply=*/true);
   const uint64_t seq = next_sequence_++;
   ids_[job->id()] = seq;
   jobs_[seq] = std::move(job);

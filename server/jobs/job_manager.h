@@ -3,7 +3,7 @@
 // flow or a target's draws), so that an Evaluate or a StepFlow is never queued behind a job that runs for
 // hours, and `--sample-workers` threads for Sample calls. Every pool serves the sessions round-robin,
 // and long work runs in slices (--slice-time), so one session's long run does not starve the others.
-// Jobs are kept until they are deleted or their session is.
+// Ended jobs are kept up to the retention limits (count, age), until deleted, or until their session is.
 //
 // Thread-safe; the index lock is held only for map operations.
 #ifndef SAMPLED_SERVER_JOBS_JOB_MANAGER_H_
@@ -48,9 +48,10 @@ class JobManager {
   // On the sample workers: Sample calls, which never wait behind a job or another call's work.
   absl::Status SubmitSample(std::function<void()> run, std::function<void()> cancel = nullptr,
                             const std::string& session_id = "");
-  // Whether work waits for a job (call) worker: a slice yields to it.
-  bool JobsWaiting() const { return queue_.AnyWaiting(); }
-  bool CallsWaiting() const { return calls_.AnyWaiting(); }
+  // Whether work of another session waits for a job (call) worker: a slice of `session_id` yields to it
+  // (a session's own jobs run in order).
+  bool JobsWaiting(const std::string& session_id) const { return queue_.AnyWaiting(session_id); }
+  bool CallsWaiting(const std::string& session_id) const { return calls_.AnyWaiting(session_id); }
 
   // NOT_FOUND for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
@@ -77,7 +78,8 @@ class JobManager {
   void SessionUsage(const std::string& session_id, int64_t* jobs, int64_t* bytes) const;
 
  private:
-  void PruneLocked(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The session's ended jobs past the retention limits: counted, and forgotten when `apply`.
+  int64_t PruneLocked(const std::string& session_id, bool apply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
   mutable absl::Mutex mu_;

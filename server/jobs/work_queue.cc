@@ -1,5 +1,6 @@
 #include "server/jobs/work_queue.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -28,14 +29,22 @@ void WorkQueue::PushLocked(const std::string& key, Task task) {
   if (task.admitted) {
     ++admitted_;
     ++admitted_by_key_[key];
+    q.push_back(std::move(task));
+  } else {
+    // A requeued slice is its key's oldest task: it goes first in its key, the key last in the ring.
+    q.push_front(std::move(task));
+    if (q.size() > 1) {
+      ring_.erase(std::find(ring_.begin(), ring_.end(), key));
+      ring_.push_back(key);
+    }
   }
-  q.push_back(std::move(task));
   ++queued_;
 }
 
-bool WorkQueue::RunnableLocked() const {
-  if (options_.max_running_per_key <= 0) return !ring_.empty();
+bool WorkQueue::RunnableLocked(const std::string* except) const {
   for (const std::string& key : ring_) {
+    if (except != nullptr && key == *except) continue;
+    if (options_.max_running_per_key <= 0) return true;
     auto it = running_by_key_.find(key);
     if (it == running_by_key_.end() || it->second < options_.max_running_per_key) return true;
   }
@@ -118,9 +127,9 @@ bool WorkQueue::WaitIdle(absl::Duration timeout) {
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
-bool WorkQueue::AnyWaiting() const {
+bool WorkQueue::AnyWaiting(const std::string& key) const {
   absl::MutexLock lock(&mu_);
-  return RunnableLocked();
+  return RunnableLocked(&key);
 }
 
 int64_t WorkQueue::queued() const {
@@ -152,11 +161,21 @@ void WorkQueue::WorkerLoop() {
       ++running_by_key_[key];
     }
     bool again = false;
+    bool threw = false;
     try {
       again = task.run();
     } catch (const std::exception& e) {
-      // Tasks turn their errors into statuses; this is the last line of defence for the process.
+      // Tasks turn their errors into statuses; this is the last line of defence for the process, and its
+      // `cancel` answers whoever waits on the task.
       std::fprintf(stderr, "sampled: a task failed with an exception: %s\n", e.what());
+      threw = true;
+    }
+    if (threw) {
+      try {
+        if (task.cancel) task.cancel();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "sampled: a task's cancel failed with an exception: %s\n", e.what());
+      }
     }
     if (again) {
       absl::MutexLock lock(&mu_);

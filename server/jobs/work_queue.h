@@ -42,17 +42,19 @@ class WorkQueue {
   absl::Status Submit(std::function<void()> run, std::function<void()> cancel = nullptr,
                       const std::string& key = "");
   // As Submit, for work taken in slices: `slice` returns true to run again after the tasks of other keys
-  // that wait (and those queued before it in its own key); `cancel` is called instead of a next slice if
-  // the queue is drained meanwhile.
+  // that wait (before its own key's later tasks: a key's tasks run in order); `cancel` is called instead
+  // of a next slice if the queue is drained meanwhile.
   absl::Status SubmitSliced(std::function<bool()> slice, std::function<void()> cancel, const std::string& key);
   // Refuses further tasks and drains the queue: every waiting task's `cancel` is called (on this thread);
-  // running tasks finish (a sliced one has its `cancel` called when its slice returns true).
+  // running tasks finish (a sliced one has its `cancel` called when its slice returns true). A task that
+  // throws has its `cancel` called too, so whoever waits on it is answered.
   void Close();
   // Waits until nothing is queued or running, or `timeout` passes; true if idle.
   bool WaitIdle(absl::Duration timeout);
 
-  // Whether any task waits for a worker (a slice yields only then).
-  bool AnyWaiting() const;
+  // Whether a task of a key other than `key` waits for a worker and could run (a slice of `key` yields
+  // only then: one key's tasks run in order, the keys take turns).
+  bool AnyWaiting(const std::string& key) const;
   int64_t queued() const;
   int64_t queued(const std::string& key) const;
   int64_t running() const;
@@ -68,7 +70,8 @@ class WorkQueue {
   void PushLocked(const std::string& key, Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The next task to run, round-robin over the keys that may run one; false when none may.
   bool PopLocked(Task* task, std::string* key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool RunnableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a waiting task of a key other than `except` (nullptr: any key) may run.
+  bool RunnableLocked(const std::string* except = nullptr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;

@@ -80,6 +80,12 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
     if (inline_) {
       absl::StatusOr<Points> samples =
           Guarded("receiving the samples", [&] { return assembler_->assembler().Finish(); });
+      // The samples keep their charge (the buffer's, settled on their size) until they are measured.
+      if (samples.ok()) {
+        MemoryBudget::Charge& charge = assembler_->charge();
+        (void)charge.Resize(std::min(charge.bytes(), PointsBytes(*samples)), "the inline samples");
+        args_.samples_charge = std::make_shared<MemoryBudget::Charge>(std::move(charge));
+      }
       assembler_.reset();
       if (!samples.ok()) return Fail(samples.status());
       args_.samples = *std::move(samples);

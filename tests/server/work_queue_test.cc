@@ -60,3 +60,47 @@ TEST(WorkQueueTest, AnExceptionDoesNotKillTheWorker) {
 
 }  // namespace
 }  // namespace sampled::server
+
+namespace sampled::server {
+namespace {
+
+// Keys (sessions) take turns: with one worker, a sliced task of key "a" that yields lets key "b"'s task
+// run before its next slice; AnyWaiting counts only other keys' tasks, so a key's own tasks run in order.
+TEST(WorkQueueTest, KeysTakeTurnsBetweenSlices) {
+  WorkQueue q(1, 8);
+  absl::Notification started, release;
+  std::vector<std::string> order;
+  absl::Mutex mu;
+  auto log = [&](const std::string& what) {
+    absl::MutexLock lock(&mu);
+    order.push_back(what);
+  };
+  ASSERT_TRUE(q.Submit([&] { started.Notify(); release.WaitForNotification(); }, nullptr, "hold").ok());
+  started.WaitForNotification();
+  int slices = 0;
+  ASSERT_TRUE(q.SubmitSliced([&] {
+    log("a" + std::to_string(slices));
+    return ++slices < 3;
+  }, nullptr, "a").ok());
+  ASSERT_TRUE(q.Submit([&] { log("a-second"); }, nullptr, "a").ok());
+  ASSERT_TRUE(q.Submit([&] { log("b"); }, nullptr, "b").ok());
+  EXPECT_TRUE(q.AnyWaiting("hold"));
+  EXPECT_TRUE(q.AnyWaiting("a"));   // b waits
+  release.Notify();
+  EXPECT_TRUE(q.WaitIdle(absl::Seconds(60)));
+  // a's slices alternate with the other keys in ring order; a's second task after its first is done.
+  EXPECT_EQ(order, (std::vector<std::string>{"a0", "b", "a1", "a2", "a-second"}));
+  EXPECT_FALSE(q.AnyWaiting("a"));
+}
+
+// A task that throws has its cancel called, so whoever waits on it is answered.
+TEST(WorkQueueTest, AThrowingTaskIsCancelled) {
+  WorkQueue q(1, 4);
+  std::atomic<int> cancelled{0};
+  ASSERT_TRUE(q.Submit([] { throw std::runtime_error("boom"); }, [&] { ++cancelled; }).ok());
+  EXPECT_TRUE(q.WaitIdle(absl::Seconds(60)));
+  EXPECT_EQ(cancelled.load(), 1);
+}
+
+}  // namespace
+}  // namespace sampled::server
