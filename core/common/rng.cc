@@ -57,11 +57,17 @@ int64_t Rng::UniformInt(int64_t n) {
 }
 
 void Rng::SampleWithoutReplacement(int64_t n, int64_t k, int64_t* scratch, int64_t* out) {
-  // `scratch` holds a permutation of [0, n); swapping keeps it one, so no reset is needed between calls.
   for (int64_t i = 0; i < k; ++i) {
     const int64_t j = i + UniformInt(n - i);
     std::swap(scratch[i], scratch[j]);
     out[i] = scratch[i];
+  }
+  // Back to the identity: the swaps touched positions [0, k) and positions p >= k whose own value p was
+  // drawn (a position past k is touched only by pulling its value into the first k), so every touched
+  // position is in [0, k) or in out.
+  for (int64_t i = 0; i < k; ++i) {
+    scratch[out[i]] = out[i];
+    scratch[i] = i;
   }
 }
 

@@ -26,7 +26,9 @@ class Rng {
   // Uniform integer in [0, n).
   int64_t UniformInt(int64_t n);
   // Writes a uniformly random subset of size k of [0, n) into `out[0..k)` by a partial Fisher-Yates
-  // shuffle of `scratch`, which must hold a permutation of [0, n) (the identity to start) and stays one.
+  // shuffle of `scratch`, which must hold the identity permutation of [0, n) and is restored to it (in
+  // O(k)) before returning: the subset depends on the generator's state alone, so a flow whose state holds
+  // its generator continues the same way after a restore.
   void SampleWithoutReplacement(int64_t n, int64_t k, int64_t* scratch, int64_t* out);
   uint64_t NextU64() { return engine_(); }
 

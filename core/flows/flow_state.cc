@@ -104,4 +104,27 @@ void DisplacementStats(const Points& displacement, StepStats* stats) {
   stats->max_displacement = max;
 }
 
+void CommitParticles(Points& next, const Points& displacement, Points* memory, const Rng& rng, double step_size,
+                     FlowState& state, StepStats* stats) {
+  state.particles.swap(next);
+  if (memory != nullptr) state.optimizer_state.swap(*memory);
+  state.rng = rng;
+  ++state.step;
+  stats->step = state.step;
+  stats->step_size = step_size;
+  DisplacementStats(displacement, stats);
+}
+
+absl::Status CommitDisplacement(const char* method, const char* hint, const Points& displacement, Points& next,
+                                Points* memory, const Rng& rng, double step_size, FlowState& state,
+                                StepStats* stats) {
+  next = state.particles + displacement;
+  if (!next.allFinite()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(method, " step ", state.step + 1, " made particles non-finite; ", hint));
+  }
+  CommitParticles(next, displacement, memory, rng, step_size, state, stats);
+  return absl::OkStatus();
+}
+
 }  // namespace sampled

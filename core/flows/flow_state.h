@@ -33,6 +33,20 @@ absl::StatusOr<FlowState> ParseFlowState(std::string_view bytes);
 // Displacement statistics of a step (mean and max of the row norms of new - old).
 void DisplacementStats(const Points& displacement, StepStats* stats);
 
+// The commit every step ends with, in one place. A step computes into its own scratch and changes `state`
+// only here, so a step that fails (or is stopped between blocks) leaves the state of the step before.
+//
+// CommitParticles: `next` becomes the particles (swapped, not copied), `memory` (when given) the optimiser's
+// memory, `rng` the generator; the step count advances; stats gets the step, `step_size` and the
+// displacement statistics.
+void CommitParticles(Points& next, const Points& displacement, Points* memory, const Rng& rng, double step_size,
+                     FlowState& state, StepStats* stats);
+// next = particles + displacement, refused when not finite (FAILED_PRECONDITION "<method> step N made
+// particles non-finite; <hint>", the state untouched), then CommitParticles.
+absl::Status CommitDisplacement(const char* method, const char* hint, const Points& displacement, Points& next,
+                                Points* memory, const Rng& rng, double step_size, FlowState& state,
+                                StepStats* stats);
+
 }  // namespace sampled
 
 #endif  // SAMPLED_CORE_FLOWS_FLOW_STATE_H_

@@ -49,13 +49,8 @@ class HmcFlow final : public Flow {
       }
     }
     displacement_ = next_ - y;
-    state.particles.swap(next_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = eta_;
+    CommitParticles(next_, displacement_, nullptr, rng, eta_, state, stats);
     stats->acceptance_rate = m > 0 ? static_cast<double>(accepted) / m : 0.0;
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

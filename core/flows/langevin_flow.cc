@@ -24,17 +24,8 @@ class LangevinFlow final : public Flow {
     xi_.resize(y.rows(), y.cols());
     rng.FillNormal(xi_.data(), xi_.size());
     displacement_ = step_size_ * scores_ + std::sqrt(2.0 * step_size_) * xi_;
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "langevin step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = step_size_;
-    DisplacementStats(displacement_, stats);
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("langevin", "lower the step size", displacement_, next_, nullptr, rng, step_size_, state, stats));
     return absl::OkStatus();
   }
 

@@ -47,18 +47,8 @@ class MmdFlow final : public Flow {
     direction_ = (2.0 / (n * n)) * ((yc.array().colwise() * self_.col(d).array()).matrix() - self_.leftCols(d)) -
                  (2.0 / (n * m)) * ((yc.array().colwise() * cross_.col(d).array()).matrix() - cross_.leftCols(d));
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("mmd step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
-    DisplacementStats(displacement_, stats);
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("mmd", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     return absl::OkStatus();
   }
 

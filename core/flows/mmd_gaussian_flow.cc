@@ -67,20 +67,10 @@ class MmdGaussianFlow final : public Flow {
     direction_ = scale_p * sp_.leftCols(d) - scale_q * sq_.leftCols(d) +
                  (zc.array().colwise() * weight_diff_.array()).matrix();
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("mmd-gaussian step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("mmd-gaussian", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     stats->bandwidth = bandwidth;
     stats->noise = noise;
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

@@ -65,19 +65,9 @@ class NtKingFlow final : public Flow {
       SAMPLED_RETURN_IF_ERROR(ScalarKernelVelocity(problem, kernel_f64_, ng_ws_, &velocity_));
     }
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("ntking step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("ntking", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     stats->bandwidth = builder_.last_feature_bandwidth();
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

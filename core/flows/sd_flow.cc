@@ -86,21 +86,11 @@ class SdFlow final : public Flow {
       }
     }
     p_.optimizer.Displacement(direction_, step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "sd step ", state.step + 1, " made particles non-finite; lower the step size or fix the bandwidth"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
+    SAMPLED_RETURN_IF_ERROR(CommitDisplacement("sd", "lower the step size or fix the bandwidth", displacement_, next_,
+                                               &memory_, rng, step_size, state, stats));
     if (chose_step_size) state.values[kAutoStepSize] = step_size;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = step_size;
     stats->bandwidth = bandwidth;
     stats->noise = noise;
-    DisplacementStats(displacement_, stats);
     (void)n;
     return absl::OkStatus();
   }

@@ -59,19 +59,9 @@ class SteinKingFlow final : public Flow {
         MakeNaturalGradientProblem(y, ty_, jy_, grad_, p_.lambda, p_.ridge, p_.threads, p_.precision);
     SAMPLED_RETURN_IF_ERROR(KingVelocity(problem, sigma, ng_ws_, &velocity_));
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("stein-king step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("stein-king", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     stats->bandwidth = sigma;
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

@@ -86,20 +86,10 @@ class SvgdFlow final : public Flow {
                  static_cast<double>(b);
 
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("svgd step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("svgd", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     stats->bandwidth = bandwidth;
     stats->noise = noise;
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

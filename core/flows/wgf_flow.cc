@@ -60,19 +60,9 @@ class WgfFlow final : public Flow {
       return absl::FailedPreconditionError(absl::StrCat("wgf step ", state.step + 1, ": the drift is not finite"));
     }
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
-    next_ = y + displacement_;
-    if (!next_.allFinite()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("wgf step ", state.step + 1, " made particles non-finite; lower the step size"));
-    }
-    state.particles.swap(next_);
-    state.optimizer_state.swap(memory_);
-    state.rng = rng;
-    ++state.step;
-    stats->step = state.step;
-    stats->step_size = p_.step_size;
+    SAMPLED_RETURN_IF_ERROR(
+        CommitDisplacement("wgf", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
     stats->bandwidth = h;
-    DisplacementStats(displacement_, stats);
     return absl::OkStatus();
   }
 

@@ -63,7 +63,15 @@ TEST(RngTest, SampleWithoutReplacementIsASubset) {
     EXPECT_EQ(s.size(), 20u);
     EXPECT_GE(*s.begin(), 0);
     EXPECT_LT(*s.rbegin(), 50);
+    for (int64_t i = 0; i < 50; ++i) ASSERT_EQ(perm[i], i);  // restored to the identity
   }
+  // The subset depends on the generator alone: a copy of it draws the same subset with fresh scratch.
+  Rng copy = rng;
+  std::vector<int64_t> fresh(50), again(20);
+  std::iota(fresh.begin(), fresh.end(), 0);
+  rng.SampleWithoutReplacement(50, 20, perm.data(), out.data());
+  copy.SampleWithoutReplacement(50, 20, fresh.data(), again.data());
+  EXPECT_EQ(out, again);
 }
 
 }  // namespace
