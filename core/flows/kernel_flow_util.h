@@ -14,6 +14,8 @@
 #include "core/common/points.h"
 #include "core/common/rng.h"
 #include "core/flows/flow.h"
+#include "core/flows/optimizer.h"
+#include "core/flows/schedule.h"
 #include "core/kernels/pairwise_median.h"
 
 namespace sampled {
@@ -88,6 +90,35 @@ class ParticleMedian {
   std::vector<int64_t> perm_, index_;
   PairwiseMedianWorkspace<Scalar> ws_;
 };
+
+// The settings of a kernel flow's step (SD, SVGD, WGF, MMD-Gaussian).
+struct KernelFlowParams {
+  double step_size = 0.1;
+  Optimizer optimizer;
+  KernelSigmas sigmas;
+  int64_t batch = 0;  // 0: full batch
+  int threads = 0;
+  MedianSpec median;
+};
+
+// Reads them from the config: step size (default 0.1), optimizer (sgd), the bandwidth and `noise` (the
+// config's, or a rule the method fixes) with the method's defaults, batch, threads and median pairs.
+inline absl::Status ReadKernelFlowConfig(const FlowConfig& c, const std::optional<std::string>& noise,
+                                         const char* default_bandwidth, const char* default_noise,
+                                         KernelFlowParams* p) {
+  p->step_size = c.step_size.value_or(0.1);
+  absl::StatusOr<Optimizer> optimizer = Optimizer::Parse(c.optimizer.value_or("sgd"));
+  if (!optimizer.ok()) return optimizer.status();
+  p->optimizer = *optimizer;
+  absl::StatusOr<KernelSigmas> sigmas =
+      KernelSigmas::Resolve(c.bandwidth, noise, default_bandwidth, default_noise, c.schedule_steps);
+  if (!sigmas.ok()) return sigmas.status();
+  p->sigmas = *std::move(sigmas);
+  p->batch = c.batch_size.value_or(0);
+  p->threads = c.threads;
+  p->median = MedianSpecOf(c);
+  return absl::OkStatus();
+}
 
 }  // namespace sampled
 

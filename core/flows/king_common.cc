@@ -10,6 +10,27 @@
 
 namespace sampled {
 
+absl::Status ReadKingRidge(OptionReader& options, KingStepParams* p) {
+  SAMPLED_ASSIGN_OR_RETURN(p->lambda, options.Double("lambda", 1e-3, 0.0, 1e12));
+  SAMPLED_ASSIGN_OR_RETURN(p->ridge, options.Double("ridge", 1e-3, 0.0, 1e12));
+  return absl::OkStatus();
+}
+
+absl::Status ReadKingConfig(const FlowConfig& c, const std::string& method, bool bandwidth, KingStepParams* p) {
+  p->step_size = c.step_size.value_or(1.0);
+  SAMPLED_ASSIGN_OR_RETURN(p->optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
+  if (bandwidth) {
+    SAMPLED_ASSIGN_OR_RETURN(p->bandwidth, SigmaRule::Parse(c.bandwidth.value_or("median-scaled:0.5"), "bandwidth"));
+    if (p->bandwidth.kind() == SigmaRule::Kind::kFollow || p->bandwidth.needs_schedule_length()) {
+      return absl::InvalidArgumentError(absl::StrCat(method, ": bandwidth must be a value or a median rule"));
+    }
+  }
+  p->threads = c.threads;
+  p->median = MedianSpecOf(c);
+  p->precision = c.dtype.value_or(kDefaultNaturalGradientDType);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim, bool stein, int64_t default_basis) {
   KingStatsConfig c;
   std::string kind = "stein";

@@ -1,5 +1,5 @@
-// What KiNG, ntKiNG and Stein KiNG share: reading the sufficient-statistics options and building the
-// statistics of one step (RBF basis points are redrawn at every step).
+// What KiNG, ntKiNG and Stein KiNG share: the step's settings, reading the sufficient-statistics options,
+// and building the statistics of one step (RBF basis points are redrawn at every step).
 #ifndef SAMPLED_CORE_FLOWS_KING_COMMON_H_
 #define SAMPLED_CORE_FLOWS_KING_COMMON_H_
 
@@ -12,12 +12,31 @@
 #include "core/common/points.h"
 #include "core/common/rng.h"
 #include "core/flows/kernel_flow_util.h"
+#include "core/flows/natural_gradient.h"
+#include "core/flows/optimizer.h"
 #include "core/flows/options.h"
 #include "core/flows/schedule.h"
 #include "core/flows/sufficient_statistics.h"
 #include "core/kernels/pairwise_median.h"
 
 namespace sampled {
+
+// The settings of a KiNG-family step.
+struct KingStepParams {
+  double step_size = 1.0;
+  Optimizer optimizer;
+  SigmaRule bandwidth;  // of the drift kernel k over the particles (KiNG, Stein KiNG; ntKiNG's kernel is the NTK)
+  double lambda = 1e-3, ridge = 1e-3;
+  int threads = 0;
+  MedianSpec median;
+  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
+};
+
+// Reads the `lambda` and `ridge` options (the caller reads its own, then calls options.Finish()).
+absl::Status ReadKingRidge(OptionReader& options, KingStepParams* p);
+// Reads the config's step size (default 1), optimizer (sgd), precision, threads and median pairs, and
+// with `bandwidth` the drift kernel's bandwidth (default median-scaled:0.5; a value or a median rule).
+absl::Status ReadKingConfig(const FlowConfig& c, const std::string& method, bool bandwidth, KingStepParams* p);
 
 struct KingStatsConfig {
   enum class Kind { kGaussian, kRbf, kRbfPairs, kStein };

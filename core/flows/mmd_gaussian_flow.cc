@@ -19,14 +19,7 @@
 namespace sampled {
 namespace {
 
-struct MmdGaussianParams {
-  double step_size = 0.1;
-  Optimizer optimizer;
-  KernelSigmas sigmas;
-  int64_t batch = 0;
-  int threads = 0;
-  MedianSpec median;
-};
+using MmdGaussianParams = KernelFlowParams;
 
 template <typename Scalar>
 class MmdGaussianFlow final : public Flow {
@@ -92,12 +85,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateMmdGaussianFlow(const FlowConfig& c,
   OptionReader options(c.options, "mmd-gaussian");
   SAMPLED_RETURN_IF_ERROR(options.Finish());
   MmdGaussianParams p;
-  p.step_size = c.step_size.value_or(0.1);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
-  SAMPLED_ASSIGN_OR_RETURN(p.sigmas, KernelSigmas::Resolve(c.bandwidth, c.noise, "median", "none", c.schedule_steps));
-  p.batch = c.batch_size.value_or(0);
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
+  SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "median", "none", &p));
   return MakeKernelFlow<MmdGaussianFlow>(c.dtype, std::move(p), std::move(target));
 }
 

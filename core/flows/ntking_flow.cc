@@ -17,17 +17,11 @@
 namespace sampled {
 namespace {
 
-struct NtKingParams {
-  double step_size = 1.0;
-  Optimizer optimizer;
-  double lambda = 1e-3, ridge = 1e-3;
+struct NtKingParams : KingStepParams {
   std::vector<int64_t> hidden;
   Activation activation = Activation::kTanh;
   int64_t redraw = 0;  // 0: never
   uint64_t seed = 0;
-  int threads = 0;
-  MedianSpec median;
-  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
 };
 
 class NtKingFlow final : public Flow {
@@ -88,20 +82,15 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateNtKingFlow(const FlowConfig& c, std:
   OptionReader options(c.options, "ntking");
   SAMPLED_ASSIGN_OR_RETURN(KingStatsConfig stats, ReadKingStats(options, target->dim(), /*stein=*/false, 200));
   NtKingParams p;
-  SAMPLED_ASSIGN_OR_RETURN(p.lambda, options.Double("lambda", 1e-3, 0.0, 1e12));
-  SAMPLED_ASSIGN_OR_RETURN(p.ridge, options.Double("ridge", 1e-3, 0.0, 1e12));
+  SAMPLED_RETURN_IF_ERROR(ReadKingRidge(options, &p));
   SAMPLED_ASSIGN_OR_RETURN(std::string hidden, options.String("hidden", "64,64"));
   SAMPLED_ASSIGN_OR_RETURN(p.hidden, ParseHidden(hidden));
   SAMPLED_ASSIGN_OR_RETURN(std::string activation, options.Choice("activation", "tanh", {"tanh", "relu", "silu"}));
   SAMPLED_ASSIGN_OR_RETURN(p.activation, ParseActivation(activation));
   SAMPLED_ASSIGN_OR_RETURN(p.redraw, options.Int("redraw", 0, 0, INT64_MAX));
   SAMPLED_RETURN_IF_ERROR(options.Finish());
-  p.step_size = c.step_size.value_or(1.0);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
+  SAMPLED_RETURN_IF_ERROR(ReadKingConfig(c, "ntking", /*bandwidth=*/false, &p));
   p.seed = c.seed;
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
-  p.precision = c.dtype.value_or(kDefaultNaturalGradientDType);
   return std::unique_ptr<Flow>(std::make_unique<NtKingFlow>(std::move(p), std::move(stats), std::move(target)));
 }
 

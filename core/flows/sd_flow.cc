@@ -18,15 +18,9 @@ namespace {
 
 constexpr char kAutoStepSize[] = "auto_step_size";
 
-struct SdParams {
-  double step_size = 0.1;
+struct SdParams : KernelFlowParams {
   // > 0: choose the step size at the first step so that the first perturbation has this norm (001 App. C).
   double first_step_norm = 0;
-  Optimizer optimizer;
-  KernelSigmas sigmas;
-  int64_t batch = 0;
-  int threads = 0;
-  MedianSpec median;
 };
 
 template <typename Scalar>
@@ -116,13 +110,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::sha
   if (p.first_step_norm > 0 && c.step_size.has_value()) {
     return options.Error("first_step_norm", "sets the step size itself; give step_size or first_step_norm, not both");
   }
-  p.step_size = c.step_size.value_or(0.1);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
-  SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
-                           KernelSigmas::Resolve(c.bandwidth, c.noise, "median", "bandwidth", c.schedule_steps));
-  p.batch = c.batch_size.value_or(0);
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
+  SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "median", "bandwidth", &p));
   return MakeKernelFlow<SdFlow>(c.dtype, std::move(p), std::move(target));
 }
 

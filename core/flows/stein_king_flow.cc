@@ -18,15 +18,7 @@
 namespace sampled {
 namespace {
 
-struct SteinKingParams {
-  double step_size = 1.0;
-  Optimizer optimizer;
-  SigmaRule bandwidth;
-  double lambda = 1e-3, ridge = 1e-3;
-  int threads = 0;
-  MedianSpec median;
-  DType precision = kDefaultNaturalGradientDType;  // of the contractions behind G
-};
+using SteinKingParams = KingStepParams;
 
 class SteinKingFlow final : public Flow {
  public:
@@ -79,18 +71,9 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSteinKingFlow(const FlowConfig& c, s
   OptionReader options(c.options, "stein-king");
   SAMPLED_ASSIGN_OR_RETURN(KingStatsConfig stats, ReadKingStats(options, target->dim(), /*stein=*/true, 50));
   SteinKingParams p;
-  SAMPLED_ASSIGN_OR_RETURN(p.lambda, options.Double("lambda", 1e-3, 0.0, 1e12));
-  SAMPLED_ASSIGN_OR_RETURN(p.ridge, options.Double("ridge", 1e-3, 0.0, 1e12));
+  SAMPLED_RETURN_IF_ERROR(ReadKingRidge(options, &p));
   SAMPLED_RETURN_IF_ERROR(options.Finish());
-  p.step_size = c.step_size.value_or(1.0);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
-  SAMPLED_ASSIGN_OR_RETURN(p.bandwidth, SigmaRule::Parse(c.bandwidth.value_or("median-scaled:0.5"), "bandwidth"));
-  if (p.bandwidth.kind() == SigmaRule::Kind::kFollow || p.bandwidth.needs_schedule_length()) {
-    return absl::InvalidArgumentError("stein-king: bandwidth must be a value or a median rule");
-  }
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
-  p.precision = c.dtype.value_or(kDefaultNaturalGradientDType);
+  SAMPLED_RETURN_IF_ERROR(ReadKingConfig(c, "stein-king", /*bandwidth=*/true, &p));
   return std::unique_ptr<Flow>(std::make_unique<SteinKingFlow>(std::move(p), std::move(stats), std::move(target)));
 }
 

@@ -19,14 +19,7 @@
 namespace sampled {
 namespace {
 
-struct SvgdParams {
-  double step_size = 0.1;
-  Optimizer optimizer;
-  KernelSigmas sigmas;
-  int64_t batch = 0;
-  int threads = 0;
-  MedianSpec median;
-};
+using SvgdParams = KernelFlowParams;
 
 template <typename Scalar>
 class SvgdFlow final : public Flow {
@@ -118,13 +111,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSvgdFlow(const FlowConfig& c, std::s
   OptionReader options(c.options, "svgd");
   SAMPLED_RETURN_IF_ERROR(options.Finish());
   SvgdParams p;
-  p.step_size = c.step_size.value_or(0.1);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
-  SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
-                           KernelSigmas::Resolve(c.bandwidth, c.noise, "svgd-median", "none", c.schedule_steps));
-  p.batch = c.batch_size.value_or(0);
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
+  SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "svgd-median", "none", &p));
   return MakeKernelFlow<SvgdFlow>(c.dtype, std::move(p), std::move(target));
 }
 

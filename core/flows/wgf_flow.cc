@@ -18,14 +18,7 @@
 namespace sampled {
 namespace {
 
-struct WgfParams {
-  double step_size = 0.1;
-  Optimizer optimizer;
-  KernelSigmas sigmas;
-  int64_t batch = 0;
-  int threads = 0;
-  MedianSpec median;
-};
+using WgfParams = KernelFlowParams;
 
 template <typename Scalar>
 class WgfFlow final : public Flow {
@@ -81,14 +74,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateWgfFlow(const FlowConfig& c, std::sh
   OptionReader options(c.options, "wgf");
   SAMPLED_RETURN_IF_ERROR(options.Finish());
   WgfParams p;
-  p.step_size = c.step_size.value_or(0.1);
-  SAMPLED_ASSIGN_OR_RETURN(p.optimizer, Optimizer::Parse(c.optimizer.value_or("sgd")));
-  SAMPLED_ASSIGN_OR_RETURN(p.sigmas,
-                           KernelSigmas::Resolve(c.bandwidth, std::string("none"), "median-scaled:0.5", "none",
-                                                 c.schedule_steps));
-  p.batch = c.batch_size.value_or(0);
-  p.threads = c.threads;
-  p.median = MedianSpecOf(c);
+  SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, std::string("none"), "median-scaled:0.5", "none", &p));
   return MakeKernelFlow<WgfFlow>(c.dtype, std::move(p), std::move(target));
 }
 
