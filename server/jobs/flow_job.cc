@@ -43,20 +43,20 @@ FlowJob::FlowJob(JobSnapshot identity, FlowJobSpec spec, std::shared_ptr<const T
 }
 
 int64_t FlowJob::StateBytes() const {
-  return PointsBytes(state_.particles) + PointsBytes(state_.optimizer_state);
+  return PointsBytes(state_.worker().particles) + PointsBytes(state_.worker().optimizer_state);
 }
 
 absl::Status FlowJob::GuardedStep(StepStats& stats) {
   // No exception crosses into the worker loop: an allocation failure fails the job, not the server.
   ScopedStopFlag stop(cancel_flag());
   try {
-    return flow_->Step(state_, &stats);
+    return flow_->Step(state_.worker(), &stats);
   } catch (const StopRequested&) {
-    return absl::CancelledError(absl::StrCat("cancelled in step ", state_.step + 1));
+    return absl::CancelledError(absl::StrCat("cancelled in step ", state_.worker().step + 1));
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("out of memory in step ", state_.step + 1));
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory in step ", state_.worker().step + 1));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("step ", state_.step + 1, " failed: ", e.what()));
+    return absl::InternalError(absl::StrCat("step ", state_.worker().step + 1, " failed: ", e.what()));
   }
 }
 
@@ -66,7 +66,7 @@ absl::StatusOr<std::map<std::string, double>> FlowJob::Evaluate() {
   o.threads = spec_.config.threads;
   ScopedStopFlag stop(cancel_flag());
   try {
-    return ComputeMetrics(eval_metrics_, state_.particles, *target_, o);
+    return ComputeMetrics(eval_metrics_, state_.worker().particles, *target_, o);
   } catch (const StopRequested&) {
     return absl::CancelledError("cancelled while evaluating metrics");
   } catch (const std::bad_alloc&) {
@@ -76,8 +76,8 @@ absl::StatusOr<std::map<std::string, double>> FlowJob::Evaluate() {
   }
 }
 
-absl::StatusOr<Points> FlowJob::CopyParticles() const {
-  return Guarded("copying the particles", [&]() -> absl::StatusOr<Points> { return state_.particles; });
+absl::StatusOr<Points> FlowJob::CopyParticles(const FlowState& state) {
+  return Guarded("copying the particles", [&]() -> absl::StatusOr<Points> { return state.particles; });
 }
 
 void FlowJob::ServePendingReads() {
@@ -88,7 +88,7 @@ void FlowJob::ServePendingReads() {
     reads.swap(pending_reads_);
     has_pending_reads_.store(false);
   }
-  for (auto& done : reads) done(CopyParticles(), state_.step);
+  for (auto& done : reads) done(CopyParticles(state_.worker()), state_.worker().step);
 }
 
 void FlowJob::ReadParticles(ParticlesDone done) {
@@ -101,8 +101,8 @@ void FlowJob::ReadParticles(ParticlesDone done) {
       has_pending_reads_.store(true);
       return;
     }
-    copy = CopyParticles();
-    step = state_.step;
+    copy = CopyParticles(state_.locked(mu_));  // not running: no worker holds it
+    step = state_.locked(mu_).step;
   }
   done(std::move(copy), step);
 }
@@ -120,12 +120,12 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
   }
   // From here this worker owns the flow state until MarkFinished.
   const absl::Time slice_start = absl::Now();
-  const int64_t particles = state_.particles.rows();
+  const int64_t particles = state_.worker().particles.rows();
   StepStats stats;
   absl::Status status;
   while (run.taken < run.steps) {
     if (cancel_requested()) {
-      status = absl::CancelledError(absl::StrCat("cancelled at step ", state_.step));
+      status = absl::CancelledError(absl::StrCat("cancelled at step ", state_.worker().step));
       break;
     }
     ServePendingReads();
@@ -147,7 +147,7 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
     // the flow, whose particles are fine.
     std::map<std::string, double> metrics;
     std::string metrics_error;
-    const bool evaluate = spec_.eval_every > 0 && state_.step % spec_.eval_every == 0;
+    const bool evaluate = spec_.eval_every > 0 && state_.worker().step % spec_.eval_every == 0;
     if (evaluate) {
       absl::StatusOr<std::map<std::string, double>> m = Evaluate();
       if (m.ok()) {
@@ -155,13 +155,13 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
       } else {
         metrics_error = m.status().ToString();
       }
-      run.evaluated_at = state_.step;
+      run.evaluated_at = state_.worker().step;
     }
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - run.start);
     const double rate = elapsed > 0 ? run.taken / elapsed : 0.0;
     UpdateProgress(
         [&](JobSnapshot& s) {
-          s.step = state_.step;
+          s.step = state_.worker().step;
           s.last_stats = stats;
           s.last_step_seconds = seconds;
           s.steps_per_second = rate;
@@ -171,7 +171,7 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
             s.metrics_error = metrics_error;
             if (metrics_error.empty()) {
               s.metrics = metrics;
-              s.metrics_step = state_.step;
+              s.metrics_step = state_.worker().step;
             }
           }
         },
@@ -188,13 +188,13 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
 
 void FlowJob::EndRun(FlowRun& run) {
   // A run with evaluation ends with the metrics of its last step.
-  if (run.status.ok() && spec_.eval_every > 0 && run.steps > 0 && run.evaluated_at != state_.step) {
+  if (run.status.ok() && spec_.eval_every > 0 && run.steps > 0 && run.evaluated_at != state_.worker().step) {
     absl::StatusOr<std::map<std::string, double>> m = Evaluate();
     UpdateProgress([&](JobSnapshot& s) {
       s.metrics_error = m.ok() ? "" : m.status().ToString();
       if (m.ok()) {
         s.metrics = *m;
-        s.metrics_step = state_.step;
+        s.metrics_step = state_.worker().step;
       }
     });
   }
@@ -202,11 +202,11 @@ void FlowJob::EndRun(FlowRun& run) {
   // makes the job visibly not running.
   std::vector<ParticlesDone> reads;
   absl::StatusOr<Points> final_particles;
-  const int64_t final_step = state_.step;
+  const int64_t final_step = state_.worker().step;
   MarkFinished(run.status, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     reads.swap(pending_reads_);
     has_pending_reads_.store(false);
-    if (!reads.empty()) final_particles = CopyParticles();
+    if (!reads.empty()) final_particles = CopyParticles(state_.worker());
   });
   run.ended = true;
   for (auto& done : reads) done(final_particles, final_step);
@@ -219,7 +219,7 @@ void FlowJob::AbandonRun(FlowRun& run) {
     run.ended = true;
     return;
   }
-  run.status = absl::CancelledError(absl::StrCat("the server shut down at step ", state_.step));
+  run.status = absl::CancelledError(absl::StrCat("the server shut down at step ", state_.worker().step));
   EndRun(run);
 }
 

@@ -109,10 +109,10 @@ class FlowJob final : public Job {
   const std::shared_ptr<const Target> target_;
   const std::vector<std::string> eval_metrics_;
   const StepObserver on_step_;
-  std::unique_ptr<Flow> flow_;   // WorkerOwned, with state_
-  FlowState state_;              // WorkerOwned: see the class comment
+  std::unique_ptr<Flow> flow_;   // stepped by the worker only, with state_
+  WorkerOwned<FlowState> state_;
   // A copy of the particles, or RESOURCE_EXHAUSTED.
-  absl::StatusOr<Points> CopyParticles() const;
+  static absl::StatusOr<Points> CopyParticles(const FlowState& state);
   std::vector<ParticlesDone> pending_reads_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> has_pending_reads_{false};
 };

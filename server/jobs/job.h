@@ -64,6 +64,24 @@ struct JobSnapshot {
   int64_t bytes = 0;
 };
 
+// A job's mutable state (a flow's particles, a training run's weights): the worker's while the job runs
+// (from MarkRunning to MarkFinished), and read by another thread only under the job's lock while it does
+// not run. Every use says which it is: worker() on the worker, locked(mu) elsewhere (which checks the lock).
+template <typename T>
+class WorkerOwned {
+ public:
+  explicit WorkerOwned(T value) : value_(std::move(value)) {}
+  T& worker() { return value_; }
+  const T& worker() const { return value_; }
+  const T& locked(const absl::Mutex& mu) const {
+    mu.AssertHeld();
+    return value_;
+  }
+
+ private:
+  T value_;
+};
+
 // Receives change notifications. Implementations must be cheap and must not call back into the job
 // under their own locks in a way that can wait on compute.
 class JobListener {

@@ -44,8 +44,8 @@ int64_t TrainingJob::StateBytes() const {
   const auto bytes = [](const training::Network& n) {
     return static_cast<int64_t>((n.params.size() + n.adam.m.size() + n.adam.v.size()) * sizeof(float));
   };
-  return bytes(state_.sampler) + bytes(state_.score) +
-         static_cast<int64_t>(state_.best_params.size() * sizeof(float));
+  return bytes(state_.worker().sampler) + bytes(state_.worker().score) +
+         static_cast<int64_t>(state_.worker().best_params.size() * sizeof(float));
 }
 
 absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
@@ -54,13 +54,13 @@ absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
   // score network may have taken some of its inner steps).
   ScopedStopFlag stop(cancel_flag());
   try {
-    return trainer_->Step(state_, &stats);
+    return trainer_->Step(state_.worker(), &stats);
   } catch (const StopRequested&) {
-    return absl::CancelledError(absl::StrCat("cancelled in iteration ", state_.step + 1));
+    return absl::CancelledError(absl::StrCat("cancelled in iteration ", state_.worker().step + 1));
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("out of memory in iteration ", state_.step + 1));
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory in iteration ", state_.worker().step + 1));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("iteration ", state_.step + 1, " failed: ", e.what()));
+    return absl::InternalError(absl::StrCat("iteration ", state_.worker().step + 1, " failed: ", e.what()));
   }
 }
 
@@ -115,10 +115,10 @@ std::vector<HistoryRow> TrainingJob::History() const {
 void TrainingJob::ConsiderBest(const std::map<std::string, double>& metrics) {
   auto it = metrics.find(best_by_);
   if (it == metrics.end()) return;
-  if (state_.best_step < 0 || it->second < state_.best_metric) {
-    state_.best_params = state_.sampler.params;
-    state_.best_step = state_.step;
-    state_.best_metric = it->second;
+  if (state_.worker().best_step < 0 || it->second < state_.worker().best_metric) {
+    state_.worker().best_params = state_.worker().sampler.params;
+    state_.worker().best_step = state_.worker().step;
+    state_.worker().best_metric = it->second;
     best_metrics_ = metrics;
   }
 }
@@ -132,7 +132,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
     }
     started_ = true;
     run_start_ = absl::Now();
-    start_step_ = state_.step;
+    start_step_ = state_.worker().step;
   }
   // From here this worker owns the training state until MarkFinished.
   const absl::Time slice_start = absl::Now();
@@ -140,7 +140,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
   absl::Status status;
   while (taken_ < spec_.steps) {
     if (cancel_requested()) {
-      status = absl::CancelledError(absl::StrCat("cancelled at iteration ", state_.step));
+      status = absl::CancelledError(absl::StrCat("cancelled at iteration ", state_.worker().step));
       break;
     }
     const absl::Time t0 = absl::Now();
@@ -149,13 +149,13 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
     if (!status.ok()) break;
     ++taken_;
     if (on_step_) on_step_(spec_.settings.method, seconds);
-    HistoryRow row{state_.step, stats.score_loss, stats.sampler_loss, stats.sampler_grad_norm, seconds, {}};
-    const bool evaluate = spec_.eval_every > 0 && state_.step % spec_.eval_every == 0;
+    HistoryRow row{state_.worker().step, stats.score_loss, stats.sampler_loss, stats.sampler_grad_norm, seconds, {}};
+    const bool evaluate = spec_.eval_every > 0 && state_.worker().step % spec_.eval_every == 0;
     std::string metrics_error;
     if (evaluate) {
       // A failed evaluation is reported beside the metrics; the weights are fine, the run goes on.
-      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
-      evaluated_at_ = state_.step;
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.worker().sampler.params, state_.worker().step);
+      evaluated_at_ = state_.worker().step;
       if (m.ok()) {
         last_metrics_ = *std::move(m);
         row.metrics = last_metrics_;
@@ -169,7 +169,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
     const double rate = elapsed > 0 ? taken_ / elapsed : 0.0;
     UpdateProgress(
         [&](JobSnapshot& s) {
-          s.step = state_.step;
+          s.step = state_.worker().step;
           s.last_training = stats;
           s.last_step_seconds = seconds;
           s.steps_per_second = rate;
@@ -179,7 +179,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
             s.metrics_error = metrics_error;
             if (metrics_error.empty()) {
               s.metrics = last_metrics_;
-              s.metrics_step = state_.step;
+              s.metrics_step = state_.worker().step;
             }
           }
         },
@@ -198,7 +198,7 @@ void TrainingJob::AbandonRun() {
     ended_ = true;
     return;
   }
-  EndRun(absl::CancelledError(absl::StrCat("the server shut down at iteration ", state_.step)));
+  EndRun(absl::CancelledError(absl::StrCat("the server shut down at iteration ", state_.worker().step)));
 }
 
 void TrainingJob::EndRun(absl::Status status) {
@@ -206,31 +206,31 @@ void TrainingJob::EndRun(absl::Status status) {
   std::map<std::string, double>& metrics = last_metrics_;
   const int64_t evaluated_at = evaluated_at_;
   const int64_t start_step = start_step_;
-  const bool took_steps = state_.step > start_step;
+  const bool took_steps = state_.worker().step > start_step;
   // What is left in the session: the final weights of a succeeded run, the last ones of a cancelled run
   // that took a step, the last finite ones of a run whose loss turned non-finite.
   const bool non_finite = training::IsNonFinite(status);
   const bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
   if (leaves) {
-    if (evaluated_at != state_.step) {
-      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.sampler.params, state_.step);
+    if (evaluated_at != state_.worker().step) {
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.worker().sampler.params, state_.worker().step);
       if (m.ok()) {
         metrics = *std::move(m);
         ConsiderBest(metrics);
         UpdateProgress([&](JobSnapshot& s) {
           s.metrics = metrics;
-          s.metrics_step = state_.step;
+          s.metrics_step = state_.worker().step;
         });
       }
     }
     auto model = std::make_shared<training::SamplerModel>();
     model->shape = spec_.settings.sampler;
-    model->final_params = state_.sampler.params;
-    if (state_.best_step >= 0 && state_.best_step != state_.step) model->best_params = state_.best_params;
+    model->final_params = state_.worker().sampler.params;
+    if (state_.worker().best_step >= 0 && state_.worker().best_step != state_.worker().step) model->best_params = state_.worker().best_params;
     model->last_finite = !status.ok() && non_finite;
     model->provenance_json =
-        training::WithTrainingResult(provenance_json_, {spec_.settings.method, state_.step, state_.best_step});
-    TrainedSampler trained{std::move(model), state_.step, metrics, best_metrics_, state_.best_step};
+        training::WithTrainingResult(provenance_json_, {spec_.settings.method, state_.worker().step, state_.worker().best_step});
+    TrainedSampler trained{std::move(model), state_.worker().step, metrics, best_metrics_, state_.worker().best_step};
     absl::StatusOr<std::string> id = sink_(std::move(trained));
     if (id.ok()) {
       UpdateProgress([&](JobSnapshot& s) { s.sampler_id = *id; }, /*force=*/true);

@@ -99,7 +99,7 @@ class TrainingJob final : public Job {
   const SamplerSink sink_;
   const TrainingObserver on_step_;
   std::unique_ptr<training::Trainer> trainer_;
-  training::TrainingState state_;  // WorkerOwned: see the class comment
+  WorkerOwned<training::TrainingState> state_;
   // The run's progress (the worker's).
   bool started_ = false;
   bool ended_ = false;
