@@ -295,7 +295,8 @@ absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<bo
 absl::Status Backend::DeleteJob(const std::string& job_id) {
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
   jobs_.Remove(job_id);
-  job->Close();  // a running job stops at its next step or block; its memory goes with the last reference
+  job->Close("the job was deleted");  // a running job stops at its next step or block; its memory goes with
+                                      // the last reference
   return absl::OkStatus();
 }
 

@@ -66,12 +66,7 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
       return absl::FailedPreconditionError(
           absl::StrCat("job '", id_, "' already ", JobStateName(snap_.state), "; only a queued or running job can be cancelled"));
     }
-    cancel_requested_.store(true);
-    if (snap_.state == JobState::kQueued) {
-      snap_.state = JobState::kCancelled;
-      snap_.end_time = absl::Now();
-      snap_.error = absl::CancelledError("cancelled while queued");
-    }
+    RequestCancelLocked("cancelled while queued");
     out = snap_;
   }
   Notify();
@@ -82,30 +77,27 @@ void Job::CancelRun(uint64_t generation) {
   {
     absl::MutexLock lock(&mu_);
     if (generation != generation_ || IsTerminal(snap_.state)) return;
-    cancel_requested_.store(true);
-    if (snap_.state == JobState::kQueued) {
-      snap_.state = JobState::kCancelled;
-      snap_.end_time = absl::Now();
-      snap_.error = absl::CancelledError("cancelled while queued: the client gave up");
-    }
+    RequestCancelLocked("cancelled while queued: the client gave up");
   }
   Notify();
 }
 
-bool Job::Close() {
+void Job::RequestCancelLocked(const std::string& queued_message) {
+  cancel_requested_.store(true);
+  if (snap_.state == JobState::kQueued) {
+    snap_.state = JobState::kCancelled;
+    snap_.end_time = absl::Now();
+    snap_.error = absl::CancelledError(queued_message);
+  }
+}
+
+bool Job::Close(const std::string& why) {
   bool active;
   {
     absl::MutexLock lock(&mu_);
     closed_ = true;
     active = !IsTerminal(snap_.state);
-    if (active) {
-      cancel_requested_.store(true);
-      if (snap_.state == JobState::kQueued) {
-        snap_.state = JobState::kCancelled;
-        snap_.end_time = absl::Now();
-        snap_.error = absl::CancelledError("cancelled: its session was deleted");
-      }
-    }
+    if (active) RequestCancelLocked(absl::StrCat("cancelled: ", why));
   }
   Notify();
   return active;

@@ -116,9 +116,9 @@ class Job {
   // As Cancel, only while the run `generation` is the job's current one (a client that gave up on its
   // StepFlow must not cancel a later caller's run); does nothing otherwise.
   void CancelRun(uint64_t generation);
-  // Cancels the job if it is queued or running, and refuses any further run (its session was deleted).
-  // Returns whether it was queued or running.
-  bool Close();
+  // Cancels the job if it is queued or running, and refuses any further run (the job or its session was
+  // deleted, or the server shuts down: `why`). Returns whether it was queued or running.
+  bool Close(const std::string& why = "its session was deleted");
   // Whether the running work should stop (checked between steps, and between a step's blocks through
   // cancel_flag() and ScopedStopFlag).
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
@@ -143,6 +143,8 @@ class Job {
   void UpdateProgress(absl::FunctionRef<void(JobSnapshot&)> update, bool force = false);
 
   JobState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return snap_.state; }
+  // Asks the work to stop; a queued job is cancelled at once with `queued_message`.
+  void RequestCancelLocked(const std::string& queued_message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
 

@@ -152,7 +152,7 @@ void JobManager::Shutdown(absl::Duration grace) {
   queue_.Close();
   calls_.Close();
   samples_.Close();
-  for (auto& job : all) job->Close();  // running flows stop before their next step
+  for (auto& job : all) job->Close("the server shut down");  // running work stops at its next step or block
   const absl::Time deadline = absl::Now() + grace;
   queue_.WaitIdle(grace);
   calls_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
