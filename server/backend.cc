@@ -190,8 +190,8 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
       }
       SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.sample_count, target->dim(), "sample_count draws"));
       // The family may have fixed the dimension (dim 0 in the request): charge the draws by the real one.
-      SAMPLED_RETURN_IF_ERROR(charge.Resize(
-          std::max(target->bytes(), 2 * args.sample_count * target->dim() * 8 + target->bytes()), "the target's draws"));
+      SAMPLED_RETURN_IF_ERROR(
+          charge.Resize(target->bytes() + 2 * args.sample_count * target->dim() * 8, "the target's draws"));
       if (args.sample_count == 0) {
         SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
         return sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id);
@@ -448,6 +448,13 @@ absl::StatusOr<JobSnapshot> Backend::CancelJob(const std::string& job_id) {
 
 // Evaluation -------------------------------------------------------------------------------------------
 
+namespace {
+absl::Status DimensionMismatch(int64_t samples, int64_t target) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("samples have dimension ", samples, " but the target has dimension ", target));
+}
+}  // namespace
+
 void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
   const Limits& limits = options_.limits;
   absl::StatusOr<TargetEntry> target = sessions_.GetTarget(args.session_id, args.target_id);
@@ -491,10 +498,7 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
   // Measures `samples` (moved into the task): checked for their dimension here, for finite values there.
   auto compute = [submit, target = target->target, names, options = args.options, done](
                      Points samples, std::shared_ptr<MemoryBudget::Charge> charge) {
-    if (samples.cols() != target->dim()) {
-      return done(absl::InvalidArgumentError(absl::StrCat("samples have dimension ", samples.cols(),
-                                                          " but the target has dimension ", target->dim())));
-    }
+    if (samples.cols() != target->dim()) return done(DimensionMismatch(samples.cols(), target->dim()));
     auto held = std::make_shared<Points>(std::move(samples));
     submit([target, names, options, held, charge]() -> absl::StatusOr<EvaluateResult> {
       SAMPLED_RETURN_IF_ERROR(CheckFinite(*held, "samples"));
@@ -510,7 +514,9 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
       return done(absl::InvalidArgumentError(
           absl::StrCat("target '", args.samples_target_id, "' is a density, not samples to evaluate")));
     }
-    if (source->target->dim() != target->target->dim()) return compute(Points(0, source->target->dim()), nullptr);
+    if (source->target->dim() != target->target->dim()) {
+      return done(DimensionMismatch(source->target->dim(), target->target->dim()));
+    }
     // A stored target is finite and held alive by the task: no copy.
     submit([source = source->target, target = target->target, names, options = args.options]()
                -> absl::StatusOr<EvaluateResult> {

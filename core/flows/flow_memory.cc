@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "core/flows/ntk_mlp.h"
+#include "core/flows/options.h"
 
 namespace sampled {
 namespace {
@@ -19,25 +19,6 @@ int64_t Mul(int64_t a, int64_t b) {
   return a > kMax / b ? kMax : a * b;
 }
 int64_t Add(int64_t a, int64_t b) { return a > kMax - b ? kMax : a + b; }
-
-int64_t IntOption(const FlowConfig& c, const std::string& name, int64_t fallback) {
-  auto it = c.options.find(name);
-  int64_t v = 0;
-  if (it == c.options.end() || !absl::SimpleAtoi(it->second, &v) || v < 1) return fallback;
-  return v;
-}
-
-std::vector<int64_t> Widths(const FlowConfig& c, const std::string& name, std::vector<int64_t> fallback) {
-  auto it = c.options.find(name);
-  if (it == c.options.end()) return fallback;
-  std::vector<int64_t> out;
-  for (absl::string_view w : absl::StrSplit(it->second, ',')) {
-    int64_t v = 0;
-    if (!absl::SimpleAtoi(w, &v) || v < 1) return fallback;
-    out.push_back(v);
-  }
-  return out.empty() ? fallback : out;
-}
 
 }  // namespace
 
@@ -52,7 +33,10 @@ int64_t EstimateFlowBytes(const FlowConfig& config, const Target& target, int64_
   bytes = Add(bytes, Mul(Mul(n, d), 2 * 8));
   const std::string& method = config.method;
   if (method == "king" || method == "ntking" || method == "stein-king") {
-    const int64_t basis = IntOption(config, "basis", method == "stein-king" ? 50 : 200);
+    // Read as the methods read them (OptionReader, ParseHidden); a bad value counts as the default.
+    OptionReader options(config.options, method);
+    const int64_t default_basis = method == "stein-king" ? 50 : 200;
+    const int64_t basis = options.Int("basis", default_basis, 1, 100000).value_or(default_basis);
     // Statistics per particle: the basis functions, plus the Gaussian's d + d(d+1)/2 as an upper bound.
     const int64_t k = Add(basis, Add(d, Mul(d, d + 1) / 2));
     const int64_t stats = method == "stein-king" ? Mul(d, basis) : k;
@@ -62,7 +46,8 @@ int64_t EstimateFlowBytes(const FlowConfig& config, const Target& target, int64_
     bytes = Add(bytes, Mul(Mul(stats, stats), 3 * 8));
     if (method == "ntking") {
       // The NTK Gram matrix over the particles (M x M, float64 and float32) and the MLP's activations.
-      const std::vector<int64_t> hidden = Widths(config, "hidden", {64, 64});
+      const std::vector<int64_t> hidden =
+          ParseHidden(options.String("hidden", "64,64").value_or("64,64")).value_or(std::vector<int64_t>{64, 64});
       int64_t width = 0;
       for (int64_t w : hidden) width = Add(width, w);
       bytes = Add(bytes, Mul(Mul(m, m), 8 + 4));
