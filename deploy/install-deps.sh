@@ -9,7 +9,7 @@ packages=(
   # C++ libraries
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libtorch-dev libeigen3-dev libabsl-dev prometheus-cpp-dev libcivetweb-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev zlib1g-dev sqlite3
   # an optimised BLAS: LibTorch's and PyTorch's matrix products go through libblas.so.3 (reference BLAS otherwise)
   libopenblas0-pthread
   # Python client, its tests, the benchmark peer and the papers' experiment checks

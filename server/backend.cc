@@ -1,6 +1,7 @@
 #include "server/backend.h"
 
 #include <algorithm>
+#include <iostream>
 #include <numeric>
 
 #ifndef SAMPLED_VERSION
@@ -24,6 +25,7 @@ Backend::Backend(const ServerOptions& options)
       budget_(options.max_memory < 0 ? DefaultMemoryBudget() : options.max_memory),
       sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
+  jobs_.SetForgetObserver([this](const std::string& job_id) { Forget(job_id); });
 }
 
 Backend::~Backend() {
@@ -90,7 +92,7 @@ SessionView View(const SessionInfo& info, const JobManager& jobs) {
 
 absl::StatusOr<SessionView> Backend::CreateSession(const std::string& name) {
   SAMPLED_ASSIGN_OR_RETURN(SessionInfo info, sessions_.CreateSession(name));
-  return View(info, jobs_);
+  return StoreSession(View(info, jobs_));
 }
 
 absl::StatusOr<SessionView> Backend::GetSession(const std::string& id) {
@@ -109,10 +111,19 @@ absl::StatusOr<Page<SessionView>> Backend::ListSessions(const PageRequest& page)
 absl::StatusOr<int> Backend::DeleteSession(const std::string& id) {
   // Forget the session first, so no new job can find it, then cancel what it ran.
   SAMPLED_RETURN_IF_ERROR(sessions_.DeleteSession(id));
+  if (durable_ != nullptr) {
+    if (absl::Status s = durable_->DeleteSession(id); !s.ok()) std::cerr << "sampled: " << s << "\n";
+  }
   return jobs_.CancelSession(id);
 }
 
 // Targets ----------------------------------------------------------------------------------------------
+
+absl::Status Backend::DeleteTarget(const std::string& session_id, const std::string& target_id) {
+  SAMPLED_RETURN_IF_ERROR(sessions_.DeleteTarget(session_id, target_id));
+  Forget(target_id);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<ChargedAssembler>> Backend::BeginUpload(const UploadSpec& spec) {
   SAMPLED_RETURN_IF_ERROR(sessions_.CheckNewTarget(spec.session_id, spec.name));
@@ -148,7 +159,8 @@ void Backend::FinishUpload(const UploadSpec& spec, std::unique_ptr<ChargedAssemb
       SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> target, EmpiricalTarget::Create(std::move(points)));
       if (abandoned && abandoned()) return absl::CancelledError("the upload was cancelled");
       SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
-      return sessions_.AddTarget(spec.session_id, spec.name, std::move(charged));
+      const Points* data = charged->samples();
+      return StoreTarget(sessions_.AddTarget(spec.session_id, spec.name, std::move(charged)), DataRecipe(), data);
     });
     done(std::move(stored));
   };
@@ -194,7 +206,18 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
           charge.Resize(target->bytes() + 2 * args.sample_count * target->dim() * 8, "the target's draws"));
       if (args.sample_count == 0) {
         SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
-        return sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id);
+        // A density over data keeps its own copy of the data in the state directory: it is rebuilt at
+        // start even when the data target was deleted since.
+        const Points* data = nullptr;
+        std::shared_ptr<const Target> data_target;
+        if (!args.data_target_id.empty()) {
+          if (absl::StatusOr<TargetEntry> e = sessions_.GetTarget(args.session_id, args.data_target_id); e.ok()) {
+            data_target = e->target;
+            data = data_target->samples();
+          }
+        }
+        return StoreTarget(sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id),
+                           DensityRecipe(args.family, args.dim, args.params, args.data_target_id), data);
       }
       if (!target->can_sample()) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -206,7 +229,8 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
       target.reset();
       SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<EmpiricalTarget> data, EmpiricalTarget::Create(std::move(draws)));
       SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(data), std::move(charge)));
-      return sessions_.AddTarget(args.session_id, args.name, std::move(charged));
+      const Points* samples = charged->samples();
+      return StoreTarget(sessions_.AddTarget(args.session_id, args.name, std::move(charged)), DataRecipe(), samples);
     }));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
@@ -253,8 +277,9 @@ void Backend::FinishModelUpload(const ModelSpec& spec, std::string bytes, std::f
     if (!target.ok()) return done(target.status());
     // A client that gave up (cancelled, or past its deadline) was told so: store nothing for it.
     if (abandoned && abandoned()) return done(absl::CancelledError("the upload was cancelled"));
-    done(sessions_.AddTarget(spec.session_id, spec.name,
-                             Attach(std::shared_ptr<const Target>(*std::move(target)), *std::move(charge))));
+    done(StoreTarget(sessions_.AddTarget(spec.session_id, spec.name,
+                                         Attach(std::shared_ptr<const Target>(*std::move(target)), *std::move(charge))),
+                     TorchScriptRecipe(spec.dim, spec.energy), nullptr, bytes));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
   if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);
@@ -295,6 +320,7 @@ absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<bo
 absl::Status Backend::DeleteJob(const std::string& job_id) {
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
   jobs_.Remove(job_id);
+  Forget(job_id);
   job->Close("the job was deleted");  // a running job stops at its next step or block; its memory goes with
                                       // the last reference
   return absl::OkStatus();
@@ -369,20 +395,36 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
     if (!created.ok()) return done(created.status());
     std::shared_ptr<FlowJob> job = Attach(*std::move(created), *std::move(charge));
     if (absl::Status s = AddJob(job); !s.ok()) return done(s);
-    auto run = std::make_shared<FlowRun>();
-    run->steps = args.spec.steps;
-    if (run->steps == 0) {
-      job->RunSlice(*run, options_.slice_time, nullptr);  // created for interactive stepping: succeeded at step 0
+    if (durable_ != nullptr) {
+      Record spec;
+      spec.SetRecord("spec", EncodeFlowSpec(job->spec()));
+      if (absl::Status s = Guarded("storing the flow", [&] { return StoreJob(job, spec, job->SerializeState(), 0); });
+          !s.ok()) {
+        return done(s);
+      }
+    }
+    if (args.spec.steps == 0) {
+      FlowRun run;  // created for interactive stepping: succeeded at step 0
+      job->RunSlice(run, options_.slice_time, nullptr);
       return done(job->Snapshot());
     }
-    absl::Status queued = QueueJob(
-        job, [this, job, run] { return job->RunSlice(*run, options_.slice_time, [this, session = job->session_id()] { return jobs_.JobsWaiting(session); }); },
-        [job, run] { job->AbandonRun(*run); });
-    if (!queued.ok()) return done(queued);
+    if (absl::Status s = QueueFlowRun(job, args.spec.steps); !s.ok()) return done(s);
     done(job->Snapshot());
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
   if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
+}
+
+absl::Status Backend::QueueFlowRun(const std::shared_ptr<FlowJob>& job, int64_t steps) {
+  auto run = std::make_shared<FlowRun>();
+  run->steps = steps;
+  return QueueJob(
+      job,
+      [this, job, run] {
+        return job->RunSlice(*run, options_.slice_time,
+                             [this, session = job->session_id()] { return jobs_.JobsWaiting(session); });
+      },
+      [job, run] { job->AbandonRun(*run); });
 }
 
 std::function<void()> Backend::StepFlow(const std::string& job_id, int64_t steps, Done<StepFlowResult> done) {
@@ -616,6 +658,68 @@ void Backend::StartTraining(StartTrainingArgs args, Done<JobSnapshot> done) {
   if (absl::Status s = jobs_.SubmitCall(session_id, std::move(task), std::move(cancelled)); !s.ok()) done(s);
 }
 
+training::TrainLimits Backend::train_limits() const {
+  training::TrainLimits tl;
+  tl.max_width = options_.limits.max_train_width;
+  tl.max_layers = options_.limits.max_train_layers;
+  tl.max_batch = options_.limits.max_train_batch;
+  tl.max_parameters = options_.limits.max_array_values;
+  return tl;
+}
+
+absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t, int64_t d) const {
+  // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
+  // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
+  const int64_t streams = 1 + (t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
+                                   ? d
+                                   : (t.score_loss == training::ScoreLoss::kSliced ? 1 : 0));
+  int64_t widths = 0;
+  for (const training::MlpShape* m : {&t.sampler, &t.score}) {
+    widths = std::max(widths, m->in + m->out + 2 * std::accumulate(m->hidden.begin(), m->hidden.end(), int64_t{0}));
+  }
+  SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch * streams, widths, "the training passes' activations (batch x "
+                                                                      "tangent streams by the networks' widths)"));
+  // The networks (weights, Adam's two moments, the best checkpoint, gradients: 5 copies) and the passes'
+  // activations (twice, for the two networks), in float32; per-thread scratch of the same order.
+  int64_t params = 0;
+  for (const training::MlpShape* m : {&t.sampler, &t.score}) {
+    int64_t in = m->in;
+    for (int64_t w : m->hidden) params += (in + 1) * w, in = w;
+    params += (in + 1) * m->out;
+  }
+  return 5 * params * 4 + 4 * t.batch * streams * widths * 4 + 2 * t.batch * d * 8;
+}
+
+SamplerSink Backend::MakeSamplerSink(const std::string& session_id, const std::string& target_id,
+                                     const std::string& method, const std::string& job_id) {
+  return [this, session_id, target_id, method, job_id](TrainedSampler t) -> absl::StatusOr<std::string> {
+    SamplerEntry e;
+    e.session_id = session_id;
+    e.job_id = job_id;
+    e.target_id = target_id;
+    e.method = method;
+    SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
+                             budget_.Reserve(MemoryKind::kSamplers, t.model->bytes(), "the trained sampler"));
+    e.model = Attach(std::shared_ptr<const training::SamplerModel>(std::move(t.model)), std::move(charge));
+    e.steps = t.steps;
+    e.final_metrics = std::move(t.final_metrics);
+    e.best_metrics = std::move(t.best_metrics);
+    e.best_step = t.best_step;
+    SAMPLED_ASSIGN_OR_RETURN(SamplerEntry stored, StoreSampler(std::move(e)));
+    return stored.id;
+  };
+}
+
+absl::Status Backend::QueueTrainingRun(const std::shared_ptr<TrainingJob>& job) {
+  return QueueJob(
+      job,
+      [this, job] {
+        return job->RunSlice(options_.slice_time,
+                             [this, session = job->session_id()] { return jobs_.JobsWaiting(session); });
+      },
+      [job] { job->AbandonRun(); });
+}
+
 absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& args) {
   const Limits& limits = options_.limits;
   SAMPLED_ASSIGN_OR_RETURN(TargetEntry target, sessions_.GetTarget(args.session_id, args.target_id));
@@ -628,40 +732,11 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   if (eval_draws < 2 || eval_draws > 100000) {
     return absl::InvalidArgumentError(absl::StrCat("eval_draws must be between 2 and 100000, got ", eval_draws));
   }
-  int64_t training_bytes = 0;
-  training::TrainLimits tl;
-  tl.max_width = limits.max_train_width;
-  tl.max_layers = limits.max_train_layers;
-  tl.max_batch = limits.max_train_batch;
-  tl.max_parameters = limits.max_array_values;
   TrainingJobSpec spec;
   training::TrainConfig config = args.config;
   config.threads = options_.torch_threads;
-  SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, tl));
-  // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
-  // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
-  {
-    const training::TrainSettings& t = spec.settings;
-    const int64_t d = target.target->dim();
-    const int64_t streams = 1 + (t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
-                                     ? d
-                                     : (t.score_loss == training::ScoreLoss::kSliced ? 1 : 0));
-    int64_t widths = 0;
-    for (const training::MlpShape* m : {&t.sampler, &t.score}) {
-      widths = std::max(widths, m->in + m->out + 2 * std::accumulate(m->hidden.begin(), m->hidden.end(), int64_t{0}));
-    }
-    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch * streams, widths, "the training passes' activations (batch x "
-                                                                        "tangent streams by the networks' widths)"));
-    // The networks (weights, Adam's two moments, the best checkpoint, gradients: 5 copies) and the passes'
-    // activations (twice, for the two networks), in float32; per-thread scratch of the same order.
-    int64_t params = 0;
-    for (const training::MlpShape* m : {&t.sampler, &t.score}) {
-      int64_t in = m->in;
-      for (int64_t w : m->hidden) params += (in + 1) * w, in = w;
-      params += (in + 1) * m->out;
-    }
-    training_bytes = 5 * params * 4 + 4 * t.batch * streams * widths * 4 + 2 * t.batch * d * 8;
-  }
+  SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, train_limits()));
+  SAMPLED_ASSIGN_OR_RETURN(const int64_t training_bytes, TrainingBytes(spec.settings, target.target->dim()));
   if (absl::StatusOr<std::vector<SamplerEntry>> held = sessions_.ListSamplers(args.session_id);
       held.ok() && static_cast<int64_t>(held->size()) >= limits.max_samplers_per_session) {
     return absl::ResourceExhaustedError(absl::StrCat("session '", args.session_id, "' holds its limit of ",
@@ -687,24 +762,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
     spec.from_sampler_id = from.id;
   }
   JobSnapshot identity = NewJobIdentity("training", args.session_id, args.target_id, args.steps);
-  const std::string session_id = args.session_id, target_id = args.target_id, method = spec.settings.method;
-  const std::string job_id = identity.id;
-  SamplerSink sink = [this, session_id, target_id, method, job_id](TrainedSampler t) -> absl::StatusOr<std::string> {
-    SamplerEntry e;
-    e.session_id = session_id;
-    e.job_id = job_id;
-    e.target_id = target_id;
-    e.method = method;
-    SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
-                             budget_.Reserve(MemoryKind::kSamplers, t.model->bytes(), "the trained sampler"));
-    e.model = Attach(std::shared_ptr<const training::SamplerModel>(std::move(t.model)), std::move(charge));
-    e.steps = t.steps;
-    e.final_metrics = std::move(t.final_metrics);
-    e.best_metrics = std::move(t.best_metrics);
-    e.best_step = t.best_step;
-    SAMPLED_ASSIGN_OR_RETURN(SamplerEntry stored, sessions_.AddSampler(std::move(e)));
-    return stored.id;
-  };
+  SamplerSink sink = MakeSamplerSink(args.session_id, args.target_id, spec.settings.method, identity.id);
   const std::string provenance = Provenance(spec.settings, target, spec.from_sampler_id);
   SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
                            budget_.Reserve(MemoryKind::kJobs, training_bytes, "the training job's networks and passes"));
@@ -714,9 +772,17 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
                           [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); }));
   std::shared_ptr<TrainingJob> job = Attach(std::move(created), std::move(charge));
   SAMPLED_RETURN_IF_ERROR(AddJob(job));
-  SAMPLED_RETURN_IF_ERROR(QueueJob(
-      job, [this, job] { return job->RunSlice(options_.slice_time, [this, session = job->session_id()] { return jobs_.JobsWaiting(session); }); },
-      [job] { job->AbandonRun(); }));
+  if (durable_ != nullptr) {
+    Record record;
+    record.SetRecord("config", EncodeTrainConfig(args.config));
+    record.SetInt("steps", args.steps);
+    record.SetInt("eval_every", args.eval_every);
+    record.SetInt("eval_draws", eval_draws);
+    record.Set("from_sampler_id", args.from_sampler_id);
+    record.Set("provenance", provenance);
+    SAMPLED_RETURN_IF_ERROR(StoreJob(job, record, job->SerializeCheckpoint(), job->Snapshot().step));
+  }
+  SAMPLED_RETURN_IF_ERROR(QueueTrainingRun(job));
   return job->Snapshot();
 }
 
@@ -737,7 +803,11 @@ absl::StatusOr<std::vector<SamplerEntry>> Backend::ListSamplers(const std::strin
   return sessions_.ListSamplers(session_id);
 }
 
-absl::Status Backend::DeleteSampler(const std::string& sampler_id) { return sessions_.DeleteSampler(sampler_id); }
+absl::Status Backend::DeleteSampler(const std::string& sampler_id) {
+  SAMPLED_RETURN_IF_ERROR(sessions_.DeleteSampler(sampler_id));
+  Forget(sampler_id);
+  return absl::OkStatus();
+}
 
 void Backend::ExportSampler(const std::string& sampler_id, Done<std::string> done) {
   absl::StatusOr<SamplerEntry> e = sessions_.GetSampler(sampler_id);
@@ -790,7 +860,7 @@ void Backend::ImportSampler(const std::string& session_id, std::string bytes, Do
     e.model = Attach(std::shared_ptr<const training::SamplerModel>(
                          std::make_shared<training::SamplerModel>(*std::move(model))),
                      *std::move(charge));
-    done(sessions_.AddSampler(std::move(e)));
+    done(StoreSampler(std::move(e)));
   };
   auto cancelled = [done] { done(absl::UnavailableError("the server is shutting down")); };
   if (absl::Status s = jobs_.SubmitSample(std::move(task), std::move(cancelled)); !s.ok()) done(s);

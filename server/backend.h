@@ -28,6 +28,7 @@
 #include "server/metrics/server_metrics.h"
 #include "server/server_options.h"
 #include "server/sessions/session_manager.h"
+#include "server/store/durable_state.h"
 
 namespace sampled::server {
 
@@ -143,12 +144,27 @@ class Backend {
   JobManager& jobs() { return jobs_; }
   ServerMetrics& metrics() { return metrics_; }
 
+  // Opens the state directory (options.state_dir; does nothing without one) and rebuilds what it holds:
+  // sessions, targets, samplers and jobs, the unfinished jobs queued to resume from their last
+  // checkpoints. An object that cannot be loaded (a corrupted file, a target that no longer builds, the
+  // memory budget) is reported and answers its error when asked for; everything else loads.
+  // FAILED_PRECONDITION when the directory cannot be used (another server holds it, a newer schema).
+  absl::Status OpenState();
+  struct RestoreReport {
+    int64_t sessions = 0, targets = 0, samplers = 0, jobs = 0, resumed = 0, lost = 0;
+    std::vector<std::string> problems;  // one line per object that did not load
+  };
+  const RestoreReport& restore_report() const { return restored_; }
+  bool durable() const { return durable_ != nullptr; }
+
   absl::StatusOr<SessionView> CreateSession(const std::string& name);
   absl::StatusOr<SessionView> GetSession(const std::string& id);
   absl::StatusOr<Page<SessionView>> ListSessions(const PageRequest& page);
   // Cancels the session's jobs, then forgets the session, its targets and its jobs. Returns how many
   // jobs were cancelled.
   absl::StatusOr<int> DeleteSession(const std::string& id);
+
+  absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);
 
   // Checks an upload's header before its data arrives (session, name, dtype, dim within limits) and
   // returns the assembler for its chunks (bounded by max_points_per_target, charged to the memory budget
@@ -224,6 +240,32 @@ class Backend {
  private:
   absl::Status CheckDim(int64_t dim) const;
   absl::StatusOr<JobSnapshot> StartTrainingNow(const StartTrainingArgs& args);
+  // What a training run of `settings` holds (networks, optimiser moments, passes' activations), checked
+  // against max_array_values.
+  training::TrainLimits train_limits() const;
+  absl::StatusOr<int64_t> TrainingBytes(const training::TrainSettings& settings, int64_t dim) const;
+  // Where a training job leaves its sampler: the session (and the state directory).
+  SamplerSink MakeSamplerSink(const std::string& session_id, const std::string& target_id, const std::string& method,
+                              const std::string& job_id);
+  // Queues a flow's run of `steps` steps, or a training job's run, on the job workers.
+  absl::Status QueueFlowRun(const std::shared_ptr<FlowJob>& job, int64_t steps);
+  absl::Status QueueTrainingRun(const std::shared_ptr<TrainingJob>& job);
+
+  // The state directory (backend_state.cc); each is a no-op without one. A failure to store undoes the
+  // in-memory change and returns why.
+  absl::StatusOr<SessionView> StoreSession(absl::StatusOr<SessionView> view);
+  absl::StatusOr<TargetEntry> StoreTarget(absl::StatusOr<TargetEntry> entry, const TargetRecipe& recipe,
+                                          const Points* data, std::string_view archive = {});
+  absl::StatusOr<SamplerEntry> StoreSampler(SamplerEntry entry);
+  absl::Status StoreJob(const std::shared_ptr<Job>& job, const Record& spec, std::string_view checkpoint,
+                        int64_t step);
+  void Forget(const std::string& id);
+  // Rebuilding (OpenState).
+  absl::Status RestoreTarget(const StoredRow& row, const Record& record);
+  absl::Status RestoreSampler(const StoredRow& row, const Record& record);
+  absl::Status RestoreJob(const StoredRow& row, const Record& record, const std::map<std::string, std::string>& made);
+  // An ended record of a job that cannot be rebuilt: listed, FAILED with `why`.
+  void RestoreFailedJob(const StoredRow& row, const absl::Status& why);
   // Indexes a new job, re-checking its session (which may have been deleted while the job was built).
   absl::Status AddJob(const std::shared_ptr<Job>& job);
   // Queues a job's run, in slices, on the job workers; forgets the job when it cannot be queued.
@@ -246,6 +288,8 @@ class Backend {
   bool shutting_down_ ABSL_GUARDED_BY(calls_mu_) = false;
   SessionManager sessions_;
   JobManager jobs_;
+  std::shared_ptr<DurableState> durable_;  // null: in memory only
+  RestoreReport restored_;
 };
 
 }  // namespace sampled::server

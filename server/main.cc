@@ -13,6 +13,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/common/torch_runtime.h"
@@ -54,6 +56,12 @@ ABSL_FLAG(bool, allow_torchscript, false,
           "accept TorchScript model targets (UploadModel); they are code: read docs/torchscript.md first");
 ABSL_FLAG(int64_t, max_model_bytes, 64 << 20, "bytes of one uploaded TorchScript model");
 ABSL_FLAG(absl::Duration, model_load_time, absl::Seconds(30), "time a model's load and checks may take");
+ABSL_FLAG(std::string, state_dir, "",
+          "directory that keeps sessions, targets, samplers, jobs and checkpoints across restarts; empty: in memory");
+ABSL_FLAG(std::string, checkpoint_every, "30s",
+          "how often a running job writes a checkpoint: a duration (30s, 5m) or a step count (1000); the interval "
+          "stretches so that writing costs at most 5% of the job's time");
+ABSL_FLAG(absl::Duration, request_id_ttl, absl::Hours(24), "how long the request id of an idempotent call is kept");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "time running jobs get to stop at shutdown");
 
 namespace {
@@ -158,6 +166,23 @@ int main(int argc, char** argv) {
   l.max_samplers_per_session = absl::GetFlag(FLAGS_max_samplers_per_session);
   l.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   l.model_load_time = absl::GetFlag(FLAGS_model_load_time);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.request_id_ttl = absl::GetFlag(FLAGS_request_id_ttl);
+  {
+    const std::string every = absl::GetFlag(FLAGS_checkpoint_every);
+    int64_t steps = 0;
+    absl::Duration d;
+    if (absl::SimpleAtoi(every, &steps) && steps > 0) {
+      options.checkpoint.every_steps = steps;
+      options.checkpoint.every = absl::InfiniteDuration();
+    } else if (absl::ParseDuration(every, &d) && d > absl::ZeroDuration()) {
+      options.checkpoint.every = d;
+    } else {
+      std::fprintf(stderr, "sampled: --checkpoint-every must be a positive duration (30s, 5m) or step count, got '%s'\n",
+                   every.c_str());
+      return 1;
+    }
+  }
 
   auto server = sampled::server::SampledServer::Start(options);
   if (!server.ok()) {
@@ -181,6 +206,15 @@ int main(int argc, char** argv) {
   if (blas.name == "reference") {
     std::printf("sampled: warning: the reference BLAS makes matrix products 30-50x slower; install "
                 "libopenblas0-pthread (deploy/install-deps.sh does)\n");
+  }
+  if (options.state_dir.empty()) {
+    std::printf("sampled: no --state-dir: sessions, targets, samplers and jobs are in memory and go when the server stops\n");
+  } else {
+    const auto& r = (*server)->restore_report();
+    std::printf("sampled: state in %s: restored %lld sessions, %lld targets, %lld samplers, %lld jobs (%lld resumed)%s\n",
+                options.state_dir.c_str(), static_cast<long long>(r.sessions), static_cast<long long>(r.targets),
+                static_cast<long long>(r.samplers), static_cast<long long>(r.jobs), static_cast<long long>(r.resumed),
+                r.lost > 0 ? absl::StrCat(", ", r.lost, " could not be loaded (see the log)").c_str() : "");
   }
   std::fflush(stdout);
 

@@ -37,6 +37,8 @@ absl::StatusOr<std::unique_ptr<SampledServer>> SampledServer::Start(const Server
   ConfigureComputeThreads(s->compute_threads_);
 
   s->backend_ = std::make_unique<Backend>(options);
+  // The state directory is read back before the server listens: a client never sees a half-restored one.
+  if (absl::Status st = s->backend_->OpenState(); !st.ok()) return st;
   s->services_.push_back(std::make_unique<SessionServiceImpl>(s->backend_.get()));
   s->services_.push_back(std::make_unique<TargetServiceImpl>(s->backend_.get()));
   s->services_.push_back(std::make_unique<FlowServiceImpl>(s->backend_.get()));

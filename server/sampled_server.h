@@ -29,6 +29,8 @@ class SampledServer {
   int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
   // Compute threads each job's steps use (--torch-threads, or cores / workers).
   int compute_threads() const { return compute_threads_; }
+  // What was read back from --state-dir at start.
+  const Backend::RestoreReport& restore_report() const { return backend_->restore_report(); }
   Backend& backend() { return *backend_; }
 
   // Graceful shutdown: health turns NOT_SERVING, new work is refused, jobs are cancelled (each stops

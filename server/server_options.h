@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/jobs/checkpoint.h"
 
 namespace sampled::server {
 
@@ -56,6 +57,12 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // TorchScript targets are code: off unless asked for (docs/torchscript.md).
   bool allow_torchscript = false;
+  // Where sessions, targets, samplers, jobs and checkpoints are kept (docs/architecture.md, "Durable
+  // state"); empty: in memory only, lost when the server stops.
+  std::string state_dir;
+  CheckpointPolicy checkpoint;
+  // How long a request id of an idempotent call is remembered.
+  absl::Duration request_id_ttl = absl::Hours(24);
   Limits limits;
 };
 

@@ -13,6 +13,22 @@ absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, F
                                                          const InitialParticles& init, StepObserver on_step) {
   SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Flow> flow, CreateFlow(spec.config, target));
   SAMPLED_ASSIGN_OR_RETURN(FlowState state, MakeInitialState(init, target->dim(), spec.config.seed));
+  return Make(std::move(identity), std::move(spec), std::move(target), std::move(flow), std::move(state),
+              std::move(on_step));
+}
+
+absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Restore(JobSnapshot snapshot, FlowJobSpec spec,
+                                                          std::shared_ptr<const Target> target, FlowState state,
+                                                          StepObserver on_step) {
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<Flow> flow, CreateFlow(spec.config, target));
+  snapshot.step = state.step;
+  return Make(std::move(snapshot), std::move(spec), std::move(target), std::move(flow), std::move(state),
+              std::move(on_step));
+}
+
+absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Make(JobSnapshot identity, FlowJobSpec spec,
+                                                       std::shared_ptr<const Target> target, std::unique_ptr<Flow> flow,
+                                                       FlowState state, StepObserver on_step) {
   SAMPLED_RETURN_IF_ERROR(flow->CheckState(state));
   if (spec.eval_metrics.empty()) spec.eval_metrics = DefaultMetrics(*target);
   for (const std::string& name : spec.eval_metrics) {
@@ -28,6 +44,25 @@ absl::StatusOr<std::shared_ptr<FlowJob>> FlowJob::Create(JobSnapshot identity, F
   return absl::WrapUnique(
       new FlowJob(std::move(identity), std::move(spec), std::move(target), std::move(flow), std::move(state),
                   std::move(on_step)));
+}
+
+std::string FlowJob::SerializeState() const {
+  absl::MutexLock lock(&mu_);
+  return SerializeFlowState(state_.locked(mu_));
+}
+
+void FlowJob::FlushCheckpoint() {
+  Checkpointer* c = checkpoints();
+  if (c == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  if (StateLocked() == JobState::kRunning) return;
+  const FlowState& state = state_.locked(mu_);
+  c->Now(state.step, [&] { return SerializeFlowState(state); });
+}
+
+int64_t FlowJob::step() const {
+  absl::MutexLock lock(&mu_);
+  return state_.locked(mu_).step;
 }
 
 FlowJob::FlowJob(JobSnapshot identity, FlowJobSpec spec, std::shared_ptr<const Target> target,
@@ -176,6 +211,9 @@ bool FlowJob::RunSlice(FlowRun& run, absl::Duration slice, const std::function<b
           }
         },
         /*force=*/evaluate || seconds >= kSlowStepSeconds);
+    if (Checkpointer* c = checkpoints()) {
+      c->AfterStep(state_.worker().step, [this] { return SerializeFlowState(state_.worker()); });
+    }
     if (run.taken < run.steps && absl::Now() - slice_start >= slice && others_waiting && others_waiting()) {
       ServePendingReads();  // a read does not wait for the next slice
       return true;
@@ -197,6 +235,16 @@ void FlowJob::EndRun(FlowRun& run) {
         s.metrics_step = state_.worker().step;
       }
     });
+  }
+  // A job's run ends with a checkpoint, and so does a run the shutdown stopped; an interactive run's end
+  // writes one when one is due (a client stepping one step at a time is not slowed by a write per call).
+  if (Checkpointer* c = checkpoints()) {
+    const auto serialize = [this] { return SerializeFlowState(state_.worker()); };
+    if (run.collect_stats && !interrupted()) {
+      c->AfterStep(state_.worker().step, serialize);
+    } else {
+      c->Now(state_.worker().step, serialize);
+    }
   }
   // Particle reads that arrived during the run are served with the final state, under the lock that
   // makes the job visibly not running.

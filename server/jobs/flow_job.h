@@ -66,6 +66,17 @@ class FlowJob final : public Job {
                                                          std::shared_ptr<const Target> target,
                                                          const InitialParticles& init, StepObserver on_step);
 
+  // A job as the state directory kept it: `snapshot` (queued for a run that resumes, or ended) with its
+  // state from a checkpoint. INVALID_ARGUMENT / FAILED_PRECONDITION as Create.
+  static absl::StatusOr<std::shared_ptr<FlowJob>> Restore(JobSnapshot snapshot, FlowJobSpec spec,
+                                                          std::shared_ptr<const Target> target, FlowState state,
+                                                          StepObserver on_step);
+
+  // The state as a checkpoint (SerializeFlowState): for the first one, before the job runs.
+  std::string SerializeState() const;
+  int64_t step() const;
+  void FlushCheckpoint() override;
+
   // Takes the next slice of `run` on the calling thread (a worker): the first slice moves the job from
   // queued to running (a run that no longer applies, because the job was cancelled, closed or requeued
   // for a newer run, ends CANCELLED without touching the flow); steps follow until the run ends, or until
@@ -92,6 +103,10 @@ class FlowJob final : public Job {
   const std::shared_ptr<const Target>& target() const { return target_; }
 
  private:
+  // Checks the state and the metrics, and completes the identity (method, particles, dim).
+  static absl::StatusOr<std::shared_ptr<FlowJob>> Make(JobSnapshot identity, FlowJobSpec spec,
+                                                       std::shared_ptr<const Target> target, std::unique_ptr<Flow> flow,
+                                                       FlowState state, StepObserver on_step);
   FlowJob(JobSnapshot identity, FlowJobSpec spec, std::shared_ptr<const Target> target,
           std::unique_ptr<Flow> flow, FlowState state, StepObserver on_step);
 

@@ -69,6 +69,7 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
     RequestCancelLocked("cancelled while queued");
     out = snap_;
   }
+  SaveIfEnded();
   Notify();
   return out;
 }
@@ -79,6 +80,7 @@ void Job::CancelRun(uint64_t generation) {
     if (generation != generation_ || IsTerminal(snap_.state)) return;
     RequestCancelLocked("cancelled while queued: the client gave up");
   }
+  SaveIfEnded();
   Notify();
 }
 
@@ -101,6 +103,39 @@ bool Job::Close(const std::string& why) {
   }
   Notify();
   return active;
+}
+
+void Job::AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step) {
+  {
+    absl::MutexLock lock(&mu_);
+    saved_outcome_ = absl::StrCat(JobStateName(snap_.state), "|", snap_.error.ToString(), "|", snap_.sampler_id);
+  }
+  checkpointer_ = std::make_unique<Checkpointer>(std::move(store), id_, policy, saved_step);
+}
+
+Checkpointer* Job::checkpoints() {
+  if (checkpointer_ == nullptr) return nullptr;
+  absl::MutexLock lock(&mu_);
+  return closed_ && !interrupted_.load() ? nullptr : checkpointer_.get();
+}
+
+void Job::Interrupt() {
+  interrupted_.store(true);
+  Close("the server shut down");
+}
+
+void Job::SaveIfEnded() {
+  if (checkpointer_ == nullptr || interrupted_.load()) return;
+  JobSnapshot s;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!IsTerminal(snap_.state)) return;
+    std::string outcome = absl::StrCat(JobStateName(snap_.state), "|", snap_.error.ToString(), "|", snap_.sampler_id);
+    if (outcome == saved_outcome_) return;
+    saved_outcome_ = std::move(outcome);
+    s = snap_;
+  }
+  checkpointer_->store().SaveSnapshot(s);
 }
 
 bool Job::MarkRunning(uint64_t generation, int64_t steps) {
@@ -132,6 +167,7 @@ void Job::MarkFinished(const absl::Status& status, const std::function<void()>& 
     snap_.eta_seconds = 0;
     if (under_lock) under_lock();
   }
+  SaveIfEnded();
   Notify();
 }
 

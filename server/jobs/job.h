@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "core/flows/flow.h"
 #include "core/training/trainer.h"
+#include "server/jobs/checkpoint.h"
 
 namespace sampled::server {
 
@@ -124,6 +125,19 @@ class Job {
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
   const std::atomic<bool>* cancel_flag() const { return &cancel_requested_; }
 
+  // Keeps the job in the state directory: its snapshot whenever it ends, and checkpoints of its state as
+  // `policy` says (see checkpoint.h). Called once, before its first run.
+  // `saved_step`: the step of the checkpoint already stored with the job's record.
+  void AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step);
+  // As Close, for a shutdown: the stored record is left as it was, so an unfinished job resumes from its
+  // last checkpoint at the next start.
+  void Interrupt();
+  bool interrupted() const { return interrupted_.load(); }
+  // At shutdown, after the workers stopped: writes the checkpoint of a job that is not running when its
+  // state is newer than its last checkpoint (an interactively stepped flow whose runs ended between two).
+  virtual void FlushCheckpoint() {}
+  int64_t checkpoints_written() const { return checkpointer_ ? checkpointer_->written() : 0; }
+
  protected:
   // queued -> running for the run `generation` (0 for the first run, then what MarkRequeued returned), with
   // total_steps = the current step + `steps`. Returns false when that run no longer applies: the job was
@@ -148,8 +162,15 @@ class Job {
 
   mutable absl::Mutex mu_;
 
+  // The worker's checkpoint clock: null without a state directory, and once the job was deleted (its
+  // files are gone; a checkpoint would only leave an orphan).
+  Checkpointer* checkpoints();
+
  private:
+  std::unique_ptr<Checkpointer> checkpointer_;
   void Notify();
+  // Records the snapshot of a job that just ended (not for an interrupted one).
+  void SaveIfEnded();
 
   const std::string id_;
   const std::string session_id_;
@@ -158,6 +179,10 @@ class Job {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> interrupted_{false};
+  // What the stored record last said (a snapshot is recorded when it changes: not for every interactive
+  // step, whose state stays succeeded; the step itself is in the checkpoint).
+  std::string saved_outcome_ ABSL_GUARDED_BY(mu_);
   absl::Mutex listeners_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<const JobListener*, std::weak_ptr<JobListener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
 };

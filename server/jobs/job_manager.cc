@@ -17,7 +17,7 @@ JobManager::JobManager(const Limits& limits, int workers, int sample_workers, in
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
-int64_t JobManager::PruneLocked(const std::string& session_id, bool apply) {
+int64_t JobManager::PruneLocked(const std::string& session_id, bool apply, std::vector<std::string>* forgotten) {
   // Newest first: ended jobs past the count, or ended before the age limit, go.
   const absl::Time cutoff = absl::Now() - limits_.job_retention_age;
   int64_t kept = 0, dropped = 0;
@@ -30,6 +30,7 @@ int64_t JobManager::PruneLocked(const std::string& session_id, bool apply) {
     }
     dropped += drop;
     if (drop && apply) {
+      if (forgotten != nullptr) forgotten->push_back(it->second->id());
       ids_.erase(it->second->id());
       it = decltype(it)(jobs_.erase(std::next(it).base()));
     } else {
@@ -40,6 +41,18 @@ int64_t JobManager::PruneLocked(const std::string& session_id, bool apply) {
 }
 
 absl::Status JobManager::Add(std::shared_ptr<Job> job) {
+  std::vector<std::string> forgotten;
+  {
+    absl::Status s = AddLocked(std::move(job), &forgotten);
+    if (!s.ok()) return s;
+  }
+  if (on_forget_) {
+    for (const std::string& id : forgotten) on_forget_(id);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobManager::AddLocked(std::shared_ptr<Job> job, std::vector<std::string>* forgotten) {
   absl::MutexLock lock(&mu_);
   // A refused job changes nothing: the retention applies only when the job is added.
   int64_t in_session = 0;
@@ -48,7 +61,7 @@ absl::Status JobManager::Add(std::shared_ptr<Job> job) {
     return absl::ResourceExhaustedError(absl::StrCat("session '", job->session_id(), "' holds its limit of ",
                                                      limits_.max_jobs_per_session, " jobs"));
   }
-  PruneLocked(job->session_id(), /*apply=*/true);
+  PruneLocked(job->session_id(), /*apply=*/true, forgotten);
   const uint64_t seq = next_sequence_++;
   ids_[job->id()] = seq;
   jobs_[seq] = std::move(job);
@@ -152,11 +165,12 @@ void JobManager::Shutdown(absl::Duration grace) {
   queue_.Close();
   calls_.Close();
   samples_.Close();
-  for (auto& job : all) job->Close("the server shut down");  // running work stops at its next step or block
+  for (auto& job : all) job->Interrupt();  // running work stops at its next step or block
   const absl::Time deadline = absl::Now() + grace;
   queue_.WaitIdle(grace);
   calls_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   samples_.WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  for (auto& job : all) job->FlushCheckpoint();
 }
 
 JobManager::Totals JobManager::ComputeTotals() const {

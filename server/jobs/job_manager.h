@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -35,6 +36,9 @@ class JobManager {
   // Indexes a new job, first forgetting the session's ended jobs past the retention limits (count, age).
   // RESOURCE_EXHAUSTED when its session still holds max_jobs_per_session jobs.
   absl::Status Add(std::shared_ptr<Job> job);
+  // Called (without the index lock) with each job the retention forgets: the state directory drops it.
+  // Set before the server serves.
+  void SetForgetObserver(std::function<void(const std::string& job_id)> on_forget) { on_forget_ = std::move(on_forget); }
   // Forgets a job (one that never ran, or one deleted).
   void Remove(const std::string& job_id);
   // Queues a job's run, taken in slices (`slice` returns true for another), on the job workers behind
@@ -79,9 +83,13 @@ class JobManager {
 
  private:
   // The session's ended jobs past the retention limits: counted, and forgotten when `apply`.
-  int64_t PruneLocked(const std::string& session_id, bool apply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `forgotten` (may be null) gets their ids.
+  int64_t PruneLocked(const std::string& session_id, bool apply, std::vector<std::string>* forgotten = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AddLocked(std::shared_ptr<Job> job, std::vector<std::string>* forgotten) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Limits limits_;
+  std::function<void(const std::string&)> on_forget_;
   mutable absl::Mutex mu_;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);

@@ -4,6 +4,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/byte_codec.h"
 #include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/metric.h"
@@ -25,6 +26,116 @@ absl::StatusOr<std::shared_ptr<TrainingJob>> TrainingJob::Create(JobSnapshot ide
                                           std::move(on_step)));
 }
 
+namespace {
+constexpr std::string_view kCheckpointMagic = "SDTJOB1";
+
+void WriteMetrics(ByteWriter& w, const std::map<std::string, double>& m) {
+  w.U64(m.size());
+  for (const auto& [k, v] : m) w.String(k), w.F64(v);
+}
+bool ReadMetrics(ByteReader& r, std::map<std::string, double>* m) {
+  uint64_t n = 0;
+  if (!r.U64(&n) || n > (uint64_t{1} << 20)) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string k;
+    double v;
+    if (!r.String(&k) || !r.F64(&v)) return false;
+    (*m)[k] = v;
+  }
+  return true;
+}
+}  // namespace
+
+std::string TrainingJob::CheckpointOf(const training::TrainingState& state) const {
+  std::string out(kCheckpointMagic);
+  ByteWriter w(&out);
+  w.String(training::SerializeTrainingState(state));
+  w.I64(start_step_);
+  w.I64(evaluated_at_);
+  WriteMetrics(w, last_metrics_);
+  WriteMetrics(w, best_metrics_);
+  absl::MutexLock lock(&history_mu_);
+  w.I64(evaluation_count_);
+  for (const Series* series : {&iterations_, &evaluations_}) {
+    w.I64(series->stride);
+    w.U64(series->rows.size());
+    for (const auto& [index, row] : series->rows) {
+      w.I64(index);
+      w.I64(row.step);
+      for (double v : {row.score_loss, row.sampler_loss, row.sampler_grad_norm, row.seconds}) w.F64(v);
+      WriteMetrics(w, row.metrics);
+    }
+  }
+  return out;
+}
+
+std::string TrainingJob::SerializeCheckpoint() const {
+  absl::MutexLock lock(&mu_);
+  return CheckpointOf(state_.locked(mu_));
+}
+
+absl::StatusOr<std::shared_ptr<TrainingJob>> TrainingJob::Restore(JobSnapshot snapshot, TrainingJobSpec spec,
+                                                                  std::shared_ptr<const Target> target,
+                                                                  std::string provenance_json, SamplerSink sink,
+                                                                  TrainingObserver on_step,
+                                                                  std::string_view checkpoint) {
+  const auto bad = [] { return absl::DataLossError("the training checkpoint does not parse"); };
+  ByteReader r(checkpoint);
+  std::string state_bytes;
+  if (!r.Magic(kCheckpointMagic) || !r.String(&state_bytes)) return bad();
+  SAMPLED_ASSIGN_OR_RETURN(training::TrainingState state, training::ParseTrainingState(state_bytes));
+  int64_t start_step = 0, evaluated_at = -1, evaluation_count = 0;
+  std::map<std::string, double> last_metrics, best_metrics;
+  if (!r.I64(&start_step) || !r.I64(&evaluated_at) || !ReadMetrics(r, &last_metrics) || !ReadMetrics(r, &best_metrics) ||
+      !r.I64(&evaluation_count)) {
+    return bad();
+  }
+  Series series[2];
+  for (Series& out : series) {
+    uint64_t n = 0;
+    if (!r.I64(&out.stride) || out.stride < 1 || !r.U64(&n) || n > static_cast<uint64_t>(kHistoryRows)) return bad();
+    for (uint64_t i = 0; i < n; ++i) {
+      int64_t index = 0;
+      HistoryRow row;
+      if (!r.I64(&index) || !r.I64(&row.step) || !r.F64(&row.score_loss) || !r.F64(&row.sampler_loss) ||
+          !r.F64(&row.sampler_grad_norm) || !r.F64(&row.seconds) || !ReadMetrics(r, &row.metrics)) {
+        return bad();
+      }
+      out.rows.emplace_back(index, std::move(row));
+    }
+  }
+  if (!r.Done()) return bad();
+  SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<training::Trainer> trainer, training::CreateTrainer(spec.settings, target));
+  const auto parameters = [](const training::MlpShape& m) {
+    int64_t n = 0;
+    for (int64_t l = 0; l < m.layers(); ++l) n += (m.in_of(l) + 1) * m.out_of(l);
+    return static_cast<size_t>(n);
+  };
+  if (state.sampler.params.size() != parameters(spec.settings.sampler) ||
+      state.score.params.size() != parameters(spec.settings.score)) {
+    return absl::DataLossError("the training checkpoint's networks do not fit the job's settings");
+  }
+  snapshot.method = spec.settings.method;
+  snapshot.dim = target->dim();
+  snapshot.particle_count = spec.settings.batch;
+  snapshot.step = state.step;
+  auto job = absl::WrapUnique(new TrainingJob(std::move(snapshot), std::move(spec), std::move(target),
+                                              std::move(trainer), std::move(state), std::move(provenance_json),
+                                              std::move(sink), std::move(on_step)));
+  job->start_step_ = start_step;
+  job->taken_ = job->state_.worker().step - start_step;
+  job->evaluated_at_ = evaluated_at;
+  job->last_metrics_ = std::move(last_metrics);
+  job->best_metrics_ = std::move(best_metrics);
+  {
+    absl::MutexLock lock(&job->history_mu_);
+    job->evaluation_count_ = evaluation_count;
+    job->iterations_ = std::move(series[0]);
+    job->evaluations_ = std::move(series[1]);
+  }
+  return std::shared_ptr<TrainingJob>(std::move(job));
+}
+
 TrainingJob::TrainingJob(JobSnapshot identity, TrainingJobSpec spec, std::shared_ptr<const Target> target,
                          std::unique_ptr<training::Trainer> trainer, training::TrainingState state,
                          std::string provenance_json, SamplerSink sink, TrainingObserver on_step)
@@ -37,6 +148,7 @@ TrainingJob::TrainingJob(JobSnapshot identity, TrainingJobSpec spec, std::shared
       trainer_(std::move(trainer)),
       state_(std::move(state)),
       best_by_(DefaultMetrics(*target_).empty() ? std::string() : DefaultMetrics(*target_).front()) {
+  start_step_ = state_.worker().step;
   UpdateProgress([this](JobSnapshot& s) { s.bytes = StateBytes(); }, /*force=*/true);
 }
 
@@ -126,13 +238,13 @@ void TrainingJob::ConsiderBest(const std::map<std::string, double>& metrics) {
 bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& others_waiting) {
   if (ended_) return false;
   if (!started_) {
-    if (!MarkRunning(/*generation=*/0, spec_.steps)) {
+    if (!MarkRunning(/*generation=*/0, spec_.steps - taken_)) {
       ended_ = true;
       return false;
     }
     started_ = true;
     run_start_ = absl::Now();
-    start_step_ = state_.worker().step;
+    resumed_at_ = taken_;
   }
   // From here this worker owns the training state until MarkFinished.
   const absl::Time slice_start = absl::Now();
@@ -166,7 +278,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
     }
     AppendHistory(row);
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - run_start_);
-    const double rate = elapsed > 0 ? taken_ / elapsed : 0.0;
+    const double rate = elapsed > 0 ? (taken_ - resumed_at_) / elapsed : 0.0;
     UpdateProgress(
         [&](JobSnapshot& s) {
           s.step = state_.worker().step;
@@ -184,6 +296,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
           }
         },
         /*force=*/evaluate || seconds >= kSlowStepSeconds);
+    if (Checkpointer* c = checkpoints()) c->AfterStep(state_.worker().step, [this] { return CheckpointOf(state_.worker()); });
     if (taken_ < spec_.steps && absl::Now() - slice_start >= slice && others_waiting && others_waiting()) {
       return true;
     }
@@ -203,6 +316,13 @@ void TrainingJob::AbandonRun() {
 
 void TrainingJob::EndRun(absl::Status status) {
   ended_ = true;
+  // A run stopped by the shutdown leaves a checkpoint to resume from, and no sampler: it goes on at the
+  // next start.
+  if (interrupted()) {
+    if (Checkpointer* c = checkpoints()) c->Now(state_.worker().step, [this] { return CheckpointOf(state_.worker()); });
+    MarkFinished(status);
+    return;
+  }
   std::map<std::string, double>& metrics = last_metrics_;
   const int64_t evaluated_at = evaluated_at_;
   const int64_t start_step = start_step_;
@@ -239,6 +359,7 @@ void TrainingJob::EndRun(absl::Status status) {
                             absl::StrCat("training finished but its sampler could not be stored: ", id.status().message()));
     }
   }
+  if (Checkpointer* c = checkpoints()) c->Now(state_.worker().step, [this] { return CheckpointOf(state_.worker()); });
   MarkFinished(status);
 }
 

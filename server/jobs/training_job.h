@@ -63,6 +63,16 @@ class TrainingJob final : public Job {
                                                              std::string provenance_json, SamplerSink sink,
                                                              TrainingObserver on_step);
 
+  // A job as the state directory kept it: `snapshot` (queued for a run that resumes, or ended) and a
+  // checkpoint written by SerializeCheckpoint (the state, the run's progress and its history).
+  // INVALID_ARGUMENT / FAILED_PRECONDITION as Create, DATA_LOSS for a checkpoint that does not parse.
+  static absl::StatusOr<std::shared_ptr<TrainingJob>> Restore(JobSnapshot snapshot, TrainingJobSpec spec,
+                                                              std::shared_ptr<const Target> target,
+                                                              std::string provenance_json, SamplerSink sink,
+                                                              TrainingObserver on_step, std::string_view checkpoint);
+  // The whole job as a checkpoint: for the first one, before the job runs.
+  std::string SerializeCheckpoint() const;
+
   // Takes the next slice of the job's run on the calling thread (a worker): the first moves it from
   // queued to running; iterations follow until the run ends, or until `slice` has passed and
   // `others_waiting()` says another task waits for the worker. Returns true when iterations are left
@@ -85,6 +95,8 @@ class TrainingJob final : public Job {
               SamplerSink sink, TrainingObserver on_step);
 
   absl::Status GuardedStep(training::TrainStats& stats);
+  // The checkpoint of `state` with the run's progress and history (SerializeCheckpoint, on the worker).
+  std::string CheckpointOf(const training::TrainingState& state) const;
   // What the run leaves (a sampler), and the transition to its terminal state.
   void EndRun(absl::Status status);
   absl::StatusOr<std::map<std::string, double>> Evaluate(const std::vector<float>& params, int64_t step);
@@ -104,8 +116,9 @@ class TrainingJob final : public Job {
   bool started_ = false;
   bool ended_ = false;
   absl::Time run_start_;
-  int64_t start_step_ = 0;
-  int64_t taken_ = 0;
+  int64_t start_step_ = 0;  // the state's step when the job was made
+  int64_t taken_ = 0;      // iterations of the job so far (spec_.steps in all)
+  int64_t resumed_at_ = 0; // taken_ when this process's run started (a restored job's is not 0)
   int64_t evaluated_at_ = -1;
   std::map<std::string, double> last_metrics_;
   std::map<std::string, double> best_metrics_;

@@ -191,7 +191,7 @@ ServerUnaryReactor* TargetServiceImpl::ListTargets(CallbackServerContext* ctx, c
 
 ServerUnaryReactor* TargetServiceImpl::DeleteTarget(CallbackServerContext* ctx, const v1::DeleteTargetRequest* request,
                                                     v1::DeleteTargetResponse* response) {
-  return FinishUnary(ctx, backend_->sessions().DeleteTarget(request->session_id(), request->target_id()));
+  return FinishUnary(ctx, backend_->DeleteTarget(request->session_id(), request->target_id()));
 }
 
 ServerUnaryReactor* TargetServiceImpl::ListFamilies(CallbackServerContext* ctx, const v1::ListFamiliesRequest* request,

@@ -39,6 +39,28 @@ absl::StatusOr<SessionInfo> SessionManager::CreateSession(const std::string& nam
   return info;
 }
 
+void SessionManager::RestoreSession(const SessionInfo& info) {
+  absl::MutexLock lock(&mu_);
+  Session s;
+  s.sequence = next_sequence_++;
+  s.info = info;
+  s.info.target_count = 0;
+  s.info.target_bytes = 0;
+  session_ids_[s.info.id] = s.sequence;
+  sessions_.emplace(s.sequence, std::move(s));
+}
+
+void SessionManager::MarkLost(const std::string& id, const std::string& session_id, absl::Status why) {
+  absl::MutexLock lock(&mu_);
+  lost_[id] = {session_id, std::move(why)};
+}
+
+std::optional<absl::Status> SessionManager::LostLocked(const std::string& id) const {
+  auto it = lost_.find(id);
+  if (it == lost_.end()) return std::nullopt;
+  return it->second.second;
+}
+
 absl::StatusOr<SessionInfo> SessionManager::GetSession(const std::string& id) const {
   absl::MutexLock lock(&mu_);
   const Session* s = FindLocked(id);
@@ -66,6 +88,7 @@ absl::Status SessionManager::DeleteSession(const std::string& id) {
   auto it = session_ids_.find(id);
   if (it == session_ids_.end()) return SessionNotFound(id);
   for (const auto& [seq, sampler] : sessions_.at(it->second).samplers) sampler_ids_.erase(sampler.id);
+  for (auto l = lost_.begin(); l != lost_.end();) l = l->second.first == id ? lost_.erase(l) : std::next(l);
   sessions_.erase(it->second);
   session_ids_.erase(it);
   return absl::OkStatus();
@@ -95,17 +118,18 @@ absl::Status SessionManager::CheckNewTarget(const std::string& session_id, const
 
 absl::StatusOr<TargetEntry> SessionManager::AddTarget(const std::string& session_id, const std::string& name,
                                                       std::shared_ptr<const Target> target,
-                                                      std::string data_target_id) {
+                                                      std::string data_target_id, std::string id,
+                                                      absl::Time create_time) {
   absl::MutexLock lock(&mu_);
   Session* s = FindLocked(session_id);
   if (s == nullptr) return SessionNotFound(session_id);
   absl::Status ok = CheckNewTargetLocked(*s, name);
   if (!ok.ok()) return ok;
   TargetEntry e;
-  e.id = NewId('t');
+  e.id = id.empty() ? NewId('t') : std::move(id);
   e.session_id = session_id;
   e.name = name;
-  e.create_time = absl::Now();
+  e.create_time = create_time == absl::InfinitePast() ? absl::Now() : create_time;
   e.data_target_id = std::move(data_target_id);
   s->info.target_bytes += target->bytes();
   e.target = std::move(target);
@@ -122,6 +146,7 @@ absl::StatusOr<TargetEntry> SessionManager::GetTarget(const std::string& session
   for (const auto& [seq, t] : s->targets) {
     if (t.id == target_id) return t;
   }
+  if (std::optional<absl::Status> lost = LostLocked(target_id)) return *lost;
   return absl::NotFoundError(absl::StrCat("target '", target_id, "' not found in session '", session_id, "'"));
 }
 
@@ -155,6 +180,7 @@ absl::Status SessionManager::DeleteTarget(const std::string& session_id, const s
       return absl::OkStatus();
     }
   }
+  if (lost_.erase(target_id) > 0) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("target '", target_id, "' not found in session '", session_id, "'"));
 }
 
@@ -185,8 +211,10 @@ absl::StatusOr<SamplerEntry> SessionManager::AddSampler(SamplerEntry entry) {
     return absl::ResourceExhaustedError(absl::StrCat("session '", s->info.id, "' holds its limit of ",
                                                      limits_.max_samplers_per_session, " samplers; delete one first"));
   }
-  entry.id = NewId('m');
-  entry.create_time = absl::Now();
+  if (entry.id.empty()) {
+    entry.id = NewId('m');
+    entry.create_time = absl::Now();
+  }
   const uint64_t seq = next_sequence_++;
   sampler_ids_[entry.id] = {s->sequence, seq};
   s->samplers.emplace(seq, entry);
@@ -196,7 +224,10 @@ absl::StatusOr<SamplerEntry> SessionManager::AddSampler(SamplerEntry entry) {
 absl::StatusOr<SamplerEntry> SessionManager::GetSampler(const std::string& sampler_id) const {
   absl::MutexLock lock(&mu_);
   auto it = sampler_ids_.find(sampler_id);
-  if (it == sampler_ids_.end()) return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  if (it == sampler_ids_.end()) {
+    if (std::optional<absl::Status> lost = LostLocked(sampler_id)) return *lost;
+    return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  }
   return sessions_.at(it->second.first).samplers.at(it->second.second);
 }
 
@@ -212,7 +243,10 @@ absl::StatusOr<std::vector<SamplerEntry>> SessionManager::ListSamplers(const std
 absl::Status SessionManager::DeleteSampler(const std::string& sampler_id) {
   absl::MutexLock lock(&mu_);
   auto it = sampler_ids_.find(sampler_id);
-  if (it == sampler_ids_.end()) return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  if (it == sampler_ids_.end()) {
+    if (lost_.erase(sampler_id) > 0) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat("sampler '", sampler_id, "' not found"));
+  }
   sessions_.at(it->second.first).samplers.erase(it->second.second);
   sampler_ids_.erase(it);
   return absl::OkStatus();

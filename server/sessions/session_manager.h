@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +63,12 @@ class SessionManager {
 
   // RESOURCE_EXHAUSTED at the session limit.
   absl::StatusOr<SessionInfo> CreateSession(const std::string& name);
+  // A session read back from the state directory (its id and creation time kept).
+  void RestoreSession(const SessionInfo& info);
+  // An object of the state directory that could not be loaded at start (a corrupted file, a target that
+  // no longer builds): asking for it answers `why` (DATA_LOSS, FAILED_PRECONDITION...) instead of
+  // NOT_FOUND, until it is deleted.
+  void MarkLost(const std::string& id, const std::string& session_id, absl::Status why);
   // NOT_FOUND for an unknown id.
   absl::StatusOr<SessionInfo> GetSession(const std::string& id) const;
   absl::StatusOr<Page<SessionInfo>> ListSessions(const PageRequest& page) const;
@@ -71,15 +78,17 @@ class SessionManager {
   // OK when `name` could be added to the session now (NOT_FOUND, ALREADY_EXISTS, RESOURCE_EXHAUSTED,
   // INVALID_ARGUMENT for an empty name): lets an upload fail before its data is sent.
   absl::Status CheckNewTarget(const std::string& session_id, const std::string& name) const;
-  // Adds a target, re-checking what CheckNewTarget checks.
+  // Adds a target, re-checking what CheckNewTarget checks. `id` and `create_time` are given for a target
+  // read back from the state directory (empty: new).
   absl::StatusOr<TargetEntry> AddTarget(const std::string& session_id, const std::string& name,
-                                        std::shared_ptr<const Target> target, std::string data_target_id = "");
+                                        std::shared_ptr<const Target> target, std::string data_target_id = "",
+                                        std::string id = "", absl::Time create_time = absl::InfinitePast());
   // NOT_FOUND for an unknown session or a target not in it.
   absl::StatusOr<TargetEntry> GetTarget(const std::string& session_id, const std::string& target_id) const;
   absl::StatusOr<Page<TargetEntry>> ListTargets(const std::string& session_id, const PageRequest& page) const;
   absl::Status DeleteTarget(const std::string& session_id, const std::string& target_id);
 
-  // Adds a sampler (id assigned here): NOT_FOUND for an unknown session, RESOURCE_EXHAUSTED at the
+  // Adds a sampler (id and creation time assigned here unless entry.id is given: a restored one): NOT_FOUND for an unknown session, RESOURCE_EXHAUSTED at the
   // session's sampler limit.
   absl::StatusOr<SamplerEntry> AddSampler(SamplerEntry entry);
   // By id alone (ids are unique across sessions), as jobs. NOT_FOUND for an unknown or deleted sampler.
@@ -107,8 +116,12 @@ class SessionManager {
   absl::Status CheckNewTargetLocked(const Session& s, const std::string& name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The lost object `id`'s status, when it is one.
+  std::optional<absl::Status> LostLocked(const std::string& id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Limits limits_;
   mutable absl::Mutex mu_;
+  std::map<std::string, std::pair<std::string, absl::Status>> lost_ ABSL_GUARDED_BY(mu_);  // id -> (session, why)
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);        // by creation sequence
   std::map<std::string, uint64_t> session_ids_ ABSL_GUARDED_BY(mu_);  // id -> sequence
