@@ -23,7 +23,8 @@ namespace sampled::server {
 Backend::Backend(const ServerOptions& options)
     : options_(options),
       budget_(options.max_memory < 0 ? DefaultMemoryBudget() : options.max_memory),
-      sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
+      sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers),
+      requests_(options.request_id_ttl) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
   jobs_.SetForgetObserver([this](const std::string& job_id) { Forget(job_id); });
 }

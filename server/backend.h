@@ -22,6 +22,7 @@
 #include "core/metrics/metric.h"
 #include "server/common/charged_assembler.h"
 #include "server/common/memory_budget.h"
+#include "server/common/request_ids.h"
 #include "server/jobs/flow_job.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/training_job.h"
@@ -140,6 +141,7 @@ class Backend {
 
   const Limits& limits() const { return options_.limits; }
   MemoryBudget& memory() { return budget_; }
+  RequestIds& requests() { return requests_; }
   SessionManager& sessions() { return sessions_; }
   JobManager& jobs() { return jobs_; }
   ServerMetrics& metrics() { return metrics_; }
@@ -289,6 +291,7 @@ class Backend {
   SessionManager sessions_;
   JobManager jobs_;
   std::shared_ptr<DurableState> durable_;  // null: in memory only
+  RequestIds requests_;
   RestoreReport restored_;
 };
 

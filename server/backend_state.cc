@@ -78,6 +78,7 @@ absl::Status Backend::OpenState() {
   const int orphans = durable_->store().RemoveOrphanFiles();
   if (orphans > 0) std::cerr << "sampled: removed " << orphans << " unreferenced files from the state directory\n";
   durable_->store().ExpireRequests(absl::Now() - options_.request_id_ttl).IgnoreError();
+  requests_.SetStore(&durable_->store());
   SAMPLED_ASSIGN_OR_RETURN(std::vector<StoredRow> rows, durable_->store().List());
   RestoreReport& report = restored_;
   const auto lost = [&](const StoredRow& row, const absl::Status& why) {
@@ -92,7 +93,8 @@ absl::Status Backend::OpenState() {
     absl::StatusOr<Record> record = Record::Decode(row.record);
     absl::Status s;
     if (!record.ok()) {
-      s = absl::DataLossError(absl::StrCat("its record in the state database is corrupted (", record.status().message(), ")"));
+      s = absl::DataLossError(
+          absl::StrCat("its record in the state database is corrupted (", record.status().message(), ")"));
       if (row.kind == "session") {
         lost(row, s);
         continue;
@@ -152,19 +154,22 @@ absl::Status Backend::RestoreTarget(const StoredRow& row, const Record& record) 
     SAMPLED_ASSIGN_OR_RETURN(target, CreateTargetOverData(recipe.family, *over, recipe.dim, recipe.params));
   } else if (recipe.kind == "torchscript") {
     if (!options_.allow_torchscript) {
-      return absl::FailedPreconditionError("it is a TorchScript model and this server runs without --allow-torchscript");
+      return absl::FailedPreconditionError(
+          "it is a TorchScript model and this server runs without --allow-torchscript");
     }
     SAMPLED_ASSIGN_OR_RETURN(std::string bytes, durable_->ReadTargetFile(row.id));
     TorchScriptSpec ts;
     ts.dim = recipe.dim;
     ts.energy = recipe.energy;
     ts.deadline = absl::Now() + options_.limits.model_load_time;
-    SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
-                             budget_.Reserve(MemoryKind::kTargets, 2 * static_cast<int64_t>(bytes.size()), "the TorchScript model"));
+    SAMPLED_ASSIGN_OR_RETURN(
+        MemoryBudget::Charge charge,
+        budget_.Reserve(MemoryKind::kTargets, 2 * static_cast<int64_t>(bytes.size()), "the TorchScript model"));
     SAMPLED_ASSIGN_OR_RETURN(target, LoadTorchScriptTarget(bytes, ts));
     return sessions_
-        .AddTarget(row.session_id, record.Get("name"), Attach(std::shared_ptr<const Target>(std::move(target)), std::move(charge)),
-                   recipe.data_target_id, row.id, record.GetTime("create_time"))
+        .AddTarget(row.session_id, record.Get("name"),
+                   Attach(std::shared_ptr<const Target>(std::move(target)), std::move(charge)), recipe.data_target_id,
+                   row.id, record.GetTime("create_time"))
         .status();
   } else {
     return absl::DataLossError(absl::StrCat("unknown target kind '", recipe.kind, "'"));
@@ -194,8 +199,9 @@ absl::Status Backend::RestoreSampler(const StoredRow& row, const Record& record)
   e.best_metrics = record.GetMetrics("best_metrics");
   e.best_step = record.GetInt("best_step", -1);
   e.create_time = record.GetTime("create_time");
-  e.model = Attach(std::shared_ptr<const training::SamplerModel>(std::make_shared<training::SamplerModel>(std::move(model))),
-                   std::move(charge));
+  e.model =
+      Attach(std::shared_ptr<const training::SamplerModel>(std::make_shared<training::SamplerModel>(std::move(model))),
+             std::move(charge));
   return sessions_.AddSampler(std::move(e)).status();
 }
 
@@ -214,8 +220,8 @@ absl::Status Backend::RestoreJob(const StoredRow& row, const Record& record,
   }
   absl::StatusOr<TargetEntry> target = sessions_.GetTarget(row.session_id, snapshot.target_id);
   if (!target.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("its target '", snapshot.target_id, "' is gone (",
-                                                      target.status().message(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("its target '", snapshot.target_id, "' is gone (", target.status().message(), ")"));
   }
   SAMPLED_ASSIGN_OR_RETURN(std::string checkpoint, durable_->ReadCheckpoint(row.id));
   if (snapshot.kind == "flow") {
@@ -223,16 +229,15 @@ absl::Status Backend::RestoreJob(const StoredRow& row, const Record& record,
     SAMPLED_ASSIGN_OR_RETURN(FlowState flow_state, ParseFlowState(checkpoint));
     checkpoint = std::string();
     const int64_t step = flow_state.step;
-    SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
-                             budget_.Reserve(MemoryKind::kJobs,
-                                             EstimateFlowBytes(spec.config, *target->target, flow_state.particles.rows()),
-                                             "the restored flow"));
     SAMPLED_ASSIGN_OR_RETURN(
-        std::shared_ptr<FlowJob> restored,
-        FlowJob::Restore(snapshot, std::move(spec), target->target, std::move(flow_state),
-                         [this](const std::string& method, int64_t n, double seconds) {
-                           metrics_.RecordFlowStep(method, n, seconds);
-                         }));
+        MemoryBudget::Charge charge,
+        budget_.Reserve(MemoryKind::kJobs, EstimateFlowBytes(spec.config, *target->target, flow_state.particles.rows()),
+                        "the restored flow"));
+    SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<FlowJob> restored,
+                             FlowJob::Restore(snapshot, std::move(spec), target->target, std::move(flow_state),
+                                              [this](const std::string& method, int64_t n, double seconds) {
+                                                metrics_.RecordFlowStep(method, n, seconds);
+                                              }));
     std::shared_ptr<FlowJob> job = Attach(std::move(restored), std::move(charge));
     job->AttachStore(durable_, options_.checkpoint, step);
     SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
@@ -264,10 +269,11 @@ absl::Status Backend::RestoreJob(const StoredRow& row, const Record& record,
   }
   SAMPLED_ASSIGN_OR_RETURN(
       std::shared_ptr<TrainingJob> restored,
-      TrainingJob::Restore(snapshot, std::move(spec), target->target, record.Get("provenance"),
-                           MakeSamplerSink(row.session_id, snapshot.target_id, snapshot.method.empty() ? config.method : snapshot.method, row.id),
-                           [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); },
-                           checkpoint));
+      TrainingJob::Restore(
+          snapshot, std::move(spec), target->target, record.Get("provenance"),
+          MakeSamplerSink(row.session_id, snapshot.target_id, snapshot.method.empty() ? config.method : snapshot.method,
+                          row.id),
+          [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); }, checkpoint));
   std::shared_ptr<TrainingJob> job = Attach(std::move(restored), std::move(charge));
   job->AttachStore(durable_, options_.checkpoint, job->Snapshot().step);
   SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
@@ -285,8 +291,9 @@ void Backend::RestoreFailedJob(const StoredRow& row, const absl::Status& why) {
   snapshot.id = row.id;
   snapshot.session_id = row.session_id;
   snapshot.state = JobState::kFailed;
-  snapshot.error = absl::Status(why.code() == absl::StatusCode::kOk ? absl::StatusCode::kDataLoss : why.code(),
-                                absl::StrCat("the job could not be restored from the state directory: ", why.message()));
+  snapshot.error =
+      absl::Status(why.code() == absl::StatusCode::kOk ? absl::StatusCode::kDataLoss : why.code(),
+                   absl::StrCat("the job could not be restored from the state directory: ", why.message()));
   if (snapshot.end_time == absl::InfinitePast()) snapshot.end_time = absl::Now();
   auto job = std::make_shared<Job>(std::move(snapshot));
   jobs_.Add(job).IgnoreError();

@@ -1,6 +1,7 @@
 #include "client/cpp/sampled_client.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "core/io/array_codec.h"
@@ -10,7 +11,28 @@ namespace {
 
 v1::DType ToProto(DType t) { return t == DType::kFloat32 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64; }
 
+std::string NewRequestId() {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return absl::StrCat(absl::Hex(random(), absl::kZeroPad16), absl::Hex(random(), absl::kZeroPad16));
+}
+
 }  // namespace
+
+template <typename Attempt>
+auto SampledClient::Create(Attempt attempt) const -> decltype(attempt(std::string())) {
+  // One request id for every attempt: the server makes the object once (docs/api.md, "Idempotent calls").
+  const std::string request_id = NewRequestId();
+  absl::Duration delay = absl::Milliseconds(100);
+  for (int tries = 0;; ++tries) {
+    auto result = attempt(request_id);
+    const absl::StatusCode code = result.status().code();
+    if ((code != absl::StatusCode::kUnavailable && code != absl::StatusCode::kAborted) || tries >= retries_) {
+      return result;
+    }
+    absl::SleepFor(delay);
+    delay = std::min(2 * delay, absl::Seconds(2));
+  }
+}
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -31,8 +53,12 @@ SampledClient::SampledClient(std::shared_ptr<grpc::Channel> channel)
 std::unique_ptr<SampledClient> SampledClient::Connect(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // particle chunks are ~1 MiB; allow larger ones from other servers
-  return std::make_unique<SampledClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  // Reconnect within 0.1-2 s (gRPC's default backoff grows to 120 s): a retried create call finds a
+  // restarted server soon after it listens.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return std::make_unique<SampledClient>(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
 
 void SampledClient::Prepare(grpc::ClientContext* ctx) const {
@@ -41,7 +67,8 @@ void SampledClient::Prepare(grpc::ClientContext* ctx) const {
 
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> SampledClient::Unary(Stub* stub,
-                                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                                           Response*),
                                               const Request& request) const {
   grpc::ClientContext ctx;
   Prepare(&ctx);
@@ -52,9 +79,12 @@ absl::StatusOr<Response> SampledClient::Unary(Stub* stub,
 }
 
 absl::StatusOr<v1::Session> SampledClient::CreateSession(const std::string& name) {
-  v1::CreateSessionRequest r;
-  r.set_name(name);
-  return Unary(sessions_.get(), &v1::SessionService::Stub::CreateSession, r);
+  return Create([&](const std::string& request_id) {
+    v1::CreateSessionRequest r;
+    r.set_name(name);
+    r.set_request_id(request_id);
+    return Unary(sessions_.get(), &v1::SessionService::Stub::CreateSession, r);
+  });
 }
 
 absl::StatusOr<v1::Session> SampledClient::GetSession(const std::string& session_id) {
@@ -86,6 +116,14 @@ absl::StatusOr<v1::DeleteSessionResponse> SampledClient::DeleteSession(const std
 
 absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& session_id, const std::string& name,
                                                        const Points& points, DType dtype, int64_t chunk_bytes) {
+  return Create([&](const std::string& request_id) {
+    return UploadTargetOnce(session_id, name, points, dtype, chunk_bytes, request_id);
+  });
+}
+
+absl::StatusOr<v1::Target> SampledClient::UploadTargetOnce(const std::string& session_id, const std::string& name,
+                                                           const Points& points, DType dtype, int64_t chunk_bytes,
+                                                           const std::string& request_id) const {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   v1::Target target;
@@ -97,6 +135,7 @@ absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& sessio
   h->set_dtype(ToProto(dtype));
   h->set_dim(static_cast<int32_t>(points.cols()));
   h->set_expected_rows(points.rows());
+  h->set_request_id(request_id);
   bool ok = writer->Write(header);
   const int64_t row_bytes = std::max<int64_t>(1, points.cols() * DTypeSize(dtype));
   const int64_t rows_per_chunk = std::max<int64_t>(1, chunk_bytes / row_bytes);
@@ -114,28 +153,31 @@ absl::StatusOr<v1::Target> SampledClient::UploadTarget(const std::string& sessio
 absl::StatusOr<v1::Target> SampledClient::UploadModel(const std::string& session_id, const std::string& name,
                                                       const std::string& archive, int64_t dim, bool energy,
                                                       int64_t chunk_bytes) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  v1::Target target;
-  std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>> writer = targets_->UploadModel(&ctx, &target);
-  v1::UploadModelRequest header;
-  v1::UploadModelHeader* h = header.mutable_header();
-  h->set_session_id(session_id);
-  h->set_name(name);
-  h->set_dim(static_cast<int32_t>(dim));
-  h->set_energy(energy);
-  h->set_expected_bytes(static_cast<int64_t>(archive.size()));
-  bool ok = writer->Write(header);
-  const size_t step = static_cast<size_t>(std::max<int64_t>(1, chunk_bytes));
-  for (size_t at = 0; ok && at < archive.size(); at += step) {
-    v1::UploadModelRequest chunk;
-    chunk.set_chunk(archive.substr(at, step));
-    ok = writer->Write(chunk);  // false: the server already finished the call (an error follows)
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) return FromGrpcStatus(s);
-  return target;
+  return Create([&](const std::string& request_id) -> absl::StatusOr<v1::Target> {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::Target target;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>> writer = targets_->UploadModel(&ctx, &target);
+    v1::UploadModelRequest header;
+    v1::UploadModelHeader* h = header.mutable_header();
+    h->set_session_id(session_id);
+    h->set_name(name);
+    h->set_dim(static_cast<int32_t>(dim));
+    h->set_energy(energy);
+    h->set_expected_bytes(static_cast<int64_t>(archive.size()));
+    h->set_request_id(request_id);
+    bool ok = writer->Write(header);
+    const size_t step = static_cast<size_t>(std::max<int64_t>(1, chunk_bytes));
+    for (size_t at = 0; ok && at < archive.size(); at += step) {
+      v1::UploadModelRequest chunk;
+      chunk.set_chunk(archive.substr(at, step));
+      ok = writer->Write(chunk);  // false: the server already finished the call (an error follows)
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) return FromGrpcStatus(s);
+    return target;
+  });
 }
 
 absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& session_id, const std::string& name,
@@ -150,8 +192,12 @@ absl::StatusOr<v1::Target> SampledClient::DefineTarget(const std::string& sessio
   r.set_name(name);
   r.set_family(family);
   r.set_dim(static_cast<int32_t>(dim));
-  for (const auto& [key, values] : params) (*r.mutable_params())[key].mutable_values()->Assign(values.begin(), values.end());
-  return Unary(targets_.get(), &v1::TargetService::Stub::DefineTarget, r);
+  for (const auto& [key, values] : params)
+    (*r.mutable_params())[key].mutable_values()->Assign(values.begin(), values.end());
+  return Create([&](const std::string& request_id) {
+    r.set_request_id(request_id);
+    return Unary(targets_.get(), &v1::TargetService::Stub::DefineTarget, r);
+  });
 }
 
 absl::StatusOr<v1::Target> SampledClient::GetTarget(const std::string& session_id, const std::string& target_id,
@@ -204,7 +250,10 @@ absl::StatusOr<v1::Job> SampledClient::StartFlow(const std::string& session_id, 
   r.set_session_id(session_id);
   r.set_target_id(target_id);
   *r.mutable_spec() = spec;
-  return Unary(flows_.get(), &v1::FlowService::Stub::StartFlow, r);
+  return Create([&](const std::string& request_id) {
+    r.set_request_id(request_id);
+    return Unary(flows_.get(), &v1::FlowService::Stub::StartFlow, r);
+  });
 }
 
 absl::StatusOr<v1::StepFlowResponse> SampledClient::StepFlow(const std::string& job_id, int64_t steps) {
@@ -369,7 +418,10 @@ absl::StatusOr<v1::Job> SampledClient::StartTraining(const std::string& session_
   r.set_session_id(session_id);
   r.set_target_id(target_id);
   *r.mutable_spec() = spec;
-  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, r);
+  return Create([&](const std::string& request_id) {
+    r.set_request_id(request_id);
+    return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, r);
+  });
 }
 
 absl::StatusOr<std::vector<v1::TrainMethod>> SampledClient::ListTrainMethods() {
@@ -424,8 +476,8 @@ absl::StatusOr<Points> SampledClient::Sample(const std::string& sampler_id, int6
   while (reader->Read(&chunk)) {
     if (assembler == nullptr) assembler = std::make_unique<ArrayAssembler>(dtype, std::max(1, chunk.dim()), n, n);
     if (append_status.ok() && chunk.first_row() != expected_row) {
-      append_status = absl::InternalError(absl::StrCat("chunk out of order: row ", chunk.first_row(), ", expected ",
-                                                       expected_row));
+      append_status =
+          absl::InternalError(absl::StrCat("chunk out of order: row ", chunk.first_row(), ", expected ", expected_row));
     }
     expected_row += chunk.rows();
     if (append_status.ok()) append_status = assembler->Append(chunk.data());
@@ -452,22 +504,26 @@ absl::StatusOr<std::string> SampledClient::ExportSampler(const std::string& samp
 }
 
 absl::StatusOr<v1::Sampler> SampledClient::ImportSampler(const std::string& session_id, const std::string& bytes) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  v1::Sampler response;
-  auto writer = samplers_->ImportSampler(&ctx, &response);
-  v1::ImportSamplerRequest r;
-  r.set_session_id(session_id);
-  bool ok = writer->Write(r);
-  constexpr size_t kChunk = 1 << 20;
-  for (size_t off = 0; ok && off < bytes.size(); off += kChunk) {
-    r.set_chunk(bytes.substr(off, kChunk));
-    ok = writer->Write(r);
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) return FromGrpcStatus(s);
-  return response;
+  return Create([&](const std::string& request_id) -> absl::StatusOr<v1::Sampler> {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::Sampler response;
+    auto writer = samplers_->ImportSampler(&ctx, &response);
+    v1::ImportSamplerRequest r;
+    r.set_session_id(session_id);
+    r.set_request_id(request_id);
+    bool ok = writer->Write(r);
+    r.clear_request_id();
+    constexpr size_t kChunk = 1 << 20;
+    for (size_t off = 0; ok && off < bytes.size(); off += kChunk) {
+      r.set_chunk(bytes.substr(off, kChunk));
+      ok = writer->Write(r);
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) return FromGrpcStatus(s);
+    return response;
+  });
 }
 
 }  // namespace sampled::client

@@ -51,6 +51,9 @@ class SampledClient {
 
   // Deadline of each call (zero: none).
   void set_timeout(absl::Duration timeout) { timeout_ = timeout; }
+  // Create calls (sessions, targets, flows, training, imports) carry a request id and are retried this many
+  // times on UNAVAILABLE or ABORTED, 0.1 s apart and doubling to 2 s; the server makes the object once.
+  void set_retries(int retries) { retries_ = retries; }
 
   absl::StatusOr<v1::Session> CreateSession(const std::string& name);
   absl::StatusOr<v1::Session> GetSession(const std::string& session_id);
@@ -122,6 +125,13 @@ class SampledClient {
   absl::StatusOr<Response> Unary(Stub* stub,
                                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                                  const Request& request) const;
+  // Runs attempt(request_id) with one fresh request id until it does not end UNAVAILABLE or ABORTED, at
+  // most 1 + retries_ times.
+  template <typename Attempt>
+  auto Create(Attempt attempt) const -> decltype(attempt(std::string()));
+  absl::StatusOr<v1::Target> UploadTargetOnce(const std::string& session_id, const std::string& name,
+                                              const Points& points, DType dtype, int64_t chunk_bytes,
+                                              const std::string& request_id) const;
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;
@@ -133,6 +143,7 @@ class SampledClient {
   std::unique_ptr<v1::SamplerService::Stub> samplers_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
   absl::Duration timeout_ = absl::ZeroDuration();
+  int retries_ = 6;
 };
 
 }  // namespace sampled::client

@@ -20,9 +20,9 @@ namespace sampled::server {
 struct JobSnapshot;
 
 struct CheckpointPolicy {
-  int64_t every_steps = 0;                  // 0: by time only
+  int64_t every_steps = 0;                   // 0: by time only
   absl::Duration every = absl::Seconds(30);  // InfiniteDuration: by steps only
-  double max_cost = 0.05;                   // of the wall time between two checkpoints
+  double max_cost = 0.05;                    // of the wall time between two checkpoints
 };
 
 // Implemented by the server's durable state; jobs see only this.

@@ -3,6 +3,7 @@
 #include "core/io/array_codec.h"
 #include "server/common/guarded.h"
 #include "server/convert/convert.h"
+#include "server/service/idempotent.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
 
@@ -73,9 +74,10 @@ ServerUnaryReactor* FlowServiceImpl::StartFlow(CallbackServerContext* ctx, const
   absl::StatusOr<StartFlowArgs> args = FromProto(*request);
   if (!args.ok()) return FinishUnary(ctx, args.status());
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->StartFlow(*std::move(args), FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) {
-                        ToProto(j, out);
-                      }));
+  Done<JobSnapshot> done =
+      FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) { ToProto(j, out); });
+  if (AnsweredByRequestId(backend_, request->session_id(), request->request_id(), "StartFlow", done)) return reactor;
+  backend_->StartFlow(*std::move(args), std::move(done));
   return reactor;
 }
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "server/convert/convert.h"
+#include "server/service/idempotent.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
 
@@ -173,10 +174,7 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequ
       if (session_id_.empty()) {
         return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "import ended before naming its session"));
       }
-      backend_->ImportSampler(session_id_, std::move(bytes_), [this](absl::StatusOr<SamplerEntry> e) {
-        if (e.ok()) ToProto(*e, response_);
-        Finish(ToGrpcStatus(e.status()));
-      });
+      backend_->ImportSampler(session_id_, std::move(bytes_), std::move(done_));
       return;
     }
     if (session_id_.empty()) {
@@ -184,6 +182,11 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequ
         return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first import message must name the session"));
       }
       session_id_ = request_.session_id();
+      done_ = [this](absl::StatusOr<SamplerEntry> e) {
+        if (e.ok()) ToProto(*e, response_);
+        Finish(ToGrpcStatus(e.status()));
+      };
+      if (AnsweredByRequestId(backend_, session_id_, request_.request_id(), "ImportSampler", done_)) return;
     } else {
       if (request_.part_case() != v1::ImportSamplerRequest::kChunk) {
         return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second session message arrived"));
@@ -206,6 +209,7 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequ
   v1::ImportSamplerRequest request_;
   std::string session_id_;
   std::string bytes_;
+  Done<SamplerEntry> done_;  // answers the call (and records its request id)
 };
 
 }  // namespace

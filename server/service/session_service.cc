@@ -1,4 +1,5 @@
 #include "server/convert/convert.h"
+#include "server/service/idempotent.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
 
@@ -7,9 +8,12 @@ namespace sampled::server {
 ServerUnaryReactor* SessionServiceImpl::CreateSession(CallbackServerContext* ctx,
                                                       const v1::CreateSessionRequest* request,
                                                       v1::Session* response) {
-  absl::StatusOr<SessionView> s = backend_->CreateSession(request->name());
-  if (s.ok()) ToProto(*s, response);
-  return FinishUnary(ctx, s.status());
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  Done<SessionView> done =
+      FinishLater<SessionView>(ctx, response, [](const SessionView& s, v1::Session* out) { ToProto(s, out); });
+  if (AnsweredByRequestId(backend_, "", request->request_id(), "CreateSession", done)) return reactor;
+  done(backend_->CreateSession(request->name()));
+  return reactor;
 }
 
 ServerUnaryReactor* SessionServiceImpl::GetSession(CallbackServerContext* ctx, const v1::GetSessionRequest* request,

@@ -3,6 +3,7 @@
 #include "server/common/charged_assembler.h"
 #include "server/common/guarded.h"
 #include "server/convert/convert.h"
+#include "server/service/idempotent.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
 
@@ -25,14 +26,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
       if (assembler_ == nullptr) return Fail(absl::InvalidArgumentError("upload ended before its header"));
       // Checked (every value finite) and stored on a call worker; the reactor lives until Finish.
       backend_->FinishUpload(spec_, std::move(assembler_), [ctx = ctx_] { return ctx->IsCancelled(); },
-                             [this](absl::StatusOr<TargetEntry> t) {
-                               absl::Status status = t.status();
-                               if (t.ok()) status = Guarded("writing the response", [&] {
-                                 ToProto(*t, response_);
-                                 return absl::OkStatus();
-                               });
-                               Finish(ToGrpcStatus(status));
-                             });
+                             std::move(done_));
       return;
     }
     if (assembler_ == nullptr) {
@@ -42,6 +36,18 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
       absl::StatusOr<UploadSpec> spec = FromProto(request_.header());
       if (!spec.ok()) return Fail(spec.status());
       spec_ = *std::move(spec);
+      // A repeated request id is answered at its header, with the target the first upload stored.
+      done_ = [this](absl::StatusOr<TargetEntry> t) {
+        absl::Status status = t.status();
+        if (t.ok()) status = Guarded("writing the response", [&] {
+          ToProto(*t, response_);
+          return absl::OkStatus();
+        });
+        Finish(ToGrpcStatus(status));
+      };
+      if (AnsweredByRequestId(backend_, spec_.session_id, request_.header().request_id(), "UploadTarget", done_)) {
+        return;
+      }
       absl::StatusOr<std::unique_ptr<ChargedAssembler>> a =
           Guarded("starting the upload", [&] { return backend_->BeginUpload(spec_); });
       if (!a.ok()) return Fail(a.status());
@@ -61,6 +67,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
  private:
   void Fail(const absl::Status& s) {
     assembler_.reset();
+    done_ = nullptr;  // frees its request id
     Finish(ToGrpcStatus(s));
   }
 
@@ -70,6 +77,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
   v1::UploadTargetRequest request_;
   UploadSpec spec_;
   std::unique_ptr<ChargedAssembler> assembler_;
+  Done<TargetEntry> done_;  // answers the call (and records its request id)
 };
 
 // UploadModel: a header (checked at once: a server without --allow-torchscript refuses before any bytes
@@ -87,18 +95,19 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
       if (!have_header_) return Fail(absl::InvalidArgumentError("model upload ended before its header"));
       // The reactor (and ctx_) live until Finish, which only the callback calls.
-      backend_->FinishModelUpload(
-          spec_, std::move(bytes_), [ctx = ctx_] { return ctx->IsCancelled(); },
-          [this](absl::StatusOr<TargetEntry> t) {
-            if (t.ok()) ToProto(*t, response_);
-            Finish(ToGrpcStatus(t.status()));
-          });
+      backend_->FinishModelUpload(spec_, std::move(bytes_), [ctx = ctx_] { return ctx->IsCancelled(); },
+                                  std::move(done_));
       return;
     }
     if (!have_header_) {
       if (!request_.has_header()) return Fail(absl::InvalidArgumentError("the first upload message must be the header"));
       const v1::UploadModelHeader& h = request_.header();
       spec_ = {h.session_id(), h.name(), h.dim(), h.energy(), h.expected_bytes()};
+      done_ = [this](absl::StatusOr<TargetEntry> t) {
+        if (t.ok()) ToProto(*t, response_);
+        Finish(ToGrpcStatus(t.status()));
+      };
+      if (AnsweredByRequestId(backend_, spec_.session_id, h.request_id(), "UploadModel", done_)) return;
       if (absl::Status s = backend_->BeginModelUpload(spec_); !s.ok()) return Fail(s);
       have_header_ = true;
     } else {
@@ -121,6 +130,7 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
  private:
   void Fail(const absl::Status& s) {
     bytes_.clear();
+    done_ = nullptr;  // frees its request id
     Finish(ToGrpcStatus(s));
   }
 
@@ -131,6 +141,7 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
   Backend::ModelSpec spec_;
   bool have_header_ = false;
   std::string bytes_;
+  Done<TargetEntry> done_;  // answers the call (and records its request id)
 };
 
 }  // namespace
@@ -161,9 +172,12 @@ ServerUnaryReactor* TargetServiceImpl::DefineTarget(CallbackServerContext* ctx, 
   });
   if (!parsed.ok()) return FinishUnary(ctx, parsed);
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->DefineTarget(std::move(args), FinishLater<TargetEntry>(ctx, response, [](const TargetEntry& t, v1::Target* out) {
-                           ToProto(t, out);
-                         }));
+  Done<TargetEntry> done =
+      FinishLater<TargetEntry>(ctx, response, [](const TargetEntry& t, v1::Target* out) { ToProto(t, out); });
+  if (AnsweredByRequestId(backend_, request->session_id(), request->request_id(), "DefineTarget", done)) {
+    return reactor;
+  }
+  backend_->DefineTarget(std::move(args), std::move(done));
   return reactor;
 }
 

@@ -1,4 +1,5 @@
 #include "server/convert/convert.h"
+#include "server/service/idempotent.h"
 #include "server/service/reactors.h"
 #include "server/service/services.h"
 
@@ -9,9 +10,12 @@ ServerUnaryReactor* TrainingServiceImpl::StartTraining(CallbackServerContext* ct
   absl::StatusOr<StartTrainingArgs> args = FromProto(*request);
   if (!args.ok()) return FinishUnary(ctx, args.status());
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->StartTraining(*std::move(args), FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) {
-                            ToProto(j, out);
-                          }));
+  Done<JobSnapshot> done =
+      FinishLater<JobSnapshot>(ctx, response, [](const JobSnapshot& j, v1::Job* out) { ToProto(j, out); });
+  if (AnsweredByRequestId(backend_, request->session_id(), request->request_id(), "StartTraining", done)) {
+    return reactor;
+  }
+  backend_->StartTraining(*std::move(args), std::move(done));
   return reactor;
 }
 

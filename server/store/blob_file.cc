@@ -22,8 +22,8 @@ absl::Status IoError(const std::string& what, const std::string& path, int err) 
     return absl::ResourceExhaustedError(absl::StrCat("writing '", path, "' passed the largest file allowed (EFBIG)"));
   }
   if (err == ENOSPC || err == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the state directory's disk is full while ", what, " '", path, "'; free space or move --state-dir"));
+    return absl::ResourceExhaustedError(absl::StrCat("the state directory's disk is full while ", what, " '", path,
+                                                     "'; free space or move --state-dir"));
   }
   return absl::InternalError(absl::StrCat(what, " '", path, "' failed: ", std::strerror(err)));
 }
@@ -124,8 +124,8 @@ absl::StatusOr<std::string> ReadBlobFile(const std::string& path) {
   r.U64(&length);
   r.U64(&crc);
   if (length != bytes.size() - kHeader) {
-    return corrupt(absl::StrCat("it holds ", bytes.size() - kHeader, " payload bytes; its header says ", length,
-                                " (truncated?)"));
+    return corrupt(
+        absl::StrCat("it holds ", bytes.size() - kHeader, " payload bytes; its header says ", length, " (truncated?)"));
   }
   const uint32_t actual = Crc32(std::string_view(bytes).substr(kHeader));
   if (actual != static_cast<uint32_t>(crc) || (crc >> 32) != 0) {

@@ -284,7 +284,8 @@ absl::StatusOr<std::string> DurableState::ReadSamplerFile(const std::string& sam
 
 absl::Status DurableState::SaveJob(const JobSnapshot& snapshot, const Record& spec, std::string_view checkpoint) {
   if (absl::Status s = SaveCheckpoint(snapshot.id, checkpoint); !s.ok()) return s;
-  absl::Status s = store_->Put({snapshot.id, "job", snapshot.session_id, spec.Encode(), EncodeSnapshot(snapshot).Encode()});
+  absl::Status s =
+      store_->Put({snapshot.id, "job", snapshot.session_id, spec.Encode(), EncodeSnapshot(snapshot).Encode()});
   if (!s.ok()) store_->Delete(snapshot.id).IgnoreError();
   return s;
 }

@@ -93,9 +93,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   }
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock_fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the state directory '", dir, "' is in use by another sampled (it holds ", lock_path,
-        "); give each server its own --state-dir"));
+    return absl::FailedPreconditionError(absl::StrCat("the state directory '", dir,
+                                                      "' is in use by another sampled (it holds ", lock_path,
+                                                      "); give each server its own --state-dir"));
   }
   std::unique_ptr<StateStore> store(new StateStore(dir, lock_fd));
   {
@@ -144,9 +144,9 @@ absl::Status StateStore::Migrate() {
     version = static_cast<int>(q.Int(0));
   }
   if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the state directory '", dir_, "' has schema version ", version, ", newer than this build's ", kSchemaVersion,
-        "; run the newer sampled, or give this one another --state-dir"));
+    return absl::FailedPreconditionError(absl::StrCat("the state directory '", dir_, "' has schema version ", version,
+                                                      ", newer than this build's ", kSchemaVersion,
+                                                      "; run the newer sampled, or give this one another --state-dir"));
   }
   for (; version < kSchemaVersion; ++version) {
     // Each step in one transaction with its version, so a crash leaves the old version or the new one.
@@ -269,7 +269,8 @@ absl::StatusOr<std::optional<StoredRequest>> StateStore::GetRequest(const std::s
 absl::Status StateStore::PutRequest(const std::string& scope, const std::string& request_id,
                                     const StoredRequest& request) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "INSERT OR REPLACE INTO requests(scope, request_id, kind, object_id, time_us) VALUES(?, ?, ?, ?, ?)");
+  Statement q(db_,
+              "INSERT OR REPLACE INTO requests(scope, request_id, kind, object_id, time_us) VALUES(?, ?, ?, ?, ?)");
   if (!q.ok()) return SqlError(db_, "preparing a request record");
   q.Bind(1, scope);
   q.Bind(2, request_id);

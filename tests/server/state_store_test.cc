@@ -1,5 +1,7 @@
 // The state directory's parts: checksummed atomic files, named-field records, the SQLite store (schema
 // version, lock, rows and their files) and the checkpoint clock.
+#include "server/store/state_store.h"
+
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -18,7 +20,6 @@
 #include "server/store/blob_file.h"
 #include "server/store/durable_state.h"
 #include "server/store/record.h"
-#include "server/store/state_store.h"
 
 namespace sampled::server {
 namespace {
@@ -255,7 +256,7 @@ TEST(StateStoreTest, RequestIdsAreKeptForTheirTime) {
   auto got = (*store)->GetRequest("s1", "req-1", t0 - absl::Hours(1));
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->object_id, "j1");
-  EXPECT_FALSE((*store)->GetRequest("s2", "req-1", t0 - absl::Hours(1))->has_value());  // scoped
+  EXPECT_FALSE((*store)->GetRequest("s2", "req-1", t0 - absl::Hours(1))->has_value());    // scoped
   EXPECT_FALSE((*store)->GetRequest("s1", "req-1", t0 + absl::Seconds(1))->has_value());  // expired
   ASSERT_TRUE((*store)->ExpireRequests(t0 + absl::Seconds(1)).ok());
   EXPECT_FALSE((*store)->GetRequest("s1", "req-1", absl::InfinitePast())->has_value());

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import time
+import uuid
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import grpc
@@ -45,6 +47,27 @@ def _call(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except grpc.RpcError as e:  # raised by every stub call
         raise SampledError(e.code(), e.details()) from None
+
+
+# Backoff between the attempts of a create call that met UNAVAILABLE (a restarting server) or ABORTED (its
+# first attempt still running): 0.1 s, doubling, at most 2 s.
+_RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+
+
+def _create(client: "Client", fn, make_request):
+    """A call that makes something, sent with a fresh request id and retried on UNAVAILABLE/ABORTED with the
+    same id: the server makes it once and answers every attempt with it (docs/api.md, "Idempotent calls").
+    `make_request(request_id)` returns the request, or for a client-streaming call a new iterator of them."""
+    request_id = uuid.uuid4().hex
+    delay = 0.1
+    for attempt in range(client.retries + 1):
+        try:
+            return fn(make_request(request_id), timeout=client.timeout)
+        except grpc.RpcError as e:
+            if e.code() not in _RETRY_CODES or attempt == client.retries:
+                raise SampledError(e.code(), e.details()) from None
+        time.sleep(delay)
+        delay = min(2.0, 2 * delay)
 
 
 def _as_array(points) -> np.ndarray:
@@ -265,15 +288,15 @@ class Session:
         a = _as_array(array)
         if dtype is not None:
             a = a.astype(np.dtype(dtype).newbyteorder("<"))
-        header = targets_pb2.UploadTargetHeader(session_id=self.id, name=name, dtype=_dtype_proto(a.dtype),
-                                                dim=a.shape[1], expected_rows=a.shape[0])
 
-        def requests():
-            yield targets_pb2.UploadTargetRequest(header=header)
+        def requests(request_id):
+            yield targets_pb2.UploadTargetRequest(header=targets_pb2.UploadTargetHeader(
+                session_id=self.id, name=name, dtype=_dtype_proto(a.dtype), dim=a.shape[1], expected_rows=a.shape[0],
+                request_id=request_id))
             for c in _chunks(a):
                 yield targets_pb2.UploadTargetRequest(chunk=c)
 
-        return _call(self._client._targets.UploadTarget, requests(), timeout=self._client.timeout)
+        return _create(self._client, self._client._targets.UploadTarget, requests)
 
     def define_target(self, name: str, family: str, dim: int = 0,
                       params: Optional[Mapping[str, Union[float, Sequence[float], np.ndarray]]] = None,
@@ -285,7 +308,12 @@ class Session:
                                                   sample_count=sample, seed=seed, data_target_id=data_id)
         for key, value in (params or {}).items():
             request.params[key].values.extend(np.asarray(value, dtype=np.float64).ravel().tolist())
-        return _call(self._client._targets.DefineTarget, request, timeout=self._client.timeout)
+
+        def with_id(request_id):
+            request.request_id = request_id
+            return request
+
+        return _create(self._client, self._client._targets.DefineTarget, with_id)
 
     def upload_model(self, name: str, model, dim: int, energy: bool = False,
                      chunk_bytes: int = 1 << 20) -> targets_pb2.Target:
@@ -298,13 +326,14 @@ class Session:
             with open(model, "rb") as f:
                 archive = f.read()
 
-        def requests():
+        def requests(request_id):
             yield targets_pb2.UploadModelRequest(header=targets_pb2.UploadModelHeader(
-                session_id=self.id, name=name, dim=dim, energy=energy, expected_bytes=len(archive)))
+                session_id=self.id, name=name, dim=dim, energy=energy, expected_bytes=len(archive),
+                request_id=request_id))
             for at in range(0, len(archive), chunk_bytes):
                 yield targets_pb2.UploadModelRequest(chunk=archive[at:at + chunk_bytes])
 
-        return _call(self._client._targets.UploadModel, requests(), timeout=self._client.timeout)
+        return _create(self._client, self._client._targets.UploadModel, requests)
 
     def delete_target(self, target) -> None:
         """Deletes a target (a Target or its id) from the session."""
@@ -379,9 +408,9 @@ class Session:
         for key, value in options.items():
             spec.options[key] = str(value)
         try:
-            job = _call(self._client._flows.StartFlow,
-                        flows_pb2.StartFlowRequest(session_id=self.id, target_id=_id(target), spec=spec),
-                        timeout=self._client.timeout)
+            job = _create(self._client, self._client._flows.StartFlow,
+                          lambda request_id: flows_pb2.StartFlowRequest(session_id=self.id, target_id=_id(target),
+                                                                        spec=spec, request_id=request_id))
         finally:
             # The flow holds its own copy of the initial particles: the upload that carried them goes.
             if uploaded_init is not None:
@@ -407,9 +436,9 @@ class Session:
                             ("batch", batch), ("lr", lr), ("score_lr", score_lr)):
             if value is not None:
                 setattr(spec, name, value)
-        job = _call(self._client._training.StartTraining,
-                    training_pb2.StartTrainingRequest(session_id=self.id, target_id=_id(target), spec=spec),
-                    timeout=self._client.timeout)
+        job = _create(self._client, self._client._training.StartTraining,
+                      lambda request_id: training_pb2.StartTrainingRequest(session_id=self.id, target_id=_id(target),
+                                                                           spec=spec, request_id=request_id))
         return Job(self._client, job)
 
     def samplers(self) -> List[Sampler]:
@@ -422,13 +451,12 @@ class Session:
         with open(path, "rb") as f:
             data = f.read()
 
-        def requests():
-            yield training_pb2.ImportSamplerRequest(session_id=self.id)
+        def requests(request_id):
+            yield training_pb2.ImportSamplerRequest(session_id=self.id, request_id=request_id)
             for start in range(0, len(data), _CHUNK_BYTES):
                 yield training_pb2.ImportSamplerRequest(chunk=data[start : start + _CHUNK_BYTES])
 
-        return Sampler(self._client, _call(self._client._samplers.ImportSampler, requests(),
-                                           timeout=self._client.timeout))
+        return Sampler(self._client, _create(self._client, self._client._samplers.ImportSampler, requests))
 
     def evaluate(self, target, samples=None, job=None, samples_target=None, metrics: Sequence[str] = (),
                  seed: int = 0, bandwidth: Optional[float] = None, sampler=None, n: int = 0,
@@ -473,11 +501,17 @@ class Client:
     """
 
     def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = None,
-                 channel: Optional[grpc.Channel] = None):
+                 channel: Optional[grpc.Channel] = None, retries: int = 6):
         self.address = address
         self.timeout = timeout
+        # Create calls (sessions, targets, flows, training, imports) carry a request id and are retried this
+        # many times on UNAVAILABLE/ABORTED; the server makes the object once.
+        self.retries = retries
+        # The channel reconnects within 0.1-2 s (gRPC's default backoff grows to 120 s), so that a retried
+        # create call finds a restarted server soon after it listens.
         self._channel = channel or grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", -1)])
+            address, options=[("grpc.max_receive_message_length", -1), ("grpc.initial_reconnect_backoff_ms", 100),
+                              ("grpc.min_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 2000)])
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
         self._targets = targets_pb2_grpc.TargetServiceStub(self._channel)
         self._flows = flows_pb2_grpc.FlowServiceStub(self._channel)
@@ -498,7 +532,8 @@ class Client:
 
     # Sessions ---------------------------------------------------------------------------------------------
     def create_session(self, name: str = "") -> Session:
-        s = _call(self._sessions.CreateSession, sessions_pb2.CreateSessionRequest(name=name), timeout=self.timeout)
+        s = _create(self, self._sessions.CreateSession,
+                    lambda request_id: sessions_pb2.CreateSessionRequest(name=name, request_id=request_id))
         self.session = Session(self, s)
         return self.session
 
