@@ -311,6 +311,7 @@ TEST(CheckpointerTest, AFailedWriteIsRetriedAndNotCounted) {
   EXPECT_EQ(store->writes, 1);
   EXPECT_EQ(c.written(), 0);
   store->fail = false;
+  absl::SleepFor(absl::Milliseconds(50));  // past 20 x the failed write's (microseconds) cost
   c.AfterStep(2, [] { return std::string("x"); });
   EXPECT_EQ(c.written(), 1);
 }
