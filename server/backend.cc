@@ -70,6 +70,25 @@ absl::Status Backend::CheckArrayValues(int64_t rows, int64_t dim, const std::str
   return absl::OkStatus();
 }
 
+absl::Status Backend::CheckSessionQuota(const std::string& session_id, int64_t bytes, const std::string& what) const {
+  const int64_t quota = options_.limits.max_session_bytes;
+  if (quota <= 0) return absl::OkStatus();
+  absl::StatusOr<SessionInfo> info = sessions_.GetSession(session_id);
+  if (!info.ok()) return info.status();
+  int64_t jobs = 0, job_bytes = 0, sampler_bytes = 0;
+  jobs_.SessionUsage(session_id, &jobs, &job_bytes);
+  if (absl::StatusOr<std::vector<SamplerEntry>> samplers = sessions_.ListSamplers(session_id); samplers.ok()) {
+    for (const SamplerEntry& e : *samplers) sampler_bytes += e.model->bytes();
+  }
+  const int64_t held = info->target_bytes + job_bytes + sampler_bytes;
+  if (held + bytes > quota) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "session '", session_id, "' holds ", held, " bytes; ", what, " (", bytes, " bytes) would pass its quota of ",
+        quota, " bytes (--max-session-bytes): delete targets, jobs or samplers of the session, or ask for less"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Backend::CheckDim(int64_t dim) const {
   if (dim < 0 || dim > options_.limits.max_dim) {
     return absl::InvalidArgumentError(
@@ -138,7 +157,11 @@ absl::StatusOr<std::unique_ptr<ChargedAssembler>> Backend::BeginUpload(const Upl
                                                      " rows exceeds the server's limit of ",
                                                      options_.limits.max_points_per_target, " points per target"));
   }
-  if (spec.expected_rows > 0) SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.expected_rows, spec.dim, "upload"));
+  if (spec.expected_rows > 0) {
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(spec.expected_rows, spec.dim, "upload"));
+    SAMPLED_RETURN_IF_ERROR(
+        CheckSessionQuota(spec.session_id, spec.expected_rows * spec.dim * 8, absl::StrCat("the upload '", spec.name, "'")));
+  }
   const int64_t max_rows =
       std::min(options_.limits.max_points_per_target, options_.limits.max_array_values / spec.dim);
   return ChargedAssembler::Create(budget_, MemoryKind::kUploads, spec.dtype, spec.dim, max_rows, spec.expected_rows,
@@ -153,6 +176,8 @@ void Backend::FinishUpload(const UploadSpec& spec, std::unique_ptr<ChargedAssemb
       // The target's bytes are charged before the array is trimmed and wrapped; the buffer's charge goes
       // with the assembler.
       const int64_t rows = held->assembler().rows_so_far();
+      SAMPLED_RETURN_IF_ERROR(
+          CheckSessionQuota(spec.session_id, rows * spec.dim * 8, absl::StrCat("the upload '", spec.name, "'")));
       SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
                                budget_.Reserve(MemoryKind::kTargets, rows * spec.dim * 8, "the uploaded target"));
       SAMPLED_ASSIGN_OR_RETURN(Points points, held->assembler().Finish(spec.expected_rows));
@@ -205,6 +230,9 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
       // The family may have fixed the dimension (dim 0 in the request): charge the draws by the real one.
       SAMPLED_RETURN_IF_ERROR(
           charge.Resize(target->bytes() + 2 * args.sample_count * target->dim() * 8, "the target's draws"));
+      SAMPLED_RETURN_IF_ERROR(CheckSessionQuota(
+          args.session_id, args.sample_count > 0 ? args.sample_count * target->dim() * 8 : target->bytes(),
+          absl::StrCat("the target '", args.name, "'")));
       if (args.sample_count == 0) {
         SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
         // A density over data keeps its own copy of the data in the state directory: it is rebuilt at
@@ -375,8 +403,14 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
   auto task = [this, args = std::move(args), target = target->target, init_target, particles, done] {
     // The state and the method's workspace, estimated and charged before they are allocated.
     FlowConfig config = args.spec.config;
+    const int64_t flow_bytes = EstimateFlowBytes(config, *target, particles);
+    if (absl::Status s = CheckSessionQuota(args.session_id, flow_bytes,
+                                           absl::StrCat("a ", config.method, " flow of ", particles, " particles"));
+        !s.ok()) {
+      return done(s);
+    }
     absl::StatusOr<MemoryBudget::Charge> charge =
-        budget_.Reserve(MemoryKind::kJobs, EstimateFlowBytes(config, *target, particles),
+        budget_.Reserve(MemoryKind::kJobs, flow_bytes,
                         absl::StrCat("a ", config.method, " flow of ", particles, " particles in ", target->dim(), "-D"));
     if (!charge.ok()) return done(charge.status());
     absl::StatusOr<std::shared_ptr<FlowJob>> created = Guarded("creating the flow", [&] {
@@ -738,6 +772,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   config.threads = options_.torch_threads;
   SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, train_limits()));
   SAMPLED_ASSIGN_OR_RETURN(const int64_t training_bytes, TrainingBytes(spec.settings, target.target->dim()));
+  SAMPLED_RETURN_IF_ERROR(CheckSessionQuota(args.session_id, training_bytes, "the training job's networks and passes"));
   if (absl::StatusOr<std::vector<SamplerEntry>> held = sessions_.ListSamplers(args.session_id);
       held.ok() && static_cast<int64_t>(held->size()) >= limits.max_samplers_per_session) {
     return absl::ResourceExhaustedError(absl::StrCat("session '", args.session_id, "' holds its limit of ",
@@ -855,6 +890,7 @@ void Backend::ImportSampler(const std::string& session_id, std::string bytes, Do
     e.method = made.method.empty() ? "imported" : made.method;
     e.steps = made.steps;
     e.best_step = made.best_step;
+    if (absl::Status s = CheckSessionQuota(session_id, model->bytes(), "the imported sampler"); !s.ok()) return done(s);
     absl::StatusOr<MemoryBudget::Charge> charge =
         budget_.Reserve(MemoryKind::kSamplers, model->bytes(), "the imported sampler");
     if (!charge.ok()) return done(charge.status());

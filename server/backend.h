@@ -241,6 +241,8 @@ class Backend {
 
  private:
   absl::Status CheckDim(int64_t dim) const;
+  // RESOURCE_EXHAUSTED when adding `bytes` (`what`) would take the session past --max-session-bytes.
+  absl::Status CheckSessionQuota(const std::string& session_id, int64_t bytes, const std::string& what) const;
   absl::StatusOr<JobSnapshot> StartTrainingNow(const StartTrainingArgs& args);
   // What a training run of `settings` holds (networks, optimiser moments, passes' activations), checked
   // against max_array_values.

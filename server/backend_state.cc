@@ -57,11 +57,12 @@ absl::StatusOr<SamplerEntry> Backend::StoreSampler(SamplerEntry entry) {
 absl::Status Backend::StoreJob(const std::shared_ptr<Job>& job, const Record& spec, std::string_view checkpoint,
                                int64_t step) {
   if (durable_ == nullptr) return absl::OkStatus();
+  const absl::Time t0 = absl::Now();
   if (absl::Status s = durable_->SaveJob(job->Snapshot(), spec, checkpoint); !s.ok()) {
     jobs_.Remove(job->id());
     return absl::Status(s.code(), absl::StrCat("the job could not be stored: ", s.message()));
   }
-  job->AttachStore(durable_, options_.checkpoint, step);
+  job->AttachStore(durable_, options_.checkpoint, step, absl::Now() - t0);
   return absl::OkStatus();
 }
 

@@ -52,6 +52,8 @@ ABSL_FLAG(int64_t, max_train_width, 4096, "hidden width or latent dimension of a
 ABSL_FLAG(int64_t, max_train_layers, 16, "hidden layers of a trained network");
 ABSL_FLAG(int64_t, max_train_batch, 100000, "batch of a training run");
 ABSL_FLAG(int64_t, max_samplers_per_session, 100, "trained samplers a session holds");
+ABSL_FLAG(int64_t, max_session_bytes, 0,
+          "bytes one session may hold (targets, jobs' states and workspaces, samplers); 0: no quota");
 ABSL_FLAG(bool, allow_torchscript, false,
           "accept TorchScript model targets (UploadModel); they are code: read docs/torchscript.md first");
 ABSL_FLAG(int64_t, max_model_bytes, 64 << 20, "bytes of one uploaded TorchScript model");
@@ -164,6 +166,7 @@ int main(int argc, char** argv) {
   l.max_train_layers = absl::GetFlag(FLAGS_max_train_layers);
   l.max_train_batch = absl::GetFlag(FLAGS_max_train_batch);
   l.max_samplers_per_session = absl::GetFlag(FLAGS_max_samplers_per_session);
+  l.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
   l.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   l.model_load_time = absl::GetFlag(FLAGS_model_load_time);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);

@@ -35,6 +35,9 @@ struct Limits {
   int64_t max_train_layers = 16;
   int64_t max_train_batch = 100'000;
   int64_t max_samplers_per_session = 100;
+  // Bytes one session may hold (its targets, jobs' states and workspaces, samplers), checked when
+  // something is added; 0: no quota (only the server-wide --max-memory).
+  int64_t max_session_bytes = 0;
   // Draws of one Sample call (and its draws x dim stay within max_array_values).
   int64_t max_sample_draws = 10'000'000;
   // TorchScript model targets: bytes of one archive, and the time its load and checks may take.

@@ -52,7 +52,14 @@ void ParallelFor(int64_t n, int64_t grain, int threads,
   threads = ResolveThreads(threads);
   grain = std::max<int64_t>(1, grain);
   const int64_t blocks = (n + grain - 1) / grain;
+#ifdef SAMPLED_SERIAL_PARALLEL_FOR
+  // The TSan build (deploy/sanitizers.sh): Debian's libgomp is not instrumented, so its team's
+  // synchronisation would be reported as races; the blocks run in order on the calling thread.
+  const int team = 1;
+  (void)threads;
+#else
   const int team = static_cast<int>(std::min<int64_t>(threads, blocks));
+#endif
   const std::atomic<bool>* stop = stop_flag;  // the caller's: the team's threads have their own
   if (team <= 1) {
     ScopedFlushDenormals flush;

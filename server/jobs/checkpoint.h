@@ -1,7 +1,9 @@
 // Where a job's checkpoints and record go when the server keeps its state (--state-dir), and when a
 // running job writes a checkpoint: every `every_steps` steps or `every` of wall time, whichever comes
-// first, but never so often that writing costs more than `max_cost` of the job's time (a flow at the array
-// limit writes 800 MB; its interval stretches to 20 times the last write's duration).
+// first, but never so often that writing (the checkpoints so far, this one, and the one the run's end
+// writes) costs more than `max_cost` of the job's wall time since its first step (a flow at the array
+// limit writes 800 MB in ~4 s: it checkpoints about every 80 s, and a job shorter than ~160 s only at its
+// end).
 #ifndef SAMPLED_SERVER_JOBS_CHECKPOINT_H_
 #define SAMPLED_SERVER_JOBS_CHECKPOINT_H_
 
@@ -39,7 +41,9 @@ class JobStore {
 class Checkpointer {
  public:
   // `saved_step`: the step of a checkpoint already stored (-1: none).
-  Checkpointer(std::shared_ptr<JobStore> store, std::string job_id, CheckpointPolicy policy, int64_t saved_step = -1);
+  // `saved_cost`: how long writing it took (the estimate of the next write's cost).
+  Checkpointer(std::shared_ptr<JobStore> store, std::string job_id, CheckpointPolicy policy, int64_t saved_step = -1,
+               absl::Duration saved_cost = absl::ZeroDuration());
 
   // After a step: writes serialize() when a checkpoint is due.
   void AfterStep(int64_t step, const std::function<std::string()>& serialize);
@@ -58,7 +62,9 @@ class Checkpointer {
   int64_t last_step_ = -1;
   absl::Time last_time_ = absl::Now();
   absl::Duration last_cost_ = absl::ZeroDuration();
-  std::atomic<int64_t> written_{0};  // read by other threads (tests, metrics)
+  absl::Duration spent_ = absl::ZeroDuration();  // writing, since start_
+  absl::Time start_ = absl::InfinitePast();      // the first step seen
+  std::atomic<int64_t> written_{0};              // read by other threads (tests, metrics)
 };
 
 }  // namespace sampled::server

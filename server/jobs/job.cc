@@ -105,12 +105,13 @@ bool Job::Close(const std::string& why) {
   return active;
 }
 
-void Job::AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step) {
+void Job::AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step,
+                      absl::Duration saved_cost) {
   {
     absl::MutexLock lock(&mu_);
     saved_outcome_ = absl::StrCat(JobStateName(snap_.state), "|", snap_.error.ToString(), "|", snap_.sampler_id);
   }
-  checkpointer_ = std::make_unique<Checkpointer>(std::move(store), id_, policy, saved_step);
+  checkpointer_ = std::make_unique<Checkpointer>(std::move(store), id_, policy, saved_step, saved_cost);
 }
 
 Checkpointer* Job::checkpoints() {

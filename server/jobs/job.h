@@ -128,7 +128,9 @@ class Job {
   // Keeps the job in the state directory: its snapshot whenever it ends, and checkpoints of its state as
   // `policy` says (see checkpoint.h). Called once, before its first run.
   // `saved_step`: the step of the checkpoint already stored with the job's record.
-  void AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step);
+  // `saved_cost`: how long writing that checkpoint took.
+  void AttachStore(std::shared_ptr<JobStore> store, CheckpointPolicy policy, int64_t saved_step,
+                   absl::Duration saved_cost = absl::ZeroDuration());
   // As Close, for a shutdown: the stored record is left as it was, so an unfinished job resumes from its
   // last checkpoint at the next start.
   void Interrupt();

@@ -226,10 +226,6 @@ SessionInfo DurableState::DecodeSession(const StoredRow& row, const Record& r) {
 
 absl::Status DurableState::SaveTarget(const TargetEntry& entry, const TargetRecipe& recipe,
                                       const std::vector<std::string_view>& payload) {
-  if (!payload.empty()) {
-    const char* suffix = recipe.kind == "torchscript" ? "model" : "array";
-    if (absl::Status s = WriteBlobFile(store_->BlobPath(entry.id, suffix), payload); !s.ok()) return s;
-  }
   Record r;
   r.Set("name", entry.name);
   r.SetTime("create_time", entry.create_time);
@@ -239,8 +235,19 @@ absl::Status DurableState::SaveTarget(const TargetEntry& entry, const TargetReci
   r.SetParams("params", recipe.params);
   r.Set("data_target_id", recipe.data_target_id);
   r.SetInt("energy", recipe.energy);
-  absl::Status s = store_->Put({entry.id, "target", entry.session_id, r.Encode(), ""});
-  if (!s.ok()) store_->Delete(entry.id).IgnoreError();
+  return SaveWithFile({entry.id, "target", entry.session_id, r.Encode(), ""},
+                      recipe.kind == "torchscript" ? "model" : "array", payload);
+}
+
+absl::Status DurableState::SaveWithFile(const StoredRow& row, const std::string& suffix,
+                                        const std::vector<std::string_view>& payload) {
+  // The file first: a row never refers to a file that is not there (a crash between the two leaves an
+  // unreferenced file, removed at the next start).
+  if (!payload.empty()) {
+    if (absl::Status s = WriteBlobFile(store_->BlobPath(row.id, suffix), payload); !s.ok()) return s;
+  }
+  absl::Status s = store_->Put(row);
+  if (!s.ok()) store_->Delete(row.id).IgnoreError();
   return s;
 }
 
@@ -263,7 +270,6 @@ absl::StatusOr<std::string> DurableState::ReadTargetFile(const std::string& targ
 
 absl::Status DurableState::SaveSampler(const SamplerEntry& entry) {
   const std::string file = training::EncodeSamplerFile(*entry.model);
-  if (absl::Status s = WriteBlobFile(store_->BlobPath(entry.id, "sampler"), {file}); !s.ok()) return s;
   Record r;
   r.Set("job_id", entry.job_id);
   r.Set("target_id", entry.target_id);
@@ -273,9 +279,7 @@ absl::Status DurableState::SaveSampler(const SamplerEntry& entry) {
   r.SetMetrics("best_metrics", entry.best_metrics);
   r.SetInt("best_step", entry.best_step);
   r.SetTime("create_time", entry.create_time);
-  absl::Status s = store_->Put({entry.id, "sampler", entry.session_id, r.Encode(), ""});
-  if (!s.ok()) store_->Delete(entry.id).IgnoreError();
-  return s;
+  return SaveWithFile({entry.id, "sampler", entry.session_id, r.Encode(), ""}, "sampler", {file});
 }
 
 absl::StatusOr<std::string> DurableState::ReadSamplerFile(const std::string& sampler_id) const {
@@ -283,11 +287,8 @@ absl::StatusOr<std::string> DurableState::ReadSamplerFile(const std::string& sam
 }
 
 absl::Status DurableState::SaveJob(const JobSnapshot& snapshot, const Record& spec, std::string_view checkpoint) {
-  if (absl::Status s = SaveCheckpoint(snapshot.id, checkpoint); !s.ok()) return s;
-  absl::Status s =
-      store_->Put({snapshot.id, "job", snapshot.session_id, spec.Encode(), EncodeSnapshot(snapshot).Encode()});
-  if (!s.ok()) store_->Delete(snapshot.id).IgnoreError();
-  return s;
+  return SaveWithFile({snapshot.id, "job", snapshot.session_id, spec.Encode(), EncodeSnapshot(snapshot).Encode()},
+                      "checkpoint", {checkpoint});
 }
 
 absl::Status DurableState::SaveCheckpoint(const std::string& job_id, std::string_view bytes) {

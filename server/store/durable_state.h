@@ -75,6 +75,9 @@ class DurableState final : public JobStore {
 
  private:
   explicit DurableState(std::unique_ptr<StateStore> store) : store_(std::move(store)) {}
+  // Writes `payload` (when not empty) as the row's file ID.SUFFIX, then the row; undoes both on failure.
+  absl::Status SaveWithFile(const StoredRow& row, const std::string& suffix,
+                            const std::vector<std::string_view>& payload);
   std::unique_ptr<StateStore> store_;
 };
 

@@ -43,6 +43,12 @@ def _blr_data(n=80, p=3, seed=0):
     return np.hstack([x, y[:, None]])
 
 
+def _listing(c, *sessions):
+    """The sessions and each one's targets, as ids, names and dimensions."""
+    return (sorted((x.id, x.name) for x in c.sessions()),
+            [[(t.id, t.name, t.dim) for t in s.targets()] for s in sessions])
+
+
 def test_restart_keeps_sessions_targets_samplers_and_results(tmp_path):
     state = tmp_path / "state"
     s = StateServer(state)
@@ -65,9 +71,7 @@ def test_restart_keeps_sessions_targets_samplers_and_results(tmp_path):
         train.wait()
         sampler = train.sampler()
         before = dict(
-            sessions=sorted((x.id, x.name) for x in c.sessions()),
-            a_targets=[(t.id, t.name, t.dim) for t in a.targets()],
-            b_targets=[(t.id, t.name, t.dim) for t in b.targets()],
+            listing=_listing(c, a, b),
             flow=flow.particles(), interactive=interactive.particles(),
             draws=sampler.sample(64, seed=5), history=train.history(),
             post_eval=b.evaluate(post, samples=np.zeros((4, 4)), metrics=["ksd"]),
@@ -83,9 +87,7 @@ def test_restart_keeps_sessions_targets_samplers_and_results(tmp_path):
         assert s.restored == dict(sessions=2, targets=4, samplers=1, jobs=3, resumed=0), s.state_line
         c = s.client()
         a, b = c.use_session(a.id), c.use_session(b.id)
-        assert sorted((x.id, x.name) for x in c.sessions()) == before["sessions"]
-        assert [(t.id, t.name, t.dim) for t in a.targets()] == before["a_targets"]
-        assert [(t.id, t.name, t.dim) for t in b.targets()] == before["b_targets"]
+        assert _listing(c, a, b) == before["listing"]
         jobs = {j.id: j for j in a.jobs()}
         assert {j.state for j in jobs.values()} == {"succeeded"}
         np.testing.assert_array_equal(c.job(flow.id).particles(), before["flow"])

@@ -133,6 +133,40 @@ TEST_F(HardeningTest, Finding2JobsCanBeDeleted) {
 }
 
 // 2. Retention: a session keeps its newest ended jobs up to the count, and none past the age.
+class SessionQuotaTest : public HardeningTest {
+ protected:
+  static server::ServerOptions Quota() {
+    server::ServerOptions o = TestOptions();
+    o.limits.max_session_bytes = 1 << 20;
+    return o;
+  }
+  SessionQuotaTest() : HardeningTest(Quota()) {}
+};
+
+// A session past --max-session-bytes is refused what would take it further, naming the quota; another
+// session is not affected, and deleting makes room again.
+TEST_F(SessionQuotaTest, ASessionIsRefusedPastItsQuotaAndOthersAreNot) {
+  const std::string a = NewSession(), b = NewSession();
+  auto first = c_.UploadTarget(a, "first", Normal(100000, 1, 1));  // 800,000 bytes
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = c_.UploadTarget(a, "second", Normal(50000, 1, 2));  // 400,000 more
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted) << second.status();
+  EXPECT_THAT(second.status().message(), HasSubstr("--max-session-bytes"));
+  auto draws = c_.DefineTarget(a, "draws", "gaussian", 2, {}, 20000);
+  EXPECT_EQ(draws.status().code(), absl::StatusCode::kResourceExhausted) << draws.status();
+  auto flow = c_.StartFlow(a, first->id(), Spec("sd", 20000, 0));
+  EXPECT_EQ(flow.status().code(), absl::StatusCode::kResourceExhausted) << flow.status();
+  EXPECT_THAT(flow.status().message(), HasSubstr("sd flow of 20000 particles"));
+  // (An SD flow on the data would hold a centred copy of it: 1.6 MB here.) A small one on a density fits.
+  auto g = c_.DefineTarget(a, "g", "gaussian", 1, {});
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto small = c_.StartFlow(a, g->id(), Spec("langevin", 100, 0));
+  EXPECT_TRUE(small.ok()) << small.status();
+  EXPECT_TRUE(c_.UploadTarget(b, "first", Normal(100000, 1, 3)).ok());  // another session's own quota
+  ASSERT_TRUE(c_.DeleteTarget(a, first->id()).ok());
+  EXPECT_TRUE(c_.UploadTarget(a, "second", Normal(50000, 1, 2)).ok());
+}
+
 TEST(JobRetentionTest, EndedJobsPastTheCountOrAgeAreForgotten) {
   server::ServerOptions o = TestOptions();
   o.limits.job_retention_count = 2;
