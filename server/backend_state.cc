@@ -189,17 +189,7 @@ absl::Status Backend::RestoreSampler(const StoredRow& row, const Record& record)
   SAMPLED_ASSIGN_OR_RETURN(training::SamplerModel model, training::DecodeSamplerFile(bytes));
   SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
                            budget_.Reserve(MemoryKind::kSamplers, model.bytes(), "the restored sampler"));
-  SamplerEntry e;
-  e.id = row.id;
-  e.session_id = row.session_id;
-  e.job_id = record.Get("job_id");
-  e.target_id = record.Get("target_id");
-  e.method = record.Get("method");
-  e.steps = record.GetInt("steps");
-  e.final_metrics = record.GetMetrics("final_metrics");
-  e.best_metrics = record.GetMetrics("best_metrics");
-  e.best_step = record.GetInt("best_step", -1);
-  e.create_time = record.GetTime("create_time");
+  SamplerEntry e = DurableState::DecodeSampler(row, record);
   e.model =
       Attach(std::shared_ptr<const training::SamplerModel>(std::make_shared<training::SamplerModel>(std::move(model))),
              std::move(charge));

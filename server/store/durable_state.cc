@@ -282,6 +282,21 @@ absl::Status DurableState::SaveSampler(const SamplerEntry& entry) {
   return SaveWithFile({entry.id, "sampler", entry.session_id, r.Encode(), ""}, "sampler", {file});
 }
 
+SamplerEntry DurableState::DecodeSampler(const StoredRow& row, const Record& r) {
+  SamplerEntry e;
+  e.id = row.id;
+  e.session_id = row.session_id;
+  e.job_id = r.Get("job_id");
+  e.target_id = r.Get("target_id");
+  e.method = r.Get("method");
+  e.steps = r.GetInt("steps");
+  e.final_metrics = r.GetMetrics("final_metrics");
+  e.best_metrics = r.GetMetrics("best_metrics");
+  e.best_step = r.GetInt("best_step", -1);
+  e.create_time = r.GetTime("create_time");
+  return e;
+}
+
 absl::StatusOr<std::string> DurableState::ReadSamplerFile(const std::string& sampler_id) const {
   return ReadBlobFile(store_->BlobPath(sampler_id, "sampler"));
 }

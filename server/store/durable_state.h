@@ -72,6 +72,8 @@ class DurableState final : public JobStore {
 
   static SessionInfo DecodeSession(const StoredRow& row, const Record& r);
   static TargetRecipe DecodeRecipe(const Record& r);
+  // A sampler's entry as SaveSampler recorded it, without its model (that is in its file).
+  static SamplerEntry DecodeSampler(const StoredRow& row, const Record& r);
 
  private:
   explicit DurableState(std::unique_ptr<StateStore> store) : store_(std::move(store)) {}
