@@ -23,8 +23,9 @@ namespace sampled::server {
 Backend::Backend(const ServerOptions& options)
     : options_(options),
       budget_(options.max_memory < 0 ? DefaultMemoryBudget() : options.max_memory),
-      sessions_(options.limits), jobs_(options.limits, options.workers, options.sample_workers, options.call_workers),
-      requests_(options.request_id_ttl) {
+      sessions_(options.limits),
+      requests_(options.request_id_ttl),
+      jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
   jobs_.SetForgetObserver([this](const std::string& job_id) { Forget(job_id); });
 }
@@ -141,6 +142,11 @@ absl::StatusOr<int> Backend::DeleteSession(const std::string& id) {
 
 absl::Status Backend::DeleteTarget(const std::string& session_id, const std::string& target_id) {
   SAMPLED_RETURN_IF_ERROR(sessions_.DeleteTarget(session_id, target_id));
+  if (durable_ != nullptr && jobs_.UsesTarget(session_id, target_id)) {
+    // Its jobs keep it (their particles stay readable, a flow steppable): the row stays, retired, so a
+    // restart rebuilds them; it goes with the session.
+    return durable_->RetireTarget(target_id);
+  }
   Forget(target_id);
   return absl::OkStatus();
 }
@@ -331,9 +337,13 @@ JobSnapshot NewJobIdentity(const std::string& kind, const std::string& session_i
 }  // namespace
 
 absl::Status Backend::AddJob(const std::shared_ptr<Job>& job) {
-  SAMPLED_RETURN_IF_ERROR(jobs_.Add(job));
+  if (absl::Status s = jobs_.Add(job); !s.ok()) {
+    Forget(job->id());
+    return s;
+  }
   if (!sessions_.GetSession(job->session_id()).ok()) {  // deleted while the job was being built
     jobs_.Remove(job->id());
+    Forget(job->id());
     return absl::NotFoundError(absl::StrCat("session '", job->session_id(), "' not found"));
   }
   return absl::OkStatus();
@@ -341,8 +351,12 @@ absl::Status Backend::AddJob(const std::shared_ptr<Job>& job) {
 
 absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<bool()> slice,
                                std::function<void()> abandon) {
-  absl::Status queued = jobs_.SubmitJob(job->session_id(), std::move(slice), std::move(abandon));
-  if (!queued.ok()) jobs_.Remove(job->id());
+  // Jobs resumed at start were admitted before the restart: the queue limits do not refuse them.
+  absl::Status queued = jobs_.SubmitJob(job->session_id(), std::move(slice), std::move(abandon), restoring_);
+  if (!queued.ok()) {
+    jobs_.Remove(job->id());
+    Forget(job->id());
+  }
   return queued;
 }
 
@@ -429,8 +443,7 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
     });
     if (!created.ok()) return done(created.status());
     std::shared_ptr<FlowJob> job = Attach(*std::move(created), *std::move(charge));
-    if (absl::Status s = AddJob(job); !s.ok()) return done(s);
-    if (durable_ != nullptr) {
+    if (durable_ != nullptr) {  // stored before it is listed: a job seen by a client is on disk
       Record spec;
       spec.SetRecord("spec", EncodeFlowSpec(job->spec()));
       if (absl::Status s = Guarded("storing the flow", [&] { return StoreJob(job, spec, job->SerializeState(), 0); });
@@ -438,6 +451,7 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
         return done(s);
       }
     }
+    if (absl::Status s = AddJob(job); !s.ok()) return done(s);
     if (args.spec.steps == 0) {
       FlowRun run;  // created for interactive stepping: succeeded at step 0
       job->RunSlice(run, options_.slice_time, nullptr);
@@ -807,8 +821,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
       TrainingJob::Create(std::move(identity), std::move(spec), target.target, provenance, std::move(sink),
                           [this](const std::string& m, double seconds) { metrics_.RecordTrainingStep(m, seconds); }));
   std::shared_ptr<TrainingJob> job = Attach(std::move(created), std::move(charge));
-  SAMPLED_RETURN_IF_ERROR(AddJob(job));
-  if (durable_ != nullptr) {
+  if (durable_ != nullptr) {  // stored before it is listed: a job seen by a client is on disk
     Record record;
     record.SetRecord("config", EncodeTrainConfig(args.config));
     record.SetInt("steps", args.steps);
@@ -818,6 +831,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
     record.Set("provenance", provenance);
     SAMPLED_RETURN_IF_ERROR(StoreJob(job, record, job->SerializeCheckpoint(), job->Snapshot().step));
   }
+  SAMPLED_RETURN_IF_ERROR(AddJob(job));
   SAMPLED_RETURN_IF_ERROR(QueueTrainingRun(job));
   return job->Snapshot();
 }

@@ -264,6 +264,8 @@ class Backend {
   absl::Status StoreJob(const std::shared_ptr<Job>& job, const Record& spec, std::string_view checkpoint,
                         int64_t step);
   void Forget(const std::string& id);
+  // NOT_FOUND, and the row of `id` removed, when the session was deleted while `id` was being stored.
+  absl::Status KeptWithSession(const std::string& session_id, const std::string& id);
   // Rebuilding (OpenState).
   absl::Status RestoreTarget(const StoredRow& row, const Record& record);
   absl::Status RestoreSampler(const StoredRow& row, const Record& record);
@@ -291,10 +293,15 @@ class Backend {
   std::set<std::shared_ptr<std::atomic<bool>>> live_calls_ ABSL_GUARDED_BY(calls_mu_);
   bool shutting_down_ ABSL_GUARDED_BY(calls_mu_) = false;
   SessionManager sessions_;
-  JobManager jobs_;
+  // Before jobs_: the job workers (joined when jobs_ is destroyed) write checkpoints and forget rows.
   std::shared_ptr<DurableState> durable_;  // null: in memory only
   RequestIds requests_;
+  JobManager jobs_;
   RestoreReport restored_;
+  // During OpenState, before the server listens: resumed jobs pass the queue limits; deleted targets that
+  // jobs ran on, for those jobs.
+  bool restoring_ = false;
+  std::map<std::string, std::shared_ptr<const Target>> retired_targets_;
 };
 
 }  // namespace sampled::server

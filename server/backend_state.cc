@@ -1,6 +1,7 @@
 // The Backend and the state directory (--state-dir): what is written when an object is made, changes
 // state or goes, and how OpenState rebuilds everything at start. See docs/architecture.md, "Durable state".
 #include <iostream>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
@@ -40,6 +41,7 @@ absl::StatusOr<TargetEntry> Backend::StoreTarget(absl::StatusOr<TargetEntry> ent
     sessions_.DeleteTarget(entry->session_id, entry->id).IgnoreError();
     return absl::Status(s.code(), absl::StrCat("the target could not be stored: ", s.message()));
   }
+  SAMPLED_RETURN_IF_ERROR(KeptWithSession(entry->session_id, entry->id));
   return entry;
 }
 
@@ -51,6 +53,7 @@ absl::StatusOr<SamplerEntry> Backend::StoreSampler(SamplerEntry entry) {
     sessions_.DeleteSampler(stored.id).IgnoreError();
     return absl::Status(s.code(), absl::StrCat("the sampler could not be stored: ", s.message()));
   }
+  SAMPLED_RETURN_IF_ERROR(KeptWithSession(stored.session_id, stored.id));
   return stored;
 }
 
@@ -59,11 +62,16 @@ absl::Status Backend::StoreJob(const std::shared_ptr<Job>& job, const Record& sp
   if (durable_ == nullptr) return absl::OkStatus();
   const absl::Time t0 = absl::Now();
   if (absl::Status s = durable_->SaveJob(job->Snapshot(), spec, checkpoint); !s.ok()) {
-    jobs_.Remove(job->id());
     return absl::Status(s.code(), absl::StrCat("the job could not be stored: ", s.message()));
   }
   job->AttachStore(durable_, options_.checkpoint, step, absl::Now() - t0);
   return absl::OkStatus();
+}
+
+absl::Status Backend::KeptWithSession(const std::string& session_id, const std::string& id) {
+  if (sessions_.GetSession(session_id).ok()) return absl::OkStatus();
+  Forget(id);  // the session went while this was written: its deletion did not see the row
+  return absl::NotFoundError(absl::StrCat("session '", session_id, "' not found"));
 }
 
 void Backend::Forget(const std::string& id) {
@@ -89,6 +97,21 @@ absl::Status Backend::OpenState() {
   // Sessions, targets and samplers first (in creation order: a density over data after its data), then
   // the jobs, which find their targets and the samplers they may already have left.
   std::map<std::string, std::string> made;  // job id -> the sampler it left
+  // Rows of a session that has no row (a write that raced the session's deletion) are removed.
+  std::set<std::string> sessions;
+  for (const StoredRow& row : rows) {
+    if (row.kind == "session") sessions.insert(row.id);
+  }
+  int stray = 0;
+  for (auto it = rows.begin(); it != rows.end();) {
+    if (it->kind != "session" && sessions.count(it->session_id) == 0 && durable_->Delete(it->id).ok()) {
+      ++stray;
+      it = rows.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (stray > 0) std::cerr << "sampled: removed " << stray << " rows of deleted sessions from the state directory\n";
   for (const StoredRow& row : rows) {
     if (row.kind == "job") continue;
     absl::StatusOr<Record> record = Record::Decode(row.record);
@@ -105,7 +128,7 @@ absl::Status Backend::OpenState() {
       ++report.sessions;
     } else if (row.kind == "target") {
       s = Guarded("restoring a target", [&] { return RestoreTarget(row, *record); });
-      if (s.ok()) ++report.targets;
+      if (s.ok() && !DurableState::IsRetired(row)) ++report.targets;
     } else if (row.kind == "sampler") {
       s = Guarded("restoring a sampler", [&] { return RestoreSampler(row, *record); });
       if (s.ok()) {
@@ -115,12 +138,14 @@ absl::Status Backend::OpenState() {
     }
     if (!s.ok()) {
       lost(row, s);
+      if (DurableState::IsRetired(row)) continue;  // not listed: its jobs say their target is gone
       sessions_.MarkLost(row.id, row.session_id,
                          absl::Status(s.code(), absl::StrCat(row.kind, " '", row.id,
                                                              "' could not be restored from the state directory: ",
                                                              s.message(), "; delete it")));
     }
   }
+  restoring_ = true;
   for (const StoredRow& row : rows) {
     if (row.kind != "job") continue;
     absl::StatusOr<Record> record = Record::Decode(row.record);
@@ -133,6 +158,8 @@ absl::Status Backend::OpenState() {
       RestoreFailedJob(row, s);
     }
   }
+  restoring_ = false;
+  retired_targets_.clear();  // their jobs hold them
   for (const std::string& p : report.problems) std::cerr << "sampled: state directory: " << p << "\n";
   return absl::OkStatus();
 }
@@ -144,6 +171,17 @@ absl::Status Backend::RestoreTarget(const StoredRow& row, const Record& record) 
     SAMPLED_ASSIGN_OR_RETURN(Points points, ParseArrayPayload(bytes));
     bytes = std::string();
     return EmpiricalTarget::Create(std::move(points));
+  };
+  // Listed in its session, or (retired: deleted while jobs ran on it) kept for its jobs only.
+  const auto keep = [&](std::shared_ptr<const Target> target) -> absl::Status {
+    if (DurableState::IsRetired(row)) {
+      retired_targets_[row.id] = std::move(target);
+      return absl::OkStatus();
+    }
+    return sessions_
+        .AddTarget(row.session_id, record.Get("name"), std::move(target), recipe.data_target_id, row.id,
+                   record.GetTime("create_time"))
+        .status();
   };
   std::unique_ptr<Target> target;
   if (recipe.kind == "data") {
@@ -167,21 +205,14 @@ absl::Status Backend::RestoreTarget(const StoredRow& row, const Record& record) 
         MemoryBudget::Charge charge,
         budget_.Reserve(MemoryKind::kTargets, 2 * static_cast<int64_t>(bytes.size()), "the TorchScript model"));
     SAMPLED_ASSIGN_OR_RETURN(target, LoadTorchScriptTarget(bytes, ts));
-    return sessions_
-        .AddTarget(row.session_id, record.Get("name"),
-                   Attach(std::shared_ptr<const Target>(std::move(target)), std::move(charge)), recipe.data_target_id,
-                   row.id, record.GetTime("create_time"))
-        .status();
+    return keep(Attach(std::shared_ptr<const Target>(std::move(target)), std::move(charge)));
   } else {
     return absl::DataLossError(absl::StrCat("unknown target kind '", recipe.kind, "'"));
   }
   SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
                            budget_.Reserve(MemoryKind::kTargets, target->bytes(), "the restored target"));
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> charged, Charged(std::move(target), std::move(charge)));
-  return sessions_
-      .AddTarget(row.session_id, record.Get("name"), std::move(charged), recipe.data_target_id, row.id,
-                 record.GetTime("create_time"))
-      .status();
+  return keep(std::move(charged));
 }
 
 absl::Status Backend::RestoreSampler(const StoredRow& row, const Record& record) {
@@ -210,6 +241,13 @@ absl::Status Backend::RestoreJob(const StoredRow& row, const Record& record,
     snapshot.end_time = absl::InfinitePast();
   }
   absl::StatusOr<TargetEntry> target = sessions_.GetTarget(row.session_id, snapshot.target_id);
+  if (auto it = retired_targets_.find(snapshot.target_id); !target.ok() && it != retired_targets_.end()) {
+    TargetEntry retired;
+    retired.id = it->first;
+    retired.session_id = row.session_id;
+    retired.target = it->second;
+    target = std::move(retired);
+  }
   if (!target.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("its target '", snapshot.target_id, "' is gone (", target.status().message(), ")"));

@@ -54,6 +54,15 @@ absl::StatusOr<RequestIds::Begun> RequestIds::Begin(const std::string& scope, co
     return out;
   }
   absl::MutexLock lock(&mu_);
+  // A call with this id may have ended between the look-ups above and here: its answer stands.
+  if (auto it = made_.find(key); it != made_.end() && it->second.time >= not_before) {
+    if (it->second.kind != kind) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("request_id '", request_id, "' was used for ", it->second.kind, "; give each call its own id"));
+    }
+    out.made = it->second.object_id;
+    return out;
+  }
   if (!pending_.insert(key).second) {
     return absl::AbortedError(
         absl::StrCat("a call with request_id '", request_id, "' is still running; retry to get its result"));

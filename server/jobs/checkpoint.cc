@@ -13,6 +13,7 @@ Checkpointer::Checkpointer(std::shared_ptr<JobStore> store, std::string job_id, 
       last_cost_(saved_cost) {}
 
 void Checkpointer::AfterStep(int64_t step, const std::function<std::string()>& serialize) {
+  absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   if (start_ == absl::InfinitePast()) start_ = now;  // the job's time starts at its first step
   if (step == last_step_) return;
@@ -25,6 +26,7 @@ void Checkpointer::AfterStep(int64_t step, const std::function<std::string()>& s
 }
 
 void Checkpointer::Now(int64_t step, const std::function<std::string()>& serialize) {
+  absl::MutexLock lock(&mu_);
   if (step == last_step_) return;
   Write(step, serialize);
 }

@@ -14,7 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace sampled::server {
@@ -37,7 +39,8 @@ class JobStore {
   virtual void SaveSnapshot(const JobSnapshot& snapshot) = 0;
 };
 
-// A job's checkpoint clock (the worker's).
+// A job's checkpoint clock: the worker's after its steps, and shutdown's for an idle job (thread-safe;
+// one write at a time).
 class Checkpointer {
  public:
   // `saved_step`: the step of a checkpoint already stored (-1: none).
@@ -54,16 +57,17 @@ class Checkpointer {
   int64_t written() const { return written_.load(); }
 
  private:
-  void Write(int64_t step, const std::function<std::string()>& serialize);
+  void Write(int64_t step, const std::function<std::string()>& serialize) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<JobStore> store_;
   const std::string job_id_;
   const CheckpointPolicy policy_;
-  int64_t last_step_ = -1;
-  absl::Time last_time_ = absl::Now();
-  absl::Duration last_cost_ = absl::ZeroDuration();
-  absl::Duration spent_ = absl::ZeroDuration();  // writing, since start_
-  absl::Time start_ = absl::InfinitePast();      // the first step seen
+  absl::Mutex mu_;
+  int64_t last_step_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::Time last_time_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  absl::Duration last_cost_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  absl::Duration spent_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();  // writing, since start_
+  absl::Time start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();      // the first step seen
   std::atomic<int64_t> written_{0};              // read by other threads (tests, metrics)
 };
 

@@ -54,10 +54,16 @@ std::string FlowJob::SerializeState() const {
 void FlowJob::FlushCheckpoint() {
   Checkpointer* c = checkpoints();
   if (c == nullptr) return;
-  absl::MutexLock lock(&mu_);
-  if (StateLocked() == JobState::kRunning) return;
-  const FlowState& state = state_.locked(mu_);
-  c->Now(state.step, [&] { return SerializeFlowState(state); });
+  std::string bytes;
+  int64_t step = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (StateLocked() == JobState::kRunning) return;
+    const FlowState& state = state_.locked(mu_);
+    step = state.step;
+    bytes = SerializeFlowState(state);
+  }
+  c->Now(step, [&] { return std::move(bytes); });  // the write (up to 800 MB) outside the job's lock
 }
 
 int64_t FlowJob::step() const {

@@ -67,6 +67,7 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
           absl::StrCat("job '", id_, "' already ", JobStateName(snap_.state), "; only a queued or running job can be cancelled"));
     }
     RequestCancelLocked("cancelled while queued");
+    interrupted_.store(false);  // a cancel during shutdown is recorded: the job does not resume
     out = snap_;
   }
   SaveIfEnded();
@@ -121,7 +122,12 @@ Checkpointer* Job::checkpoints() {
 }
 
 void Job::Interrupt() {
-  interrupted_.store(true);
+  {
+    // A job already cancelled (by its client, or its session's deletion) ends cancelled, recorded as such;
+    // only the others are kept unfinished to resume.
+    absl::MutexLock lock(&mu_);
+    if (!cancel_requested_.load()) interrupted_.store(true);
+  }
   Close("the server shut down");
 }
 

@@ -77,8 +77,8 @@ void JobManager::Remove(const std::string& job_id) {
 }
 
 absl::Status JobManager::SubmitJob(const std::string& session_id, std::function<bool()> slice,
-                                   std::function<void()> cancel) {
-  return queue_.SubmitSliced(std::move(slice), std::move(cancel), session_id);
+                                   std::function<void()> cancel, bool past_limits) {
+  return queue_.SubmitSliced(std::move(slice), std::move(cancel), session_id, past_limits);
 }
 
 absl::Status JobManager::SubmitCallSliced(const std::string& session_id, std::function<bool()> slice,
@@ -109,6 +109,20 @@ absl::StatusOr<std::shared_ptr<FlowJob>> JobManager::GetFlow(const std::string& 
   std::shared_ptr<FlowJob> flow = std::dynamic_pointer_cast<FlowJob>(*job);
   if (flow == nullptr) return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' is not a flow"));
   return flow;
+}
+
+bool JobManager::UsesTarget(const std::string& session_id, const std::string& target_id) const {
+  std::vector<std::shared_ptr<Job>> of_session;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [seq, job] : jobs_) {
+      if (job->session_id() == session_id) of_session.push_back(job);
+    }
+  }
+  for (const auto& job : of_session) {
+    if (job->Snapshot().target_id == target_id) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<Page<JobSnapshot>> JobManager::List(const std::string& session_id,

@@ -44,7 +44,8 @@ class JobManager {
   // Queues a job's run, taken in slices (`slice` returns true for another), on the job workers behind
   // the other sessions' work: RESOURCE_EXHAUSTED when the queue (or the session's share of it) is full,
   // UNAVAILABLE when shutting down. `cancel` runs instead of a slice when shutdown drains the queue.
-  absl::Status SubmitJob(const std::string& session_id, std::function<bool()> slice, std::function<void()> cancel);
+  absl::Status SubmitJob(const std::string& session_id, std::function<bool()> slice, std::function<void()> cancel,
+                         bool past_limits = false);
   // As SubmitJob, on the call workers: for work an RPC waits on (StepFlow, Evaluate, StartFlow's setup).
   absl::Status SubmitCallSliced(const std::string& session_id, std::function<bool()> slice,
                                 std::function<void()> cancel);
@@ -61,6 +62,8 @@ class JobManager {
   absl::StatusOr<std::shared_ptr<Job>> Get(const std::string& job_id) const;
   // As Get, and FAILED_PRECONDITION when the job is not a flow.
   absl::StatusOr<std::shared_ptr<FlowJob>> GetFlow(const std::string& job_id) const;
+  // Whether a job of `session_id` ran on target `target_id` (such a job keeps the target alive).
+  bool UsesTarget(const std::string& session_id, const std::string& target_id) const;
   // Jobs of a session in creation order (session_id empty: all jobs).
   absl::StatusOr<Page<JobSnapshot>> List(const std::string& session_id, const PageRequest& page) const;
 

@@ -87,9 +87,13 @@ absl::Status WorkQueue::Submit(std::function<void()> run, std::function<void()> 
 }
 
 absl::Status WorkQueue::SubmitSliced(std::function<bool()> slice, std::function<void()> cancel,
-                                     const std::string& key) {
+                                     const std::string& key, bool past_limits) {
   absl::MutexLock lock(&mu_);
   if (closed_) return absl::UnavailableError("the server is shutting down and accepts no new work");
+  if (past_limits) {
+    PushLocked(key, Task{std::move(slice), std::move(cancel), true});
+    return absl::OkStatus();
+  }
   if (admitted_ >= options_.max_queued) {
     return absl::ResourceExhaustedError(absl::StrCat("the ", options_.what, " queue is full (", options_.max_queued,
                                                      " waiting); retry later or cancel a job"));

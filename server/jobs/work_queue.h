@@ -43,8 +43,10 @@ class WorkQueue {
                       const std::string& key = "");
   // As Submit, for work taken in slices: `slice` returns true to run again after the tasks of other keys
   // that wait (before its own key's later tasks: a key's tasks run in order); `cancel` is called instead
-  // of a next slice if the queue is drained meanwhile.
-  absl::Status SubmitSliced(std::function<bool()> slice, std::function<void()> cancel, const std::string& key);
+  // of a next slice if the queue is drained meanwhile. `past_limits`: admitted whatever waits (work that
+  // was admitted before a restart).
+  absl::Status SubmitSliced(std::function<bool()> slice, std::function<void()> cancel, const std::string& key,
+                            bool past_limits = false);
   // Refuses further tasks and drains the queue: every waiting task's `cancel` is called (on this thread);
   // running tasks finish (a sliced one has its `cancel` called when its slice returns true). A task that
   // throws has its `cancel` called too, so whoever waits on it is answered.

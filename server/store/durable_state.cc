@@ -310,6 +310,18 @@ absl::Status DurableState::SaveCheckpoint(const std::string& job_id, std::string
   return WriteBlobFile(store_->BlobPath(job_id, "checkpoint"), {bytes});
 }
 
+absl::Status DurableState::RetireTarget(const std::string& target_id) {
+  Record state;
+  state.SetInt("retired", 1);
+  return store_->PutState(target_id, state.Encode());
+}
+
+bool DurableState::IsRetired(const StoredRow& row) {
+  if (row.kind != "target" || row.state.empty()) return false;
+  absl::StatusOr<Record> state = Record::Decode(row.state);
+  return state.ok() && state->GetInt("retired") == 1;
+}
+
 void DurableState::SaveSnapshot(const JobSnapshot& snapshot) {
   if (absl::Status s = store_->PutState(snapshot.id, EncodeSnapshot(snapshot).Encode()); !s.ok()) {
     std::cerr << "sampled: recording job " << snapshot.id << " failed: " << s << "\n";

@@ -56,6 +56,10 @@ class DurableState final : public JobStore {
   // `payload`: the target's file (an array for "data", the archive for "torchscript"), written first.
   absl::Status SaveTarget(const TargetEntry& entry, const TargetRecipe& recipe,
                           const std::vector<std::string_view>& payload);
+  // A deleted target that jobs still run on: its row stays, marked retired (restored for those jobs only,
+  // not listed).
+  absl::Status RetireTarget(const std::string& target_id);
+  static bool IsRetired(const StoredRow& row);
   absl::Status SaveSampler(const SamplerEntry& entry);
   // The job's record (`spec`: its fixed part), its snapshot, and its first checkpoint.
   absl::Status SaveJob(const JobSnapshot& snapshot, const Record& spec, std::string_view checkpoint);

@@ -186,6 +186,54 @@ def test_kill9_resumes_running_jobs_exactly(tmp_path):
         s.stop()
 
 
+def test_a_deleted_targets_jobs_and_more_resumed_jobs_than_the_queue_takes(tmp_path):
+    """A target deleted while its jobs live stays for them (a restart rebuilds them, particles readable and the flow
+    steppable, the target not listed); unfinished jobs resume after a restart even past --max-queued-jobs."""
+    state = tmp_path / "state"
+    s = StateServer(state, "--workers", "1")
+    try:
+        c = s.client()
+        sess = c.create_session("s")
+        data = sess.upload_target("d", np.random.default_rng(3).normal(size=(200, 2)))
+        ended = sess.start_flow(data, "sd", particles=50, steps=20, seed=1)
+        ended.wait()
+        gauss = sess.define_target("g", "gaussian", dim=2)
+        running = [sess.start_flow(gauss, "langevin", particles=2000, steps=200000, seed=k) for k in range(3)]
+        sess.delete_target(data)
+        before = ended.particles()
+        deadline = time.time() + 60
+        while c.job(running[0].id).status().step < 10:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        s.kill9()
+    finally:
+        s.stop()
+
+    # A row whose session has gone (a write that raced the session's deletion) is removed at start.
+    with sqlite3.connect(state / "sampled.db") as db:
+        db.execute("INSERT INTO objects (id, kind, session_id, record, state) "
+                   "SELECT 'stray', kind, 'gone', record, state FROM objects WHERE id = ?", (gauss.id,))
+    s = StateServer(state, "--workers", "1", "--max-queued-jobs", "1", "--max-queued-jobs-per-session", "1")
+    try:
+        assert s.restored["targets"] == 1 and s.restored["resumed"] == 3, s.state_line
+        with sqlite3.connect(state / "sampled.db") as db:
+            assert db.execute("SELECT COUNT(*) FROM objects WHERE id = 'stray'").fetchone() == (0,)
+        assert "could not be loaded" not in s.state_line, s.state_line
+        c = s.client()
+        sess = c.use_session(sess.id)
+        assert [t.name for t in sess.targets()] == ["g"]
+        job = c.job(ended.id)
+        assert job.state == "succeeded"
+        np.testing.assert_array_equal(job.particles(), before)
+        job.step(2)
+        assert job.status().step == 22
+        assert all(c.job(j.id).state in ("queued", "running") for j in running)
+        for j in running:
+            c.job(j.id).cancel()
+    finally:
+        s.stop()
+
+
 def test_a_corrupted_file_fails_only_its_object(tmp_path):
     state = tmp_path / "state"
     s = StateServer(state)
