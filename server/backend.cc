@@ -673,6 +673,14 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
     for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? ", " : "", v[i]);
     return out + "]";
   };
+  std::string generator;  // the generator methods' settings
+  if (t.score.in == 0) {
+    generator = absl::StrCat(", \"generator\": ", training::JsonString(t.generator), ", \"eta\": ", t.eta,
+                             ", \"noise\": ", training::JsonString(t.noise), ", \"bandwidth\": ",
+                             training::JsonString(t.bandwidth), ", \"optimizer\": ",
+                             training::JsonString(t.sgd ? "sgd" : "adam"), ", \"steps_per_batch\": ",
+                             t.steps_per_batch, ", \"init_std\": ", t.init_std);
+  }
   std::string params = "{";
   bool first = true;
   for (const auto& [k, v] : target.target->params()) {
@@ -692,7 +700,8 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
       ", \"score_activation\": ", training::JsonString(ActivationName(t.score.activation)),
       ", \"score_steps\": ", t.score_steps, ", \"score_loss\": ", training::JsonString(ScoreLossName(t.score_loss)),
       ", \"dsm_sigma\": ", t.dsm_sigma, ", \"batch\": ", t.batch, ", \"lr\": ", t.sampler_adam.lr,
-      ", \"score_lr\": ", t.score_adam.lr, ", \"seed\": ", t.seed, "}, \"from_sampler\": ", training::JsonString(from), "}");
+      ", \"score_lr\": ", t.score_adam.lr, ", \"seed\": ", t.seed, generator, "}, \"from_sampler\": ",
+      training::JsonString(from), "}");
 }
 
 }  // namespace
@@ -719,7 +728,8 @@ training::TrainLimits Backend::train_limits() const {
 absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t, int64_t d) const {
   // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
   // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
-  const int64_t streams = 1 + (t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
+  const bool score_network = t.score.in > 0;  // the generator methods have none: one stream
+  const int64_t streams = 1 + (!score_network ? 0 : t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
                                    ? d
                                    : (t.score_loss == training::ScoreLoss::kSliced ? 1 : 0));
   int64_t widths = 0;

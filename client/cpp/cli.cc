@@ -60,6 +60,9 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
               [--activation elu|gelu|silu|tanh|leaky-relu] [--score-hidden ...] [--score-activation A]
               [--score-steps K] [--score-loss ssm|sliced|dsm] [--dsm-sigma S] [--batch B] [--lr LR]
               [--score-lr LR] [--seed S] [--eval-every K] [--eval-draws N] [--from-sampler M] [--watch]
+  train start --session S --target DATA --method sd-generator [--generator mlp|linear] [--latent D]
+              [--hidden ...] [--eta E] [--noise RULE|nearest-mean:F] [--bandwidth RULE] [--optimizer sgd|adam]
+              [--lr LR] [--steps-per-batch K] [--init-std S] [--batch B] [--steps N] [--seed S] [--watch]
   train methods                             training methods and their parameters
   sampler list --session S | sampler get ID | sampler delete ID
   sampler export ID --out F | sampler import --session S --file F
@@ -684,10 +687,11 @@ class Cli {
       absl::StatusOr<std::vector<v1::TrainMethod>> all = client_->ListTrainMethods();
       if (!all.ok()) return all.status();
       if (json_) return PrintJsonList(*all), absl::OkStatus();
-      for (const auto& m : *all) out_ << m.name() << ": " << m.summary() << "\n";
-      if (!all->empty()) {
-        out_ << "parameters (every method):\n";
-        for (const auto& p : (*all)[0].parameters()) out_ << "  --" << absl::StrReplaceAll(p.name(), {{"_", "-"}}) << ": " << p.doc() << "\n";
+      for (const auto& m : *all) {
+        out_ << m.name() << ": " << m.summary() << "\n";
+        for (const auto& p : m.parameters()) {
+          out_ << "  --" << absl::StrReplaceAll(p.name(), {{"_", "-"}}) << ": " << p.doc() << "\n";
+        }
       }
       return absl::OkStatus();
     }
@@ -713,7 +717,8 @@ class Cli {
     };
     for (const IntField& f : {IntField{"latent", [&](int64_t v) { spec.set_latent(v); }},
                               IntField{"score-steps", [&](int64_t v) { spec.set_score_steps(v); }},
-                              IntField{"batch", [&](int64_t v) { spec.set_batch(v); }}}) {
+                              IntField{"batch", [&](int64_t v) { spec.set_batch(v); }},
+                              IntField{"steps-per-batch", [&](int64_t v) { spec.set_steps_per_batch(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<int64_t> v = IntFlag(f.flag, 0);
       if (!v.ok()) return v.status();
@@ -725,7 +730,9 @@ class Cli {
     };
     for (const DoubleField& f : {DoubleField{"lr", [&](double v) { spec.set_lr(v); }},
                                  DoubleField{"score-lr", [&](double v) { spec.set_score_lr(v); }},
-                                 DoubleField{"dsm-sigma", [&](double v) { spec.set_dsm_sigma(v); }}}) {
+                                 DoubleField{"dsm-sigma", [&](double v) { spec.set_dsm_sigma(v); }},
+                                 DoubleField{"eta", [&](double v) { spec.set_eta(v); }},
+                                 DoubleField{"init-std", [&](double v) { spec.set_init_std(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<double> v = DoubleFlag(f.flag);
       if (!v.ok()) return v.status();
@@ -741,6 +748,10 @@ class Cli {
     if (a_.Has("activation")) spec.set_activation(a_.Get("activation"));
     if (a_.Has("score-activation")) spec.set_score_activation(a_.Get("score-activation"));
     if (a_.Has("score-loss")) spec.set_score_loss(a_.Get("score-loss"));
+    if (a_.Has("generator")) spec.set_generator(a_.Get("generator"));
+    if (a_.Has("noise")) spec.set_noise(a_.Get("noise"));
+    if (a_.Has("bandwidth")) spec.set_bandwidth(a_.Get("bandwidth"));
+    if (a_.Has("optimizer")) spec.set_optimizer(a_.Get("optimizer"));
     spec.set_from_sampler_id(a_.Get("from-sampler"));
     const bool watch = a_.Has("watch");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;

@@ -8,25 +8,6 @@
 #include "core/common/status_macros.h"
 
 namespace sampled::training {
-namespace {
-
-bool AllFinite(const std::vector<float>& v) {
-  float acc = 0;
-  for (float f : v) acc += f * 0.0f;  // NaN for any NaN or infinity
-  return acc == 0;
-}
-
-double Norm(const std::vector<float>& v) {
-  double s = 0;
-  for (float f : v) s += static_cast<double>(f) * f;
-  return std::sqrt(s);
-}
-
-int ThreadsOf(const TrainSettings& settings) {
-  return settings.threads > 0 ? settings.threads : DefaultComputeThreads();
-}
-
-}  // namespace
 
 template <typename T>
 absl::Status TargetScore(const Target& target, const PointsT<T>& x, PointsT<T>* out) {

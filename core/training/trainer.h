@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,14 @@ struct TrainConfig {
   std::optional<int64_t> batch;                    // default 5000
   std::optional<double> lr;                        // sampler's Adam step; default 2e-5
   std::optional<double> score_lr;                  // default: lr
+  // Generators trained from data (sd-generator; docs/api.md lists which method takes which).
+  std::optional<std::string> generator;            // "mlp" (default) | "linear": x = B xi + mu
+  std::optional<double> eta;                       // the SD step of 002 Alg. 2; default 1
+  std::optional<std::string> noise;                // a noise rule (core/flows/schedule.h) or nearest-mean:F
+  std::optional<std::string> bandwidth;            // a bandwidth rule; default: follows the noise
+  std::optional<std::string> optimizer;            // "sgd" (002 Alg. 2, the default there) | "adam"
+  std::optional<int64_t> steps_per_batch;          // regression steps on one batch's targets; default 1
+  std::optional<double> init_std;                  // generator weights ~ N(0, init_std^2), biases 0
   uint64_t seed = 0;
   int threads = 0;                                 // 0: DefaultComputeThreads()
 };
@@ -69,6 +78,13 @@ struct TrainSettings {
   double dsm_sigma = 0.1;
   int64_t batch = 5000;
   AdamConfig sampler_adam, score_adam;
+  // Generators trained from data.
+  std::string generator = "mlp";
+  double eta = 1.0;
+  std::string noise, bandwidth;  // as given (empty: the method's default), resolved by the trainer
+  bool sgd = false;              // the generator's optimiser: plain SGD at sampler_adam.lr instead of Adam
+  int64_t steps_per_batch = 1;
+  double init_std = 0;           // 0: torch.nn.Linear's initialisation
   uint64_t seed = 0;
   int threads = 0;
 };
@@ -98,6 +114,8 @@ struct TrainingState {
   std::vector<float> best_params;
   int64_t best_step = -1;
   double best_metric = std::numeric_limits<double>::quiet_NaN();
+  // Scalars a method fixes once and keeps (sd-generator's nearest-mean noise level).
+  std::map<std::string, double> values;
 };
 
 // Statistics of one iteration.
@@ -124,12 +142,13 @@ struct TrainMethod {
   bool needs_twice_differentiable_score = false;  // the objective differentiates s_phi in x twice
   std::function<absl::StatusOr<std::unique_ptr<Trainer>>(const TrainSettings&, std::shared_ptr<const Target>)>
       create;
+  bool needs_samples = false;  // trains from a data target's points (else from a density)
 };
 
 // Every built-in method, in a fixed order.
 const std::vector<const TrainMethod*>& TrainMethods();
-// The TrainConfig fields every method takes, with what they do and their defaults, for listings.
-std::vector<std::pair<std::string, std::string>> TrainFieldDocs();
+// The TrainConfig fields a method takes, with what they do and their defaults, for listings.
+std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMethod& method);
 // INVALID_ARGUMENT naming the known methods.
 absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name);
 
@@ -162,6 +181,12 @@ bool IsNonFinite(const absl::Status& status);
 // The methods, one per file.
 const TrainMethod& KlTrainMethod();
 const TrainMethod& FisherTrainMethod();
+const TrainMethod& SdGeneratorTrainMethod();
+
+// What the trainers share.
+bool AllFinite(const std::vector<float>& v);
+double Norm(const std::vector<float>& v);
+int ThreadsOf(const TrainSettings& settings);  // settings.threads, or DefaultComputeThreads()
 
 }  // namespace sampled::training
 

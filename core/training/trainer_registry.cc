@@ -4,6 +4,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/parallel.h"
 #include "core/common/status_macros.h"
 #include "core/training/trainer.h"
 
@@ -43,6 +44,22 @@ absl::Status CheckShape(const char* network, const MlpShape& shape, const TrainL
 
 }  // namespace
 
+bool AllFinite(const std::vector<float>& v) {
+  float acc = 0;
+  for (float f : v) acc += f * 0.0f;  // NaN for any NaN or infinity
+  return acc == 0;
+}
+
+double Norm(const std::vector<float>& v) {
+  double s = 0;
+  for (float f : v) s += static_cast<double>(f) * f;
+  return std::sqrt(s);
+}
+
+int ThreadsOf(const TrainSettings& settings) {
+  return settings.threads > 0 ? settings.threads : DefaultComputeThreads();
+}
+
 absl::Status NonFiniteError(std::string_view message) {
   absl::Status s = absl::FailedPreconditionError(std::string(message));
   s.SetPayload(kNonFinitePayload, absl::Cord("1"));
@@ -68,11 +85,30 @@ absl::StatusOr<ScoreLoss> ParseScoreLoss(const std::string& name) {
 }
 
 const std::vector<const TrainMethod*>& TrainMethods() {
-  static const std::vector<const TrainMethod*> methods = {&KlTrainMethod(), &FisherTrainMethod()};
+  static const std::vector<const TrainMethod*> methods = {&KlTrainMethod(), &FisherTrainMethod(),
+                                                          &SdGeneratorTrainMethod()};
   return methods;
 }
 
-std::vector<std::pair<std::string, std::string>> TrainFieldDocs() {
+std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMethod& method) {
+  if (method.needs_samples) {
+    return {
+        {"generator", "mlp | linear (x = B xi + mu, 002 App. C.4); default mlp"},
+        {"latent", "latent dimension of xi ~ N(0, I); default: the data's dimension"},
+        {"hidden", "the mlp generator's hidden widths; default 400,400,400"},
+        {"activation", "the mlp generator's: elu | gelu | silu | tanh | leaky-relu; default elu"},
+        {"eta", "the SD step of 002 Alg. 2 (y' = y + eta/2 (m_data - m_gen)); default 1"},
+        {"noise", "the noise rule (the SD flow's: S, cosine:S2MAX,S2MIN, median, ...) or nearest-mean:F (sigma^2 = F x "
+                  "the initial output's mean distance to its nearest data point, held; 002 App. C.4: nearest-mean:10); "
+                  "default median (002 footnote 15)"},
+        {"bandwidth", "the kernel bandwidth rule; default: equal to the noise level (002 Eq. 17)"},
+        {"optimizer", "sgd (on 1/2 sum |g(xi) - y'|^2, as Alg. 2 writes it) | adam; default sgd for linear, adam for mlp"},
+        {"lr", "the generator's learning rate; default 1e-3 (002 App. C.4)"},
+        {"steps_per_batch", "regression steps on one batch's targets y'; default 1"},
+        {"init_std", "initial weights ~ N(0, init_std^2) and biases 0 (App. C.4: 0.1); default torch.nn.Linear's"},
+        {"batch", "generated points and data points per iteration (a fresh batch of each); default 1024"},
+    };
+  }
   return {
       {"latent", "latent dimension of z ~ N(0, I); default: the target's dimension"},
       {"hidden", "the sampler's hidden widths; default 400,400,400 (four linear layers, 003 Sec. 4.1)"},
@@ -98,33 +134,96 @@ absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name) {
       absl::StrCat("unknown training method '", name, "'; known: ", absl::StrJoin(names, ", ")));
 }
 
-absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, const Target& target,
-                                                 const TrainLimits& limits) {
-  SAMPLED_ASSIGN_OR_RETURN(const TrainMethod* method, FindTrainMethod(config.method));
-  if (!target.has_density()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "training method '", method->name, "' needs a target with a density (its score); this target is defined by ",
-        target.family(), " (train a generator on data targets instead)"));
+namespace {
+
+// A field given to a method that does not read it is refused, not ignored.
+absl::Status RefuseUnused(const TrainMethod& m, const TrainConfig& c) {
+  std::vector<std::string> given;
+  const auto check = [&](bool has, const char* name) {
+    if (has) given.push_back(name);
+  };
+  if (m.needs_samples) {
+    check(c.score_hidden.has_value(), "score_hidden");
+    check(c.score_activation.has_value(), "score_activation");
+    check(c.score_steps.has_value(), "score_steps");
+    check(c.score_loss.has_value(), "score_loss");
+    check(c.dsm_sigma.has_value(), "dsm_sigma");
+    check(c.score_lr.has_value(), "score_lr");
+  } else {
+    check(c.generator.has_value(), "generator");
+    check(c.eta.has_value(), "eta");
+    check(c.noise.has_value(), "noise");
+    check(c.bandwidth.has_value(), "bandwidth");
+    check(c.optimizer.has_value(), "optimizer");
+    check(c.steps_per_batch.has_value(), "steps_per_batch");
+    check(c.init_std.has_value(), "init_std");
   }
-  TrainSettings s;
-  s.method = method->name;
-  const int64_t d = target.dim();
-  const int64_t latent = config.latent.value_or(d);
-  if (latent <= 0) return absl::InvalidArgumentError(absl::StrCat("latent must be > 0, got ", latent));
-  if (limits.max_width > 0 && latent > limits.max_width) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("latent ", latent, " is past the server's limit of ", limits.max_width, " (--max-train-width)"));
+  if (given.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      absl::StrJoin(given, ", "), given.size() == 1 ? " is" : " are", " not used by method '", m.name,
+      "' (samplectl train methods lists each method's parameters)"));
+}
+
+// sd-generator's part: the generator, the SD step and the regression (002 Alg. 2, App. C.4's defaults).
+absl::Status ResolveGenerator(const TrainConfig& config, int64_t latent, Activation act, int64_t d,
+                              const TrainLimits& limits, TrainSettings& s) {
+  s.generator = config.generator.value_or("mlp");
+  if (s.generator == "linear") {
+    if (config.hidden.has_value() || config.activation.has_value()) {
+      return absl::InvalidArgumentError(
+          "generator linear (x = B xi + mu) has no hidden layers or activation; leave hidden and activation unset, "
+          "or use generator mlp");
+    }
+    s.sampler = MlpShape{latent, d, {}, act};
+    if (limits.max_parameters > 0 && s.sampler.parameter_count() > limits.max_parameters) {
+      return absl::ResourceExhaustedError(absl::StrCat("the generator has ", s.sampler.parameter_count(),
+                                                       " parameters, past the server's limit of ",
+                                                       limits.max_parameters));
+    }
+  } else if (s.generator == "mlp") {
+    s.sampler = MlpShape{latent, d, config.hidden.value_or(kDefaultHidden), act};
+    SAMPLED_RETURN_IF_ERROR(CheckShape("the generator", s.sampler, limits));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown generator '", s.generator, "'; known: mlp, linear"));
   }
-  SAMPLED_ASSIGN_OR_RETURN(const Activation act, ParseActivation(config.activation.value_or("elu")));
+  s.score = MlpShape{0, 0, {}, act};  // no score network
+  s.eta = config.eta.value_or(1.0);
+  SAMPLED_RETURN_IF_ERROR(CheckPositive("eta", s.eta));
+  s.noise = config.noise.value_or("");
+  s.bandwidth = config.bandwidth.value_or("");
+  // Plain SGD on the summed loss, as Alg. 2 writes it, for the linear generator (002 App. C.4); Adam for an
+  // MLP, where SGD at 1e-3 on a sum over 1024 rows diverged within 5 iterations on 2-D data (docs/api.md).
+  const std::string optimizer = config.optimizer.value_or(s.generator == "linear" ? "sgd" : "adam");
+  if (optimizer != "sgd" && optimizer != "adam") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown optimizer '", optimizer, "'; known: sgd, adam"));
+  }
+  s.sgd = optimizer == "sgd";
+  s.steps_per_batch = config.steps_per_batch.value_or(1);
+  if (s.steps_per_batch < 1 || s.steps_per_batch > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps_per_batch must be between 1 and 1000, got ", s.steps_per_batch));
+  }
+  if (config.init_std.has_value()) {
+    SAMPLED_RETURN_IF_ERROR(CheckPositive("init_std", *config.init_std));
+    s.init_std = *config.init_std;
+  }
+  s.batch = config.batch.value_or(1024);
+  s.sampler_adam.lr = config.lr.value_or(1e-3);
+  return absl::OkStatus();
+}
+
+// kl and fisher's part: the sampler and its score network (003 Sec. 4.1's defaults).
+absl::Status ResolveNeuralSampler(const TrainMethod& method, const TrainConfig& config, int64_t latent,
+                                  Activation act, int64_t d, const TrainLimits& limits, TrainSettings& s) {
   SAMPLED_ASSIGN_OR_RETURN(const Activation score_act,
                            ParseActivation(config.score_activation.value_or(ActivationName(act))));
   s.sampler = MlpShape{latent, d, config.hidden.value_or(kDefaultHidden), act};
   s.score = MlpShape{d, d, config.score_hidden.value_or(s.sampler.hidden), score_act};
   SAMPLED_RETURN_IF_ERROR(CheckShape("the sampler", s.sampler, limits));
   SAMPLED_RETURN_IF_ERROR(CheckShape("the score network", s.score, limits));
-  if (method->needs_twice_differentiable_score && !IsTwiceDifferentiable(score_act)) {
+  if (method.needs_twice_differentiable_score && !IsTwiceDifferentiable(score_act)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "method '", method->name, "' differentiates the score network twice in x (003 Sec. 3.2: the gradient of its "
+        "method '", method.name, "' differentiates the score network twice in x (003 Sec. 3.2: the gradient of its "
         "divergence); score_activation '", ActivationName(score_act),
         "' has no second derivative. Use elu, gelu, silu or tanh for the score network"));
   }
@@ -143,15 +242,49 @@ absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, cons
     return absl::InvalidArgumentError("dsm_sigma is used only with score_loss dsm");
   }
   s.batch = config.batch.value_or(5000);
+  s.sampler_adam.lr = config.lr.value_or(2e-5);
+  s.score_adam.lr = config.score_lr.value_or(s.sampler_adam.lr);
+  SAMPLED_RETURN_IF_ERROR(CheckPositive("score_lr", s.score_adam.lr));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, const Target& target,
+                                                 const TrainLimits& limits) {
+  SAMPLED_ASSIGN_OR_RETURN(const TrainMethod* method, FindTrainMethod(config.method));
+  if (method->needs_samples && target.samples() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "training method '", method->name, "' trains from data: give a data target (uploaded samples); this target is ",
+        "defined by ", target.family(), " (train kl or fisher on a density)"));
+  }
+  if (!method->needs_samples && !target.has_density()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "training method '", method->name, "' needs a target with a density (its score); this target is defined by ",
+        target.family(), " (train a generator on data targets instead: sd-generator)"));
+  }
+  SAMPLED_RETURN_IF_ERROR(RefuseUnused(*method, config));
+  TrainSettings s;
+  s.method = method->name;
+  const int64_t d = target.dim();
+  const int64_t latent = config.latent.value_or(d);
+  if (latent <= 0) return absl::InvalidArgumentError(absl::StrCat("latent must be > 0, got ", latent));
+  if (limits.max_width > 0 && latent > limits.max_width) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("latent ", latent, " is past the server's limit of ", limits.max_width, " (--max-train-width)"));
+  }
+  SAMPLED_ASSIGN_OR_RETURN(const Activation act, ParseActivation(config.activation.value_or("elu")));
+  if (method->needs_samples) {
+    SAMPLED_RETURN_IF_ERROR(ResolveGenerator(config, latent, act, d, limits, s));
+  } else {
+    SAMPLED_RETURN_IF_ERROR(ResolveNeuralSampler(*method, config, latent, act, d, limits, s));
+  }
   if (s.batch <= 0) return absl::InvalidArgumentError(absl::StrCat("batch must be > 0, got ", s.batch));
   if (limits.max_batch > 0 && s.batch > limits.max_batch) {
     return absl::ResourceExhaustedError(
         absl::StrCat("batch ", s.batch, " is past the server's limit of ", limits.max_batch, " (--max-train-batch)"));
   }
-  s.sampler_adam.lr = config.lr.value_or(2e-5);
-  s.score_adam.lr = config.score_lr.value_or(s.sampler_adam.lr);
   SAMPLED_RETURN_IF_ERROR(CheckPositive("lr", s.sampler_adam.lr));
-  SAMPLED_RETURN_IF_ERROR(CheckPositive("score_lr", s.score_adam.lr));
   s.seed = config.seed;
   s.threads = config.threads;
   return s;

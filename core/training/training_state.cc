@@ -27,6 +27,15 @@ absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& sett
   TrainingState state;
   state.rng = Rng(settings.seed);
   state.sampler.params = InitialParameters(settings.sampler, state.rng);
+  if (settings.init_std > 0) {  // weights ~ N(0, init_std^2), biases 0 (002 App. C.4's linear generator)
+    const MlpShape& g = settings.sampler;
+    for (int64_t l = 0; l < g.layers(); ++l) {
+      for (int64_t i = g.weight_offset(l); i < g.bias_offset(l); ++i) {
+        state.sampler.params[i] = static_cast<float>(settings.init_std * state.rng.Normal());
+      }
+      for (int64_t i = g.bias_offset(l); i < g.bias_offset(l) + g.out_of(l); ++i) state.sampler.params[i] = 0;
+    }
+  }
   state.score.params = InitialParameters(settings.score, state.rng);
   if (from_sampler != nullptr) {
     if (static_cast<int64_t>(from_sampler->size()) != settings.sampler.parameter_count()) {
@@ -49,6 +58,12 @@ std::string SerializeTrainingState(const TrainingState& state) {
   w.Floats(state.best_params);
   w.I64(state.best_step);
   w.F64(state.best_metric);
+  // Since sd-generator: the method's kept scalars (a state without them ends here).
+  w.U64(state.values.size());
+  for (const auto& [key, value] : state.values) {
+    w.String(key);
+    w.F64(value);
+  }
   return out;
 }
 
@@ -60,6 +75,16 @@ absl::StatusOr<TrainingState> ParseTrainingState(std::string_view bytes) {
   if (!GetNetwork(r, &state.sampler) || !GetNetwork(r, &state.score) || !r.String(&rng) || !r.I64(&state.step) ||
       !r.Floats(&state.best_params) || !r.I64(&state.best_step) || !r.F64(&state.best_metric)) {
     return absl::InvalidArgumentError("training state is truncated or malformed");
+  }
+  if (!r.Done()) {
+    uint64_t n = 0;
+    if (!r.U64(&n) || n > 1024) return absl::InvalidArgumentError("training state's values are malformed");
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string key;
+      double value = 0;
+      if (!r.String(&key) || !r.F64(&value)) return absl::InvalidArgumentError("training state's values are truncated");
+      state.values[key] = value;
+    }
   }
   if (!r.Done()) return absl::InvalidArgumentError("training state has trailing bytes");
   SAMPLED_RETURN_IF_ERROR(state.rng.Deserialize(rng));

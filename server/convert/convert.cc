@@ -249,7 +249,7 @@ absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& requ
   a.session_id = request.session_id();
   a.target_id = request.target_id();
   const v1::TrainSpec& s = request.spec();
-  if (s.method().empty()) return absl::InvalidArgumentError("spec.method is required (kl or fisher)");
+  if (s.method().empty()) return absl::InvalidArgumentError("spec.method is required (kl, fisher or sd-generator)");
   training::TrainConfig& c = a.config;
   c.method = s.method();
   if (s.has_latent()) c.latent = s.latent();
@@ -263,6 +263,13 @@ absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& requ
   if (s.has_batch()) c.batch = s.batch();
   if (s.has_lr()) c.lr = s.lr();
   if (s.has_score_lr()) c.score_lr = s.score_lr();
+  if (s.has_generator()) c.generator = s.generator();
+  if (s.has_eta()) c.eta = s.eta();
+  if (s.has_noise()) c.noise = s.noise();
+  if (s.has_bandwidth()) c.bandwidth = s.bandwidth();
+  if (s.has_optimizer()) c.optimizer = s.optimizer();
+  if (s.has_steps_per_batch()) c.steps_per_batch = s.steps_per_batch();
+  if (s.has_init_std()) c.init_std = s.init_std();
   c.seed = s.seed();
   a.steps = s.steps();
   a.eval_every = s.eval_every();
@@ -293,7 +300,7 @@ void ToProto(const SamplerEntry& e, v1::Sampler* out) {
 void ToProto(const training::TrainMethod& m, v1::TrainMethod* out) {
   out->set_name(m.name);
   out->set_summary(m.summary);
-  for (const auto& [name, doc] : training::TrainFieldDocs()) {
+  for (const auto& [name, doc] : training::TrainFieldDocs(m)) {
     v1::ParameterDoc* d = out->add_parameters();
     d->set_name(name);
     d->set_doc(doc);

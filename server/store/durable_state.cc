@@ -109,6 +109,13 @@ Record EncodeTrainConfig(const training::TrainConfig& c) {
   SetOptional(r, "batch", c.batch);
   SetOptional(r, "lr", c.lr);
   SetOptional(r, "score_lr", c.score_lr);
+  SetOptional(r, "generator", c.generator);
+  SetOptional(r, "eta", c.eta);
+  SetOptional(r, "noise", c.noise);
+  SetOptional(r, "bandwidth", c.bandwidth);
+  SetOptional(r, "optimizer", c.optimizer);
+  SetOptional(r, "steps_per_batch", c.steps_per_batch);
+  SetOptional(r, "init_std", c.init_std);
   r.SetInt("seed", static_cast<int64_t>(c.seed));
   return r;
 }
@@ -136,6 +143,13 @@ training::TrainConfig DecodeTrainConfig(const Record& r) {
   c.batch = r.GetOptionalInt("batch");
   c.lr = r.GetOptionalDouble("lr");
   c.score_lr = r.GetOptionalDouble("score_lr");
+  c.generator = r.GetOptional("generator");
+  c.eta = r.GetOptionalDouble("eta");
+  c.noise = r.GetOptional("noise");
+  c.bandwidth = r.GetOptional("bandwidth");
+  c.optimizer = r.GetOptional("optimizer");
+  c.steps_per_batch = r.GetOptionalInt("steps_per_batch");
+  c.init_std = r.GetOptionalDouble("init_std");
   c.seed = static_cast<uint64_t>(r.GetInt("seed"));
   return c;
 }

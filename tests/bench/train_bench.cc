@@ -32,9 +32,11 @@
 #include "absl/strings/str_split.h"
 #include "core/common/parallel.h"
 #include "core/common/rng.h"
+#include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/training/neural_sampler.h"
 #include "core/training/sampler.h"
+#include "core/training/sd_generator.h"
 #include "core/training/trainer.h"
 #include "client/cpp/sampled_client.h"
 #include "tests/bench/bench_util.h"
@@ -338,6 +340,83 @@ bool CheckDtype(const Options& o, const std::string& dir) {
   return ok;
 }
 
+// sd-generator's iteration (002 Alg. 2) on identical weights, latents, data batch and noise: the SD-moved
+// targets y', the regression loss and its gradient, for a linear generator (the peer's --layers 1) and an MLP.
+template <typename T>
+bool CheckSdGenerator(const Options& o, const std::string& dir) {
+  const bool f32 = std::is_same_v<T, float>;
+  const char* dtype = f32 ? "float32" : "float64";
+  const double bound = f32 ? 1e-4 : 1e-9;
+  constexpr int64_t kBatch = 256, kDim = 6, kLatent = 4;
+  bool ok = true;
+  for (const int layers : {1, 3}) {
+    for (const double sigma : {0.5, 3.0}) {
+      Rng rng(23 + layers);
+      Points data(kBatch, kDim);
+      rng.FillNormal(data.data(), data.size());
+      data.array() += 2.0;
+      auto target = std::shared_ptr<const Target>(*EmpiricalTarget::Create(Points(data)));
+      training::TrainConfig config;
+      config.method = "sd-generator";
+      config.generator = layers == 1 ? "linear" : "mlp";
+      if (layers > 1) config.hidden = std::vector<int64_t>(layers - 1, 32);
+      config.latent = kLatent;
+      config.batch = kBatch;
+      config.eta = 1.0;
+      config.seed = 9;
+      config.threads = o.threads;
+      auto settings = training::ResolveTrainConfig(config, *target);
+      if (!settings.ok()) return false;
+      auto state = training::MakeInitialTrainingState(*settings);
+      if (!state.ok()) return false;
+      const std::vector<T> gen(state->sampler.params.begin(), state->sampler.params.end());
+      PointsF zf(kBatch, kLatent), epsf(kBatch, kDim);
+      rng.FillNormal(zf.data(), zf.size());
+      rng.FillNormal(epsf.data(), epsf.size());
+      const PointsT<T> z = zf.cast<T>(), eps = epsf.cast<T>(), x = data.cast<T>();
+      WriteNetwork(dir, "gen", settings->sampler, gen);
+      WriteNpy(dir + "/z.npy", std::vector<T>(z.data(), z.data() + z.size()), {kBatch, kLatent});
+      WriteNpy(dir + "/eps.npy", std::vector<T>(eps.data(), eps.data() + eps.size()), {kBatch, kDim});
+      WriteNpy(dir + "/data.npy", std::vector<T>(x.data(), x.data() + x.size()), {kBatch, kDim});
+      const std::string out_dir = dir + "/out";
+      bench::Capture(absl::StrFormat("rm -rf %s; %s %s --method sd-generator --dim %d --latent %d --width 32 "
+                                     "--layers %d --batch %d --sigma %g --eta 1 --dtype %s --threads %d --inputs %s "
+                                     "--out %s >/dev/null 2>&1",
+                                     out_dir, o.python, o.peer, kDim, kLatent, layers, kBatch, sigma, dtype, o.threads,
+                                     dir, out_dir));
+      training::SdGeneratorGradients<T> gradients(*settings);
+      gradients.Forward(gen, z);
+      PointsT<T> goal;
+      gradients.Goal(x, eps, sigma, sigma, &goal);
+      std::vector<T> grad;
+      const double loss = gradients.Regression(gen, goal, &grad);
+      const std::vector<double> peer_goal = ReadNpy(out_dir + "/y_target.npy");
+      const std::vector<double> peer_loss = ReadNpy(out_dir + "/gen_loss.npy");
+      const double grad_err = GradientError(out_dir, "gen_grad", settings->sampler, grad);
+      if (peer_loss.size() != 1 || static_cast<int64_t>(peer_goal.size()) != goal.size() || grad_err < 0) {
+        absl::PrintF("{\"check\": \"sd-generator\", \"layers\": %d, \"dtype\": \"%s\", "
+                     "\"error\": \"the peer wrote no outputs\"}\n", layers, dtype);
+        ok = false;
+        continue;
+      }
+      double diff = 0, norm = 0;
+      for (int64_t i = 0; i < goal.size(); ++i) {
+        diff += (goal.data()[i] - peer_goal[i]) * (goal.data()[i] - peer_goal[i]);
+        norm += peer_goal[i] * peer_goal[i];
+      }
+      const double goal_err = std::sqrt(diff / norm);
+      const double loss_err = std::abs(loss - peer_loss[0]) / std::max(std::abs(peer_loss[0]), 1e-30);
+      const bool pass = std::max({goal_err, loss_err, grad_err}) < bound;
+      ok = ok && pass;
+      absl::PrintF("{\"check\": \"sd-generator\", \"layers\": %d, \"sigma\": %g, \"dtype\": \"%s\", "
+                   "\"target_rel\": %.2g, \"loss_rel\": %.2g, \"grad_rel\": %.2g, \"bound\": %g, \"pass\": %s}\n",
+                   layers, sigma, dtype, goal_err, loss_err, grad_err, bound, pass ? "true" : "false");
+      std::fflush(stdout);
+    }
+  }
+  return ok;
+}
+
 // Both dtypes against the peer (exit 77 without it).
 int RunCheck(const Options& o) {
   if (access(o.peer.c_str(), R_OK) != 0) {
@@ -348,8 +427,10 @@ int RunCheck(const Options& o) {
   const std::string dir = mkdtemp(tmpl);
   const bool ok32 = CheckDtype<float>(o, dir);
   const bool ok64 = CheckDtype<double>(o, dir);
+  const bool sd32 = CheckSdGenerator<float>(o, dir);
+  const bool sd64 = CheckSdGenerator<double>(o, dir);
   bench::Capture("rm -rf " + dir);
-  return ok32 && ok64 ? 0 : 1;
+  return ok32 && ok64 && sd32 && sd64 ? 0 : 1;
 }
 
 // --- through the service --------------------------------------------------------------------------------

@@ -425,15 +425,20 @@ class Session:
               score_activation: Optional[str] = None, score_steps: Optional[int] = None,
               score_loss: Optional[str] = None, dsm_sigma: Optional[float] = None, batch: Optional[int] = None,
               lr: Optional[float] = None, score_lr: Optional[float] = None, seed: int = 0, eval_every: int = 0,
-              eval_draws: int = 0, from_sampler=None) -> Job:
-        """Starts a training job (method kl or fisher, 003) on a density target; unset options take 003's
-        defaults (docs/api.md). The job's sampler is job.sampler()."""
+              eval_draws: int = 0, from_sampler=None, generator: Optional[str] = None, eta: Optional[float] = None,
+              noise: Optional[str] = None, bandwidth: Optional[str] = None, optimizer: Optional[str] = None,
+              steps_per_batch: Optional[int] = None, init_std: Optional[float] = None) -> Job:
+        """Starts a training job: kl or fisher (003) on a density target, sd-generator (002 Alg. 2) on a data
+        target; unset options take the method's defaults (docs/api.md, `samplectl train methods`). The job's
+        sampler is job.sampler()."""
         spec = training_pb2.TrainSpec(method=method, steps=steps, hidden=list(hidden), score_hidden=list(score_hidden),
                                       seed=seed, eval_every=eval_every, eval_draws=eval_draws,
                                       from_sampler_id=_id(from_sampler) if from_sampler is not None else "")
         for name, value in (("latent", latent), ("activation", activation), ("score_activation", score_activation),
                             ("score_steps", score_steps), ("score_loss", score_loss), ("dsm_sigma", dsm_sigma),
-                            ("batch", batch), ("lr", lr), ("score_lr", score_lr)):
+                            ("batch", batch), ("lr", lr), ("score_lr", score_lr), ("generator", generator),
+                            ("eta", eta), ("noise", noise), ("bandwidth", bandwidth), ("optimizer", optimizer),
+                            ("steps_per_batch", steps_per_batch), ("init_std", init_std)):
             if value is not None:
                 setattr(spec, name, value)
         job = _create(self._client, self._client._training.StartTraining,
