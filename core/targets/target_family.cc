@@ -9,7 +9,7 @@ namespace sampled {
 const std::vector<const TargetFamily*>& AnalyticFamilies() {
   static const std::vector<const TargetFamily*> kFamilies = {
       &GaussianFamily(), &MixtureFamily(), &RosenbrockFamily(),
-      &DonutFamily(),    &FunnelFamily(),  &SquiggleFamily(), &BlrFamily(), &TorchScriptFamily(),
+      &DonutFamily(),    &FunnelFamily(),  &SquiggleFamily(), &BlrFamily(), &GmmFamily(), &TorchScriptFamily(),
   };
   return kFamilies;
 }

@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Target>> CreateTargetOverData(const std::string& 
 
 // The families, one per file.
 const TargetFamily& GaussianFamily();
+const TargetFamily& GmmFamily();
 const TargetFamily& MixtureFamily();
 const TargetFamily& RosenbrockFamily();
 const TargetFamily& DonutFamily();

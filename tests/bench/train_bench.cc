@@ -3,6 +3,7 @@
 //
 //   sampled_train_bench                 FMA probe, then kl/fisher iterations and the 1000-draw forward pass
 //   sampled_train_bench --cases kl:5000x400,fisher:500x128 --threads 2 [--no-peer]
+//   sampled_train_bench --cases sd-generator:1024x0   002 App. C.4's SD-generator iteration (linear 25 -> 50, batch 1024)
 //   sampled_train_bench --service       through the real server: Sample p50/p99 of 1000 draws (200 calls), 10^6
 //                                       draws streamed against our in-process forward, and 003 Table 2 (1k
 //                                       samples: Sample vs Langevin-500, HMC-500, SVGD-500 flows on MoG2)
@@ -63,7 +64,24 @@ struct Case {
 };
 
 std::vector<Case> DefaultCases() {
-  return {{"kl", 5000, 400}, {"fisher", 5000, 400}, {"kl", 500, 128}, {"fisher", 500, 128}, {"sample", 1000, 400}};
+  return {{"kl", 5000, 400},   {"fisher", 5000, 400}, {"kl", 500, 128},
+          {"fisher", 500, 128}, {"sample", 1000, 400}, {"sd-generator", 1024, 0}};
+}
+
+// sd-generator's case is 002 App. C.4's sizes: x = B xi + mu in R^50 (k = 25), 4096 points, a linear generator,
+// batch 1024, the nearest-mean:10 noise (sigma about 25.6 here, what the peer is given).
+constexpr int64_t kC4Dim = 50, kC4Latent = 25, kC4Points = 4096;
+
+std::shared_ptr<const Target> C4Data() {
+  Rng rng(0);
+  Eigen::MatrixXd b(kC4Dim, kC4Latent), xi(kC4Points, kC4Latent);
+  rng.FillNormal(b.data(), b.size());
+  rng.FillNormal(xi.data(), xi.size());
+  Points x = xi * (0.5 * b).transpose();
+  Eigen::RowVectorXd mu(kC4Dim);
+  rng.FillNormal(mu.data(), mu.size());
+  x.rowwise() += (mu.array() + 10.0).matrix();
+  return std::shared_ptr<const Target>(*EmpiricalTarget::Create(std::move(x)));
 }
 
 std::shared_ptr<const Target> Mixture() {
@@ -73,6 +91,15 @@ std::shared_ptr<const Target> Mixture() {
 training::TrainConfig Config(const Case& c, int threads) {
   training::TrainConfig config;
   config.method = c.method;
+  config.threads = threads;
+  config.batch = c.batch;
+  if (c.method == "sd-generator") {
+    config.generator = "linear";
+    config.latent = kC4Latent;
+    config.noise = "nearest-mean:10";
+    config.init_std = 0.1;
+    return config;
+  }
   config.hidden = std::vector<int64_t>(3, c.width);
   config.batch = c.batch;
   config.score_loss = "ssm";
@@ -81,9 +108,15 @@ training::TrainConfig Config(const Case& c, int threads) {
 }
 
 std::optional<bench::PeerRun> PeerSeconds(const Options& o, const Case& c, int repeats) {
-  const std::string cmd = absl::StrFormat(
-      "%s%s %s --method %s --target mixture --batch %d --width %d --layers 4 --threads %d --repeats %d 2>/dev/null",
-      bench::TunedPeerEnv(), o.python, o.peer, c.method, c.batch, c.width, o.threads, repeats);
+  const std::string cmd =
+      c.method == "sd-generator"
+          ? absl::StrFormat("%s%s %s --method sd-generator --layers 1 --latent %d --dim %d --data %d --batch %d "
+                            "--sigma 25.6 --threads %d --repeats %d 2>/dev/null",
+                            bench::TunedPeerEnv(), o.python, o.peer, kC4Latent, kC4Dim, kC4Points, c.batch, o.threads,
+                            repeats)
+          : absl::StrFormat("%s%s %s --method %s --target mixture --batch %d --width %d --layers 4 --threads %d "
+                            "--repeats %d 2>/dev/null",
+                            bench::TunedPeerEnv(), o.python, o.peer, c.method, c.batch, c.width, o.threads, repeats);
   return bench::ParsePeerRun(bench::Capture(cmd));
 }
 
@@ -105,7 +138,7 @@ double FmaRate(int threads) {
 
 // Median seconds of our iteration (after one warm-up), and where the time of one goes.
 double OurIterationSeconds(const Case& c, int threads, int repeats) {
-  auto target = Mixture();
+  auto target = c.method == "sd-generator" ? C4Data() : Mixture();
   auto settings = training::ResolveTrainConfig(Config(c, threads), *target);
   if (!settings.ok()) {
     std::fprintf(stderr, "bench: %s\n", settings.status().ToString().c_str());
@@ -151,10 +184,16 @@ int RunBenchmark(const Options& o, const std::vector<Case>& cases) {
     const bool sample = c.method == "sample";
     const int repeats = sample ? 100 : (c.batch >= 5000 ? 5 : 20);
     const double ours = sample ? OurSampleSeconds(c, o.threads, repeats) : OurIterationSeconds(c, o.threads, repeats);
-    std::string line = absl::StrFormat(
-        "{\"case\": \"%s\", \"target\": \"mixture\", \"batch\": %d, \"layers\": 4, \"width\": %d, \"activation\": "
-        "\"elu\", \"dtype\": \"float32\", \"threads\": %d, \"ours_s\": %.4g",
-        c.method, c.batch, c.width, o.threads, ours);
+    std::string line =
+        c.method == "sd-generator"
+            ? absl::StrFormat("{\"case\": \"sd-generator\", \"target\": \"002 App. C.4 data (4096 x 50)\", "
+                              "\"generator\": \"linear 25 -> 50\", \"batch\": %d, \"dtype\": \"float32\", "
+                              "\"threads\": %d, \"ours_s\": %.4g",
+                              c.batch, o.threads, ours)
+            : absl::StrFormat("{\"case\": \"%s\", \"target\": \"mixture\", \"batch\": %d, \"layers\": 4, "
+                              "\"width\": %d, \"activation\": \"elu\", \"dtype\": \"float32\", \"threads\": %d, "
+                              "\"ours_s\": %.4g",
+                              c.method, c.batch, c.width, o.threads, ours);
     if (sample) {
       const MlpShape shape{2, 2, std::vector<int64_t>(3, c.width), training::Activation::kElu};
       const int64_t rows = (c.batch + training::kDrawBlockRows - 1) / training::kDrawBlockRows * training::kDrawBlockRows;

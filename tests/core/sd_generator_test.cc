@@ -50,6 +50,17 @@ TrainConfig GeneratorConfig() {
   return c;
 }
 
+// 002 App. C.4's settings: a linear generator from weights of variance 0.01 and zero biases, nearest-mean:10.
+TrainConfig C4Config(int64_t latent, int64_t batch) {
+  TrainConfig c = GeneratorConfig();
+  c.generator = "linear";
+  c.latent = latent;
+  c.batch = batch;
+  c.noise = "nearest-mean:10";
+  c.init_std = 0.1;
+  return c;
+}
+
 TEST(SdGenerator, DefaultsAndRefusals) {
   auto data = Data(Points::Random(50, 3));
   auto s = ResolveTrainConfig(GeneratorConfig(), *data);
@@ -168,13 +179,7 @@ TEST(SdGenerator, NearestMeanLevelIsFixedAtTheFirstIterationAndResumesExactly) {
   Eigen::MatrixXd b;
   Eigen::RowVectorXd mu;
   auto target = Data(LinearData(400, 6, 3, 5, &b, &mu));
-  TrainConfig c = GeneratorConfig();
-  c.generator = "linear";
-  c.latent = 3;
-  c.batch = 128;
-  c.noise = "nearest-mean:10";
-  c.init_std = 0.1;
-  auto s = ResolveTrainConfig(c, *target);
+  auto s = ResolveTrainConfig(C4Config(3, 128), *target);
   ASSERT_TRUE(s.ok()) << s.status();
   auto initial = MakeInitialTrainingState(*s);
   ASSERT_TRUE(initial.ok());
@@ -225,13 +230,7 @@ TEST(SdGenerator, LinearGeneratorLearnsAGaussian) {
   Eigen::MatrixXd b;
   Eigen::RowVectorXd mu;
   auto target = Data(LinearData(2048, 10, 5, 11, &b, &mu));
-  TrainConfig c = GeneratorConfig();
-  c.generator = "linear";
-  c.latent = 5;
-  c.batch = 512;
-  c.noise = "nearest-mean:10";
-  c.init_std = 0.1;
-  auto s = ResolveTrainConfig(c, *target);
+  auto s = ResolveTrainConfig(C4Config(5, 512), *target);
   ASSERT_TRUE(s.ok()) << s.status();
   auto state = MakeInitialTrainingState(*s);
   auto trainer = CreateTrainer(*s, target);

@@ -1,0 +1,76 @@
+"""The "gmm" family through the real server: a Gaussian mixture fitted by EM to a data target (004's prior), held
+against Debian's python3-sklearn GaussianMixture on the same data by held-out log likelihood, and its refusals."""
+
+import numpy as np
+import pytest
+
+import sampled
+
+mixture = pytest.importorskip("sklearn.mixture")
+
+
+def _data(n, seed):
+    """Three unequal, anisotropic 2-D components (weights 0.6, 0.3, 0.1)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0], [5.0, 3.0], [-4.0, 4.0]])
+    chols = [np.array([[1.5, 0.0], [0.9, 0.4]]), np.array([[0.5, 0.0], [-0.3, 1.2]]), np.array([[0.3, 0.0], [0.0, 0.3]])]
+    k = rng.choice(3, size=n, p=[0.6, 0.3, 0.1])
+    return means[k] + np.einsum("nij,nj->ni", np.array(chols)[k], rng.normal(size=(n, 2)))
+
+
+def _mean_loglik(target, x):
+    """The held-out mean log density of the mixture the server stored (its weights, means and covariances)."""
+    w = np.array(target.params["weights"].values)
+    d = x.shape[1]
+    mu = np.array(target.params["means"].values).reshape(len(w), d)
+    cov = np.array(target.params["cov"].values).reshape(len(w), d, d)
+    logs = []
+    for k in range(len(w)):
+        diff = x - mu[k]
+        sol = np.linalg.solve(cov[k], diff.T).T
+        logs.append(np.log(w[k]) - 0.5 * (diff * sol).sum(1) - 0.5 * np.linalg.slogdet(2 * np.pi * cov[k])[1])
+    logs = np.array(logs).T
+    m = logs.max(1)
+    return float(np.mean(m + np.log(np.exp(logs - m[:, None]).sum(1))))
+
+
+@pytest.mark.parametrize("cov_type,params", [("full", {}), ("diag", {"diagonal": 1}), ("spherical", {"spherical": 1})])
+def test_fit_matches_sklearn_on_held_out_data(client, cov_type, params):
+    train, held = _data(3000, 0), _data(2000, 1)
+    data = client.upload_target("d", train)
+    fitted = client.define_target(f"gmm-{cov_type}", "gmm", data=data, params=dict(components=3, seed=2, **params))
+    assert fitted.family == "mixture" and len(fitted.params["weights"].values) == 3
+    ours = _mean_loglik(fitted, held)
+    ref = mixture.GaussianMixture(3, covariance_type=cov_type, random_state=0).fit(train)
+    theirs = float(ref.score(held))
+    print(f"\ngmm {cov_type}: held-out mean log likelihood ours {ours:.4f}, sklearn {theirs:.4f}")
+    assert ours > theirs - 0.01
+
+
+def test_bic_chooses_the_number_of_components(client):
+    data = client.upload_target("d", _data(3000, 0))
+    fitted = client.define_target("gmm-bic", "gmm", data=data, params=dict(max_components=6, seed=1))
+    chosen = len(fitted.params["weights"].values)
+    ref = [mixture.GaussianMixture(k, random_state=0).fit(_data(3000, 0)).bic(_data(3000, 0)) for k in range(1, 7)]
+    assert chosen == 1 + int(np.argmin(ref)) == 3
+
+
+def test_refusals_and_regularisation(client):
+    few = client.upload_target("few", _data(5, 0))
+    with pytest.raises(sampled.SampledError) as e:
+        client.define_target("g", "gmm", data=few, params=dict(components=8))
+    assert e.value.code.name == "INVALID_ARGUMENT" and "components" in e.value.details
+    with pytest.raises(sampled.SampledError) as e:
+        client.define_target("g", "gmm", data=few, params=dict(reg_covar=0))
+    assert e.value.code.name == "INVALID_ARGUMENT" and "reg_covar" in e.value.details
+    with pytest.raises(sampled.SampledError) as e:
+        client.define_target("g", "gmm", data=few, params=dict(diagonal=1, spherical=1))
+    assert e.value.code.name == "INVALID_ARGUMENT" and "diagonal" in e.value.details
+    with pytest.raises(sampled.SampledError) as e:
+        client.define_target("g", "gmm", dim=2)
+    assert e.value.code.name == "INVALID_ARGUMENT" and "data" in e.value.details
+    # Identical points: the covariance is regularised (reg_covar on the diagonal), not refused.
+    same = client.upload_target("same", np.ones((50, 2)))
+    fitted = client.define_target("g", "gmm", data=same, params=dict(components=1))
+    cov = np.array(fitted.params["cov"].values).reshape(2, 2)
+    np.testing.assert_allclose(cov, 1e-6 * np.eye(2), rtol=1e-6, atol=1e-12)
