@@ -251,6 +251,13 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
             data = data_target->samples();
           }
         }
+        // A family that builds another (gmm: the mixture it fitted) is stored as what it built: a restart
+        // does not fit it again.
+        if (charged->family() != args.family) {
+          const TargetRecipe built = DensityRecipe(charged->family(), charged->dim(), charged->params(), "");
+          return StoreTarget(sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id),
+                             built, nullptr);
+        }
         return StoreTarget(sessions_.AddTarget(args.session_id, args.name, std::move(charged), args.data_target_id),
                            DensityRecipe(args.family, args.dim, args.params, args.data_target_id), data);
       }
@@ -345,6 +352,13 @@ absl::Status Backend::AddJob(const std::shared_ptr<Job>& job) {
     jobs_.Remove(job->id());
     Forget(job->id());
     return absl::NotFoundError(absl::StrCat("session '", job->session_id(), "' not found"));
+  }
+  // Its target may have been deleted too, before DeleteTarget could see the job (and retire the target).
+  if (const std::string target = job->Snapshot().target_id;
+      !target.empty() && !sessions_.GetTarget(job->session_id(), target).ok()) {
+    jobs_.Remove(job->id());
+    Forget(job->id());
+    return absl::NotFoundError(absl::StrCat("target '", target, "' was deleted while the job was being made"));
   }
   return absl::OkStatus();
 }

@@ -158,6 +158,13 @@ absl::StatusOr<KernelSigmas> ResolveSigmas(const TrainSettings& s) {
     }
     return KernelSigmas();
   }
+  for (const std::string* rule : {&s.noise, &s.bandwidth}) {
+    if (absl::StartsWith(*rule, "cosine")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", *rule, "': sd-generator takes no cosine schedule yet (its length is not known to the trainer); "
+          "use a constant, a median rule or nearest-mean:F"));
+    }
+  }
   const auto given = [](const std::string& v) { return v.empty() ? std::nullopt : std::optional<std::string>(v); };
   return KernelSigmas::Resolve(given(s.bandwidth), given(s.noise), "median", "bandwidth", /*schedule_steps=*/0);
 }

@@ -98,7 +98,7 @@ std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMetho
         {"hidden", "the mlp generator's hidden widths; default 400,400,400"},
         {"activation", "the mlp generator's: elu | gelu | silu | tanh | leaky-relu; default elu"},
         {"eta", "the SD step of 002 Alg. 2 (y' = y + eta/2 (m_data - m_gen)); default 1"},
-        {"noise", "the noise rule (the SD flow's: S, cosine:S2MAX,S2MIN, median, ...) or nearest-mean:F (sigma^2 = F x "
+        {"noise", "the noise rule (the SD flow's: S, median, median-scaled:F, ...; no cosine yet) or nearest-mean:F (sigma^2 = F x "
                   "the initial output's mean distance to its nearest data point, held; 002 App. C.4: nearest-mean:10); "
                   "default median (002 footnote 15)"},
         {"bandwidth", "the kernel bandwidth rule; default: equal to the noise level (002 Eq. 17)"},

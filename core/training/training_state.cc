@@ -58,11 +58,14 @@ std::string SerializeTrainingState(const TrainingState& state) {
   w.Floats(state.best_params);
   w.I64(state.best_step);
   w.F64(state.best_metric);
-  // Since sd-generator: the method's kept scalars (a state without them ends here).
-  w.U64(state.values.size());
-  for (const auto& [key, value] : state.values) {
-    w.String(key);
-    w.F64(value);
+  // Since sd-generator: the method's kept scalars, when it keeps any (a state without them ends here, and
+  // reads in builds older than them).
+  if (!state.values.empty()) {
+    w.U64(state.values.size());
+    for (const auto& [key, value] : state.values) {
+      w.String(key);
+      w.F64(value);
+    }
   }
   return out;
 }

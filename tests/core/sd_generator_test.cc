@@ -118,7 +118,10 @@ TEST(SdGenerator, DefaultsAndRefusals) {
   c.bandwidth = "0.5";
   refused(c, *data, absl::StatusCode::kInvalidArgument, "sets the bandwidth too");
   c = GeneratorConfig();
-  c.noise = "cosine:1";
+  c.noise = "cosine:10,0.5";
+  refused(c, *data, absl::StatusCode::kInvalidArgument, "no cosine schedule yet");
+  c = GeneratorConfig();
+  c.noise = "median-of-nothing";
   refused(c, *data, absl::StatusCode::kInvalidArgument, "noise");
   c = GeneratorConfig();
   c.generator = "flow";
@@ -216,8 +219,7 @@ TEST(SdGenerator, StatesWithoutValuesStillParse) {
   TrainingState s;
   s.sampler.params = {1, 2, 3};
   s.step = 4;
-  std::string bytes = SerializeTrainingState(s);
-  bytes.resize(bytes.size() - 8);  // drop the (empty) values count
+  const std::string bytes = SerializeTrainingState(s);  // no values: no section
   auto parsed = ParseTrainingState(bytes);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->step, 4);

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import sampled
+from conftest import RunningServer
 
 mixture = pytest.importorskip("sklearn.mixture")
 
@@ -74,3 +75,29 @@ def test_refusals_and_regularisation(client):
     fitted = client.define_target("g", "gmm", data=same, params=dict(components=1))
     cov = np.array(fitted.params["cov"].values).reshape(2, 2)
     np.testing.assert_allclose(cov, 1e-6 * np.eye(2), rtol=1e-6, atol=1e-12)
+
+
+def test_a_restart_keeps_the_fitted_mixture(tmp_path):
+    """Stored as the mixture it found: the restart neither refits it nor needs the data (deleted here)."""
+    state = str(tmp_path / "state")
+    s = RunningServer("--state-dir", state)
+    try:
+        c = s.client()
+        c.create_session("g")
+        data = c.upload_target("d", _data(2000, 3))
+        fitted = c.define_target("gmm", "gmm", data=data, params=dict(components=3, seed=5))
+        c.session.delete_target(data)
+        sid = c.session.id
+        assert s.terminate() == 0
+    finally:
+        s.stop()
+    s = RunningServer("--state-dir", state)
+    try:
+        c = s.client()
+        session = c.use_session(sid)
+        [back] = session.targets()
+        assert back.family == "mixture"
+        for key in ("weights", "means", "cov"):
+            assert list(back.params[key].values) == list(fitted.params[key].values)
+    finally:
+        s.stop()
