@@ -158,7 +158,7 @@ def test_deleting_a_session_cancels_its_jobs(server):
 
 def test_discovery_and_health(client):
     assert [f.name for f in client.families()] == ["gaussian", "mixture", "rosenbrock", "donut", "funnel", "squiggle",
-                                                  "blr", "torchscript"]
+                                                  "blr", "gmm", "torchscript"]
     assert {"sd", "svgd", "langevin"} <= {m.name for m in client.methods()}
     assert {"mmd", "energy", "cfd", "ksd"} == {m.name for m in client.metrics()}
     assert client.health() == "SERVING"

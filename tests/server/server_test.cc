@@ -308,7 +308,7 @@ TEST_F(ServerTest, DefineTargetsAndTheirErrors) {
   EXPECT_EQ(c_.DeleteTarget(s, g->id()).code(), absl::StatusCode::kNotFound);
   auto families = c_.ListFamilies();
   ASSERT_TRUE(families.ok());
-  EXPECT_EQ(families->size(), 8u);  // six analytic, blr (over data), torchscript (uploaded)
+  EXPECT_EQ(families->size(), 9u);  // six analytic, blr and gmm (over data), torchscript (uploaded)
 }
 
 TEST_F(ServerTest, FlowJobRunsReportsProgressAndHandsBackParticles) {
