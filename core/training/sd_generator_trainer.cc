@@ -150,9 +150,10 @@ class SdGeneratorTrainer final : public Trainer {
   ParticleMedian<float> median_;
 };
 
-absl::StatusOr<KernelSigmas> ResolveSigmas(const TrainSettings& s) {
-  SAMPLED_ASSIGN_OR_RETURN(const double nearest, NearestMeanFactor(s.noise));
-  if (nearest > 0) {
+// The noise and bandwidth rules of `s`; `nearest` gets the nearest-mean factor (0: the SD flow's rules).
+absl::StatusOr<KernelSigmas> ResolveSigmas(const TrainSettings& s, double* nearest) {
+  SAMPLED_ASSIGN_OR_RETURN(*nearest, NearestMeanFactor(s.noise));
+  if (*nearest > 0) {
     if (!s.bandwidth.empty() && s.bandwidth != "noise") {
       return absl::InvalidArgumentError("noise nearest-mean:F sets the bandwidth too; leave bandwidth unset");
     }
@@ -246,8 +247,8 @@ const TrainMethod& SdGeneratorTrainMethod() {
         if (target->samples() == nullptr) {
           return absl::FailedPreconditionError("sd-generator trains from a data target's points");
         }
-        SAMPLED_ASSIGN_OR_RETURN(KernelSigmas sigmas, ResolveSigmas(settings));
-        SAMPLED_ASSIGN_OR_RETURN(const double nearest, NearestMeanFactor(settings.noise));
+        double nearest = 0;
+        SAMPLED_ASSIGN_OR_RETURN(KernelSigmas sigmas, ResolveSigmas(settings, &nearest));
         return std::unique_ptr<Trainer>(
             std::make_unique<SdGeneratorTrainer>(settings, std::move(target), std::move(sigmas), nearest));
       },
