@@ -27,7 +27,7 @@ Backend::Backend(const ServerOptions& options)
       requests_(options.request_id_ttl),
       jobs_(options.limits, options.workers, options.sample_workers, options.call_workers) {
   metrics_.SetHeldStateProvider([this] { return ComputeHeldState(); });
-  jobs_.SetForgetObserver([this](const std::string& job_id) { Forget(job_id); });
+  jobs_.SetForgetObserver([this](const Job& job) { ForgetJob(job); });
 }
 
 Backend::~Backend() {
@@ -141,13 +141,15 @@ absl::StatusOr<int> Backend::DeleteSession(const std::string& id) {
 // Targets ----------------------------------------------------------------------------------------------
 
 absl::Status Backend::DeleteTarget(const std::string& session_id, const std::string& target_id) {
-  SAMPLED_RETURN_IF_ERROR(sessions_.DeleteTarget(session_id, target_id));
-  if (durable_ != nullptr && jobs_.UsesTarget(session_id, target_id)) {
+  const bool used = durable_ != nullptr && jobs_.UsesTarget(session_id, target_id);
+  if (used) {
     // Its jobs keep it (their particles stay readable, a flow steppable): the row stays, retired, so a
-    // restart rebuilds them; it goes with the session.
-    return durable_->RetireTarget(target_id);
+    // restart rebuilds them; it goes with the last of them (ForgetJob) or the session. Retired first: a
+    // failed write leaves the target listed, here and after a restart.
+    SAMPLED_RETURN_IF_ERROR(durable_->RetireTarget(target_id));
   }
-  Forget(target_id);
+  SAMPLED_RETURN_IF_ERROR(sessions_.DeleteTarget(session_id, target_id));
+  if (!used) Forget(target_id);
   return absl::OkStatus();
 }
 
@@ -228,6 +230,11 @@ void Backend::DefineTarget(DefineTargetArgs args, Done<TargetEntry> done) {
         if (!data.ok()) {
           return absl::Status(data.status().code(), absl::StrCat("data_target_id: ", data.status().message()));
         }
+        // What the family works in while it builds (gmm: EM over the data), charged until it is built.
+        SAMPLED_ASSIGN_OR_RETURN(const int64_t build_bytes, TargetBuildBytes(args.family, *data->target, args.params));
+        SAMPLED_ASSIGN_OR_RETURN(
+            MemoryBudget::Charge build,
+            budget_.Reserve(MemoryKind::kTargets, build_bytes, absl::StrCat("fitting the target '", args.name, "'")));
         SAMPLED_ASSIGN_OR_RETURN(target, CreateTargetOverData(args.family, *data->target, args.dim, args.params));
       } else {
         SAMPLED_ASSIGN_OR_RETURN(target, CreateAnalyticTarget(args.family, args.dim, args.params));
@@ -374,10 +381,20 @@ absl::Status Backend::QueueJob(const std::shared_ptr<Job>& job, std::function<bo
   return queued;
 }
 
+void Backend::ForgetJob(const Job& job) {
+  Forget(job.id());
+  // A target deleted while this job ran on it was kept (retired) for its jobs: the last one takes it along.
+  const std::string target = job.Snapshot().target_id;
+  if (durable_ != nullptr && !target.empty() && !sessions_.GetTarget(job.session_id(), target).ok() &&
+      !jobs_.UsesTarget(job.session_id(), target)) {
+    Forget(target);
+  }
+}
+
 absl::Status Backend::DeleteJob(const std::string& job_id) {
   SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, jobs_.Get(job_id));
   jobs_.Remove(job_id);
-  Forget(job_id);
+  ForgetJob(*job);
   job->Close("the job was deleted");  // a running job stops at its next step or block; its memory goes with
                                       // the last reference
   return absl::OkStatus();
@@ -426,6 +443,8 @@ void Backend::StartFlow(StartFlowArgs args, Done<JobSnapshot> done) {
         absl::StrCat(particles, " particles exceed the server's limit of ", limits.max_particles, " per flow")));
   }
   if (absl::Status s = CheckArrayValues(particles, target->target->dim(), "flow particles"); !s.ok()) return done(s);
+  // A job the session's limits would refuse is refused before its particles are drawn and stored.
+  if (absl::Status s = jobs_.CheckRoom(args.session_id, /*queued=*/spec.steps > 0); !s.ok()) return done(s);
   const std::string session_id = args.session_id;
   // The particles (up to max_array_values draws) and the flow's set-up are built on a call worker.
   auto task = [this, args = std::move(args), target = target->target, init_target, particles, done] {
@@ -817,6 +836,8 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
                                                      limits.max_samplers_per_session,
                                                      " samplers; delete one before training another"));
   }
+  // A job the session's limits would refuse is refused before its networks are built and stored.
+  SAMPLED_RETURN_IF_ERROR(jobs_.CheckRoom(args.session_id, /*queued=*/true));
   spec.steps = args.steps;
   spec.eval_every = args.eval_every;
   spec.eval_draws = eval_draws;

@@ -264,6 +264,9 @@ class Backend {
   absl::Status StoreJob(const std::shared_ptr<Job>& job, const Record& spec, std::string_view checkpoint,
                         int64_t step);
   void Forget(const std::string& id);
+  // Drops a job's row, and the retired target it was the last job of (a job deleted or forgotten by the
+  // retention; it is no longer indexed).
+  void ForgetJob(const Job& job);
   // NOT_FOUND, and the row of `id` removed, when the session was deleted while `id` was being stored.
   absl::Status KeptWithSession(const std::string& session_id, const std::string& id);
   // Rebuilding (OpenState).

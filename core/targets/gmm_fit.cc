@@ -159,6 +159,14 @@ double GmmMeanLogLikelihood(const GmmFit& fit, const Points& x) {
   return (max.array() + (logs->colwise() - max).array().exp().rowwise().sum().log()).mean();
 }
 
+int64_t GmmFitBytes(int64_t rows, int64_t dim, const GmmFitOptions& o) {
+  const int64_t n = o.max_points > 0 ? std::min(rows, o.max_points) : rows;
+  const int64_t k = std::max<int64_t>(1, o.components > 0 ? o.components : o.max_components);
+  const int64_t per_point = (o.max_points > 0 ? dim : 0) + 3 * k + 2 * dim + 2;  // subset, resp/logs/seeding, copies
+  const int64_t per_fit = k * (dim * dim + dim + 1);                              // covariances, means, weights
+  return 8 * (n * per_point + 3 * per_fit + rows * (o.max_points > 0 ? 1 : 0));   // + the subset's index
+}
+
 absl::StatusOr<GmmFit> FitGaussianMixture(const Points& data, const GmmFitOptions& o) {
   if (data.rows() < 1 || data.cols() < 1) return absl::InvalidArgumentError("the data is empty");
   if (!data.allFinite()) return absl::InvalidArgumentError("the data holds a NaN or an infinity");

@@ -56,6 +56,10 @@ struct GmmFit {
 // reg_covar is FAILED_PRECONDITION saying to raise reg_covar.
 absl::StatusOr<GmmFit> FitGaussianMixture(const Points& data, const GmmFitOptions& options);
 
+// The bytes FitGaussianMixture works in on `rows` x `dim` data (the subset, the responsibilities and log
+// densities, a centred copy, the fits of every K tried), for the caller's memory budget.
+int64_t GmmFitBytes(int64_t rows, int64_t dim, const GmmFitOptions& options);
+
 // The mean log density per row of `x` under the fitted mixture.
 double GmmMeanLogLikelihood(const GmmFit& fit, const Points& x);
 

@@ -83,6 +83,12 @@ const TargetFamily& GmmFamily() {
         SAMPLED_ASSIGN_OR_RETURN(const GmmFitOptions options, ReadGmmFitOptions(params));
         SAMPLED_ASSIGN_OR_RETURN(const GmmFit fit, FitGaussianMixture(*data.samples(), options));
         return MixtureOfFit(fit);
+      },
+      /*uploaded=*/false,
+      [](const Target& data, const ParamMap& params) -> absl::StatusOr<int64_t> {
+        if (data.samples() == nullptr) return 0;
+        SAMPLED_ASSIGN_OR_RETURN(const GmmFitOptions o, ReadGmmFitOptions(params));
+        return GmmFitBytes(data.samples()->rows(), data.samples()->cols(), o);
       }};
   return kFamily;
 }

@@ -51,4 +51,10 @@ absl::StatusOr<std::unique_ptr<Target>> CreateTargetOverData(const std::string& 
   return f->create_from_data(data, dim, params);
 }
 
+absl::StatusOr<int64_t> TargetBuildBytes(const std::string& family, const Target& data, const ParamMap& params) {
+  SAMPLED_ASSIGN_OR_RETURN(const TargetFamily* f, FindFamily(family));
+  if (f->build_bytes == nullptr) return 0;
+  return f->build_bytes(data, params);
+}
+
 }  // namespace sampled

@@ -36,6 +36,10 @@ struct TargetFamily {
   // analytic nor defined over data.
   bool uploaded = false;
 
+  // For a family over data: the bytes create_from_data works in beyond the target it returns (gmm: EM's
+  // responsibilities), charged to the memory budget before it runs. Null: none worth counting.
+  std::function<absl::StatusOr<int64_t>(const Target& data, const ParamMap& params)> build_bytes;
+
   bool needs_data() const { return create_from_data != nullptr; }
 };
 
@@ -47,6 +51,10 @@ const std::vector<const TargetFamily*>& AnalyticFamilies();
 // dimension the family does not support, or a value out of range; the message says which.
 absl::StatusOr<std::unique_ptr<Target>> CreateAnalyticTarget(const std::string& family, int64_t dim,
                                                              const ParamMap& params);
+
+// What building a target of `family` over `data` works in (TargetFamily::build_bytes; 0 when the family
+// declares none). Errors as CreateTargetOverData's for bad parameters.
+absl::StatusOr<int64_t> TargetBuildBytes(const std::string& family, const Target& data, const ParamMap& params);
 
 // The family looked up by name (INVALID_ARGUMENT naming the known ones).
 absl::StatusOr<const TargetFamily*> FindFamily(const std::string& family);

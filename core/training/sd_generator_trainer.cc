@@ -10,6 +10,7 @@
 // to its nearest data point, fixed at the first iteration and kept in the state.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -222,16 +223,23 @@ absl::StatusOr<double> NearestMeanFactor(const std::string& noise) {
 }
 
 double MeanNearestDistance(const Points& y, const Points& x) {
-  const Eigen::VectorXd xn = x.rowwise().squaredNorm();
+  // Blocks of both sides: the workspace is 256 x 4096 distances (8 MB) whatever the data's size.
+  constexpr int64_t kRows = 256, kCols = 4096;
   double total = 0;
-  constexpr int64_t kBlock = 256;
-  for (int64_t r0 = 0; r0 < y.rows(); r0 += kBlock) {
-    const int64_t rows = std::min(kBlock, y.rows() - r0);
+  Eigen::MatrixXd d2;
+  for (int64_t r0 = 0; r0 < y.rows(); r0 += kRows) {
+    const int64_t rows = std::min(kRows, y.rows() - r0);
     const auto yb = y.middleRows(r0, rows);
-    Eigen::MatrixXd d2 = -2.0 * (yb * x.transpose());
-    d2.colwise() += yb.rowwise().squaredNorm();
-    d2.rowwise() += xn.transpose();
-    for (int64_t i = 0; i < rows; ++i) total += std::sqrt(std::max(0.0, d2.row(i).minCoeff()));
+    const Eigen::VectorXd yn = yb.rowwise().squaredNorm();
+    Eigen::VectorXd nearest = Eigen::VectorXd::Constant(rows, std::numeric_limits<double>::infinity());
+    for (int64_t c0 = 0; c0 < x.rows(); c0 += kCols) {
+      const auto xb = x.middleRows(c0, std::min(kCols, x.rows() - c0));
+      d2.noalias() = -2.0 * (yb * xb.transpose());
+      d2.colwise() += yn;
+      d2.rowwise() += xb.rowwise().squaredNorm().transpose();
+      nearest = nearest.cwiseMin(d2.rowwise().minCoeff());
+    }
+    for (int64_t i = 0; i < rows; ++i) total += std::sqrt(std::max(0.0, nearest(i)));
   }
   return total / static_cast<double>(y.rows());
 }

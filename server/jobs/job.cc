@@ -62,12 +62,17 @@ absl::StatusOr<JobSnapshot> Job::Cancel() {
   JobSnapshot out;
   {
     absl::MutexLock lock(&mu_);
+    if (interrupted_.load() && checkpointer_ != nullptr) {
+      // Shutdown began: the job's record and last checkpoint are kept as they are, to resume at the next
+      // start (recording a cancel now would stop it at a step no checkpoint holds). The client retries.
+      return absl::UnavailableError(absl::StrCat("the server is shutting down; job '", id_,
+                                                 "' resumes at its next start: cancel it then"));
+    }
     if (IsTerminal(snap_.state)) {
       return absl::FailedPreconditionError(
           absl::StrCat("job '", id_, "' already ", JobStateName(snap_.state), "; only a queued or running job can be cancelled"));
     }
     RequestCancelLocked("cancelled while queued");
-    interrupted_.store(false);  // a cancel during shutdown is recorded: the job does not resume
     out = snap_;
   }
   SaveIfEnded();

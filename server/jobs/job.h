@@ -112,7 +112,7 @@ class Job {
   void Unsubscribe(const JobListener* listener);
 
   // Cancels a queued job at once, or asks a running one to stop before its next step. FAILED_PRECONDITION
-  // for a job that already ended.
+  // for a job that already ended; UNAVAILABLE once Interrupt() was called (the job is kept to resume).
   absl::StatusOr<JobSnapshot> Cancel();
   // As Cancel, only while the run `generation` is the job's current one (a client that gave up on its
   // StepFlow must not cancel a later caller's run); does nothing otherwise.

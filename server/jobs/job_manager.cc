@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
 
 namespace sampled::server {
 
@@ -17,7 +18,7 @@ JobManager::JobManager(const Limits& limits, int workers, int sample_workers, in
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
-int64_t JobManager::PruneLocked(const std::string& session_id, bool apply, std::vector<std::string>* forgotten) {
+int64_t JobManager::PruneLocked(const std::string& session_id, bool apply, std::vector<std::shared_ptr<Job>>* forgotten) {
   // Newest first: ended jobs past the count, or ended before the age limit, go.
   const absl::Time cutoff = absl::Now() - limits_.job_retention_age;
   int64_t kept = 0, dropped = 0;
@@ -30,7 +31,7 @@ int64_t JobManager::PruneLocked(const std::string& session_id, bool apply, std::
     }
     dropped += drop;
     if (drop && apply) {
-      if (forgotten != nullptr) forgotten->push_back(it->second->id());
+      if (forgotten != nullptr) forgotten->push_back(it->second);
       ids_.erase(it->second->id());
       it = decltype(it)(jobs_.erase(std::next(it).base()));
     } else {
@@ -41,26 +42,41 @@ int64_t JobManager::PruneLocked(const std::string& session_id, bool apply, std::
 }
 
 absl::Status JobManager::Add(std::shared_ptr<Job> job) {
-  std::vector<std::string> forgotten;
+  std::vector<std::shared_ptr<Job>> forgotten;
   {
     absl::Status s = AddLocked(std::move(job), &forgotten);
     if (!s.ok()) return s;
   }
   if (on_forget_) {
-    for (const std::string& id : forgotten) on_forget_(id);
+    for (const auto& j : forgotten) on_forget_(*j);
   }
   return absl::OkStatus();
 }
 
-absl::Status JobManager::AddLocked(std::shared_ptr<Job> job, std::vector<std::string>* forgotten) {
+absl::Status JobManager::CheckRoom(const std::string& session_id, bool queued) {
+  {
+    absl::MutexLock lock(&mu_);
+    SAMPLED_RETURN_IF_ERROR(RoomLocked(session_id));
+  }
+  return queued ? queue_.CheckRoom(session_id) : absl::OkStatus();
+}
+
+absl::Status JobManager::RoomLocked(const std::string& session_id) {
+  // The session's ended jobs past the retention limits do not count: adding a job forgets them.
+  int64_t in_session = 0;
+  for (const auto& [seq, j] : jobs_) in_session += j->session_id() == session_id;
+  if (in_session - PruneLocked(session_id, /*apply=*/false) >= limits_.max_jobs_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat("session '", session_id, "' holds its limit of ",
+                                                     limits_.max_jobs_per_session,
+                                                     " jobs; delete ended jobs (DeleteJob) or the session's others"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobManager::AddLocked(std::shared_ptr<Job> job, std::vector<std::shared_ptr<Job>>* forgotten) {
   absl::MutexLock lock(&mu_);
   // A refused job changes nothing: the retention applies only when the job is added.
-  int64_t in_session = 0;
-  for (const auto& [seq, j] : jobs_) in_session += j->session_id() == job->session_id();
-  if (in_session - PruneLocked(job->session_id(), /*apply=*/false) >= limits_.max_jobs_per_session) {
-    return absl::ResourceExhaustedError(absl::StrCat("session '", job->session_id(), "' holds its limit of ",
-                                                     limits_.max_jobs_per_session, " jobs"));
-  }
+  SAMPLED_RETURN_IF_ERROR(RoomLocked(job->session_id()));
   PruneLocked(job->session_id(), /*apply=*/true, forgotten);
   const uint64_t seq = next_sequence_++;
   ids_[job->id()] = seq;

@@ -36,9 +36,13 @@ class JobManager {
   // Indexes a new job, first forgetting the session's ended jobs past the retention limits (count, age).
   // RESOURCE_EXHAUSTED when its session still holds max_jobs_per_session jobs.
   absl::Status Add(std::shared_ptr<Job> job);
+  // What Add (and, when `queued`, SubmitJob) would refuse now for a new job of `session_id`: asked before
+  // a job is built and stored, so a refused one costs nothing. Not a reservation: Add and SubmitJob check
+  // again.
+  absl::Status CheckRoom(const std::string& session_id, bool queued);
   // Called (without the index lock) with each job the retention forgets: the state directory drops it.
   // Set before the server serves.
-  void SetForgetObserver(std::function<void(const std::string& job_id)> on_forget) { on_forget_ = std::move(on_forget); }
+  void SetForgetObserver(std::function<void(const Job& job)> on_forget) { on_forget_ = std::move(on_forget); }
   // Forgets a job (one that never ran, or one deleted).
   void Remove(const std::string& job_id);
   // Queues a job's run, taken in slices (`slice` returns true for another), on the job workers behind
@@ -86,13 +90,17 @@ class JobManager {
 
  private:
   // The session's ended jobs past the retention limits: counted, and forgotten when `apply`.
-  // `forgotten` (may be null) gets their ids.
-  int64_t PruneLocked(const std::string& session_id, bool apply, std::vector<std::string>* forgotten = nullptr)
+  // `forgotten` (may be null) gets them.
+  int64_t PruneLocked(const std::string& session_id, bool apply,
+                      std::vector<std::shared_ptr<Job>>* forgotten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status AddLocked(std::shared_ptr<Job> job, std::vector<std::string>* forgotten) ABSL_LOCKS_EXCLUDED(mu_);
+  // RESOURCE_EXHAUSTED when the session holds max_jobs_per_session jobs that the retention keeps.
+  absl::Status RoomLocked(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AddLocked(std::shared_ptr<Job> job, std::vector<std::shared_ptr<Job>>* forgotten)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const Limits limits_;
-  std::function<void(const std::string&)> on_forget_;
+  std::function<void(const Job&)> on_forget_;
   mutable absl::Mutex mu_;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);

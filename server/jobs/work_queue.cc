@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
 
 namespace sampled::server {
 
@@ -94,6 +95,18 @@ absl::Status WorkQueue::SubmitSliced(std::function<bool()> slice, std::function<
     PushLocked(key, Task{std::move(slice), std::move(cancel), true});
     return absl::OkStatus();
   }
+  SAMPLED_RETURN_IF_ERROR(RoomLocked(key));
+  PushLocked(key, Task{std::move(slice), std::move(cancel), true});
+  return absl::OkStatus();
+}
+
+absl::Status WorkQueue::CheckRoom(const std::string& key) const {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("the server is shutting down and accepts no new work");
+  return RoomLocked(key);
+}
+
+absl::Status WorkQueue::RoomLocked(const std::string& key) const {
   if (admitted_ >= options_.max_queued) {
     return absl::ResourceExhaustedError(absl::StrCat("the ", options_.what, " queue is full (", options_.max_queued,
                                                      " waiting); retry later or cancel a job"));
@@ -103,7 +116,6 @@ absl::Status WorkQueue::SubmitSliced(std::function<bool()> slice, std::function<
     return absl::ResourceExhaustedError(absl::StrCat("session '", key, "' has ", per_key, " tasks waiting in the ",
                                                      options_.what, " queue, its limit; retry when one has started"));
   }
-  PushLocked(key, Task{std::move(slice), std::move(cancel), true});
   return absl::OkStatus();
 }
 

@@ -47,6 +47,9 @@ class WorkQueue {
   // was admitted before a restart).
   absl::Status SubmitSliced(std::function<bool()> slice, std::function<void()> cancel, const std::string& key,
                             bool past_limits = false);
+  // What SubmitSliced would answer now for a task of `key` (without queueing one): work that is costly to
+  // build asks first. Not a reservation: SubmitSliced checks again.
+  absl::Status CheckRoom(const std::string& key) const;
   // Refuses further tasks and drains the queue: every waiting task's `cancel` is called (on this thread);
   // running tasks finish (a sliced one has its `cancel` called when its slice returns true). A task that
   // throws has its `cancel` called too, so whoever waits on it is answered.
@@ -72,6 +75,8 @@ class WorkQueue {
   void PushLocked(const std::string& key, Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The next task to run, round-robin over the keys that may run one; false when none may.
   bool PopLocked(Task* task, std::string* key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK, or RESOURCE_EXHAUSTED when the queue or `key`'s share of it is full.
+  absl::Status RoomLocked(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether a waiting task of a key other than `except` (nullptr: any key) may run.
   bool RunnableLocked(const std::string* except = nullptr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/common/rng.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/training/trainer.h"
@@ -138,6 +139,17 @@ TEST(SdGenerator, MeanNearestDistanceIsTheClosedForm) {
   Points y(2, 2);
   y << 3, 4, 9, 1;  // nearest: (0, 0) at 5; (10, 0) at sqrt(2)
   EXPECT_NEAR(MeanNearestDistance(y, x), (5 + std::sqrt(2.0)) / 2, 1e-12);
+}
+
+// Past one block of rows (256) and of data (4096): the blocked minimum is the brute-force one.
+TEST(SdGenerator, MeanNearestDistanceOverBlocksIsTheBruteForceOne) {
+  Rng rng(4);
+  Points x(9000, 3), y(300, 3);
+  rng.FillNormal(x.data(), x.size());
+  rng.FillNormal(y.data(), y.size());
+  double total = 0;
+  for (int64_t i = 0; i < y.rows(); ++i) total += std::sqrt((x.rowwise() - y.row(i)).rowwise().squaredNorm().minCoeff());
+  EXPECT_NEAR(MeanNearestDistance(y, x), total / y.rows(), 1e-9);
 }
 
 // With eta = 0 the goal is y itself (zero loss and gradient); with all data at one point and a huge

@@ -101,3 +101,19 @@ def test_a_restart_keeps_the_fitted_mixture(tmp_path):
             assert list(back.params[key].values) == list(fitted.params[key].values)
     finally:
         s.stop()
+
+
+def test_the_fit_is_charged_to_the_memory_budget():
+    """EM works in n x K responsibilities and log densities: a fit that would pass --max-memory is refused before it
+    runs, naming the fit; a small one on the same server fits."""
+    s = RunningServer("--max-memory", str(64 << 20))
+    try:
+        c = s.client().create_session("m")
+        data = c.upload_target("d", _data(200_000, 0))  # 200000 x 2: 3.2 MB
+        with pytest.raises(sampled.SampledError) as e:
+            c.define_target("g", "gmm", data=data, params=dict(components=100, max_iter=1))
+        assert e.value.code.name == "RESOURCE_EXHAUSTED" and "fitting the target 'g'" in e.value.details, e.value
+        fitted = c.define_target("g", "gmm", data=data, params=dict(components=2, max_points=5000))
+        assert fitted.dim == 2
+    finally:
+        s.stop()

@@ -234,6 +234,68 @@ def test_a_deleted_targets_jobs_and_more_resumed_jobs_than_the_queue_takes(tmp_p
         s.stop()
 
 
+def _peak_rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_job_the_session_limit_refuses_is_neither_built_nor_stored(tmp_path):
+    """At --max-jobs-per-session the next StartFlow is refused before its particles are drawn or written: the
+    server's peak RSS does not grow by the 320 MB those particles would take."""
+    state = tmp_path / "state"
+    s = StateServer(state, "--max-jobs-per-session", "1")
+    try:
+        c = s.client()
+        sess = c.create_session("s")
+        g = sess.define_target("g", "gaussian", dim=40)
+        sess.start_flow(g, "langevin", particles=10, steps=0)
+        peak = _peak_rss_bytes(s.proc.pid)
+        with pytest.raises(sampled.SampledError) as e:
+            sess.start_flow(g, "langevin", particles=1_000_000, steps=0, init_std=1.0)
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "limit of 1 jobs" in e.value.details
+        assert _peak_rss_bytes(s.proc.pid) - peak < 64 << 20
+        assert len(list((state / "blobs").iterdir())) == 1  # the first flow's state only
+    finally:
+        s.stop()
+
+
+def test_the_last_job_of_a_deleted_target_takes_its_row_along(tmp_path):
+    """A target deleted while a job holds it is kept (retired) for that job; deleting the job drops the row, so a
+    restart does not rebuild it."""
+    state = tmp_path / "state"
+    s = StateServer(state)
+    try:
+        c = s.client()
+        sess = c.create_session("s")
+        data = sess.upload_target("d", np.random.default_rng(3).normal(size=(200, 2)))
+        first = sess.start_flow(data, "sd", particles=50, steps=5, seed=1)
+        second = sess.start_flow(data, "sd", particles=50, steps=5, seed=2)
+        first.wait()
+        second.wait()
+        sess.delete_target(data)
+        rows = lambda: sqlite3.connect(state / "sampled.db").execute(
+            "SELECT COUNT(*) FROM objects WHERE id = ?", (data.id,)).fetchone()[0]
+        assert rows() == 1
+        c.job(first.id).delete()
+        assert rows() == 1  # the second job still runs on it
+        np.testing.assert_array_equal(c.job(second.id).particles().shape, (50, 2))
+        c.job(second.id).delete()
+        assert rows() == 0
+        c.close()
+        assert s.terminate() == 0
+    finally:
+        s.stop()
+    s = StateServer(state)
+    try:
+        assert s.restored["targets"] == 0 and s.restored["jobs"] == 0, s.state_line
+    finally:
+        s.stop()
+
+
 def test_a_corrupted_file_fails_only_its_object(tmp_path):
     state = tmp_path / "state"
     s = StateServer(state)

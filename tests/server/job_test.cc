@@ -1,6 +1,8 @@
 #include "server/jobs/flow_job.h"
 
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -68,6 +70,30 @@ TEST(FlowJobTest, AClosedJobNeverRunsAgain) {
   EXPECT_TRUE(queued->Close());  // queued: cancelled now
   EXPECT_EQ(queued->state(), JobState::kCancelled);
   EXPECT_EQ(queued->Run(0, 5, false).status.code(), absl::StatusCode::kCancelled);
+}
+
+class RecordingStore : public JobStore {
+ public:
+  absl::Status SaveCheckpoint(const std::string&, std::string_view) override {
+    ++checkpoints;
+    return absl::OkStatus();
+  }
+  void SaveSnapshot(const JobSnapshot& s) override { snapshots.push_back(s.state); }
+  int checkpoints = 0;
+  std::vector<JobState> snapshots;
+};
+
+TEST(FlowJobTest, ACancelAfterShutdownBeganLeavesTheJobToResume) {
+  auto job = MakeJob();
+  auto store = std::make_shared<RecordingStore>();
+  job->AttachStore(store, CheckpointPolicy{}, /*saved_step=*/0);
+  job->Interrupt();  // the server shuts down while the job waits
+  ASSERT_TRUE(job->interrupted());
+  absl::StatusOr<JobSnapshot> cancel = job->Cancel();
+  EXPECT_EQ(cancel.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(cancel.status().message(), ::testing::HasSubstr("resumes at its next start"));
+  EXPECT_TRUE(job->interrupted());  // still kept unfinished: its record says it resumes
+  EXPECT_TRUE(store->snapshots.empty());
 }
 
 TEST(FlowJobTest, ParticleReadsOfAnIdleJobAreServedAtOnce) {
