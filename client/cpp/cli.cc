@@ -41,6 +41,10 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   target define --session S --name N --family F [--dim D] [--param KEY=V1,V2,... ...]
                 [--sample N [--seed S]]       N exact draws stored as a sample target
                 [--data T]                    blr: the data target (features, then 0/1 labels last)
+  target fit-gmm --session S --name N --data T [--components K | --max-components K]
+                [--covariance full|diagonal|spherical] [--max-points N] [--seed S] [--param KEY=V ...]
+                                            a Gaussian mixture fitted by EM to data target T (K by BIC
+                                            when not given), stored as a density target
   target upload-model --session S --name N --file MODEL.pt --dim D [--energy]
                                             a TorchScript module, x [n, D] -> log q [n] (--energy: E, log q = -E)
   target list --session S | target get --session S ID | target delete --session S ID
@@ -240,6 +244,18 @@ class Cli {
     }
     return out;
   }
+  // Every --param KEY=V1,V2,... given.
+  absl::StatusOr<ParamMap> ParamFlags() {
+    ParamMap params;
+    for (const std::string& p : a_.GetAll("param")) {
+      const size_t eq = p.find('=');
+      if (eq == std::string::npos || eq == 0) return BadUsage(absl::StrCat("--param '", p, "' is not KEY=VALUES"));
+      absl::StatusOr<std::vector<double>> values = Vector(p.substr(eq + 1), absl::StrCat("--param ", p.substr(0, eq)));
+      if (!values.ok()) return values.status();
+      params[p.substr(0, eq)] = *values;
+    }
+    return params;
+  }
   absl::StatusOr<DType> DTypeFlag(const std::string& name, DType fallback) {
     if (!a_.Has(name)) return fallback;
     const std::string v = a_.Get(name);
@@ -357,6 +373,42 @@ class Cli {
       json_ ? PrintJson(*t) : void(out_ << t->id() << "\n");
       return absl::OkStatus();
     }
+    if (sub == "fit-gmm") {
+      // The gmm family (core/targets/gmm_target.cc) with its parameters as flags.
+      absl::StatusOr<std::string> session = Required("session"), name = Required("name"), data = Required("data");
+      for (auto* v : {&session, &name, &data}) {
+        if (!v->ok()) return v->status();
+      }
+      absl::StatusOr<ParamMap> params = ParamFlags();
+      if (!params.ok()) return params.status();
+      for (const char* key : {"components", "max-components", "max-points", "seed"}) {
+        if (!a_.Has(key)) continue;
+        absl::StatusOr<int64_t> v = IntFlag(key, 0);
+        if (!v.ok()) return v.status();
+        (*params)[absl::StrReplaceAll(key, {{"-", "_"}})] = {static_cast<double>(*v)};
+      }
+      if (a_.Has("covariance")) {
+        const std::string c = a_.Get("covariance");
+        if (c == "diagonal" || c == "diag") {
+          (*params)["diagonal"] = {1};
+        } else if (c == "spherical") {
+          (*params)["spherical"] = {1};
+        } else if (c != "full") {
+          return BadUsage(absl::StrCat("--covariance is full, diagonal or spherical, got '", c, "'"));
+        }
+      }
+      if (absl::Status s = CheckFlags(); !s.ok()) return s;
+      absl::StatusOr<v1::Target> t = client_->DefineTarget(*session, *name, "gmm", 0, *params, 0, 0, *data);
+      if (!t.ok()) return t.status();
+      if (json_) {
+        PrintJson(*t);
+      } else {
+        const auto w = t->params().find("weights");
+        out_ << t->id() << "  " << (w == t->params().end() ? 0 : w->second.values_size()) << " components in "
+             << t->dim() << "-D\n";
+      }
+      return absl::OkStatus();
+    }
     if (sub == "define") {
       absl::StatusOr<std::string> session = Required("session"), name = Required("name"), family = Required("family");
       for (auto* v : {&session, &name, &family}) {
@@ -366,14 +418,9 @@ class Cli {
       for (auto* v : {&dim, &sample, &seed}) {
         if (!v->ok()) return v->status();
       }
-      ParamMap params;
-      for (const std::string& p : a_.GetAll("param")) {
-        const size_t eq = p.find('=');
-        if (eq == std::string::npos || eq == 0) return BadUsage(absl::StrCat("--param '", p, "' is not KEY=VALUES"));
-        absl::StatusOr<std::vector<double>> values = Vector(p.substr(eq + 1), absl::StrCat("--param ", p.substr(0, eq)));
-        if (!values.ok()) return values.status();
-        params[p.substr(0, eq)] = *values;
-      }
+      absl::StatusOr<ParamMap> params_or = ParamFlags();
+      if (!params_or.ok()) return params_or.status();
+      const ParamMap& params = *params_or;
       const std::string data = a_.Get("data");
       if (absl::Status s = CheckFlags(); !s.ok()) return s;
       absl::StatusOr<v1::Target> t = client_->DefineTarget(*session, *name, *family, *dim, params, *sample,
@@ -450,7 +497,7 @@ class Cli {
       }
       return absl::OkStatus();
     }
-    return BadUsage("target takes upload, define, upload-model, list, get, delete or families");
+    return BadUsage("target takes upload, define, fit-gmm, upload-model, list, get, delete or families");
   }
 
   // flow ---------------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """The "gmm" family through the real server: a Gaussian mixture fitted by EM to a data target (004's prior), held
 against Debian's python3-sklearn GaussianMixture on the same data by held-out log likelihood, and its refusals."""
 
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import sampled
-from conftest import RunningServer
+from conftest import RunningServer, server_binary
 
 mixture = pytest.importorskip("sklearn.mixture")
 
@@ -115,5 +119,39 @@ def test_the_fit_is_charged_to_the_memory_budget():
         assert e.value.code.name == "RESOURCE_EXHAUSTED" and "fitting the target 'g'" in e.value.details, e.value
         fitted = c.define_target("g", "gmm", data=data, params=dict(components=2, max_points=5000))
         assert fitted.dim == 2
+    finally:
+        s.stop()
+
+
+def test_samplectl_fit_gmm(tmp_path):
+    """`samplectl target fit-gmm` stores the mixture EM finds on a data target (K by BIC, or given), the same one the
+    gmm family gives for the same parameters; bad flags are usage errors naming them."""
+    s = RunningServer()
+    try:
+        samplectl = Path(server_binary()).resolve().parents[1] / "client" / "samplectl"
+        env = dict(os.environ, SAMPLED_SERVER=s.address)
+
+        def ctl(*args, rc=0):
+            r = subprocess.run([str(samplectl), *args], env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == rc, r.stderr
+            return r.stdout + r.stderr
+
+        session = ctl("session", "create", "--name", "cli").strip()
+        np.save(tmp_path / "d.npy", _data(3000, 0))
+        data = ctl("target", "upload", "--session", session, "--name", "d", "--file", str(tmp_path / "d.npy")).strip()
+        out = ctl("target", "fit-gmm", "--session", session, "--name", "bic", "--data", data, "--seed", "1")
+        assert out.split()[1:] == ["3", "components", "in", "2-D"], out
+        out = ctl("target", "fit-gmm", "--session", session, "--name", "two", "--data", data, "--components", "2",
+                  "--covariance", "diagonal", "--max-points", "2000")
+        sess = s.client().use_session(session)
+        fitted = next(t for t in sess.targets() if t.id == out.split()[0])
+        same = sess.define_target(
+            "same", "gmm", data=data, params=dict(components=2, diagonal=1, max_points=2000))
+        np.testing.assert_allclose(fitted.params["means"].values, same.params["means"].values, rtol=0, atol=0)
+        cov = np.array(fitted.params["cov"].values).reshape(2, 2, 2)
+        assert np.all(cov[:, 0, 1] == 0)  # diagonal
+        assert "--covariance" in ctl("target", "fit-gmm", "--session", session, "--name", "x", "--data", data,
+                                     "--covariance", "tied", rc=2)
+        assert "--data is required" in ctl("target", "fit-gmm", "--session", session, "--name", "x", rc=2)
     finally:
         s.stop()
