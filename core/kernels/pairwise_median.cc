@@ -220,8 +220,11 @@ double MedianPairwiseSquaredDistance(const PointsT<Scalar>& points, int threads,
   std::nth_element(ws.merged.begin() + lo_index, ws.merged.begin() + hi_index, ws.merged.end());
   const Scalar hi = ws.merged[hi_index];
 
-  // One sweep: count d2 < lo, gather lo <= d2 <= hi.
-  ws.points_t = points.transpose();
+  // One sweep: count d2 < lo, gather lo <= d2 <= hi. The coordinates are padded by a packet of zeros per
+  // row: the last (masked) packet of a row reads there, not past the row (or the allocation).
+  ws.points_t.resize(d, n + P);
+  ws.points_t.leftCols(n) = points.transpose();
+  ws.points_t.rightCols(P).setZero();
   ws.candidates.resize(threads);
   ws.counts.assign(threads, 0);
   ws.below.assign(threads, 0);
