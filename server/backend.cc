@@ -13,6 +13,7 @@
 #include "core/common/status_macros.h"
 #include "core/flows/flow_memory.h"
 #include "core/targets/empirical_target.h"
+#include "core/targets/gmm_fit.h"
 #include "core/targets/target_family.h"
 #include "core/targets/torchscript_target.h"
 #include "server/common/guarded.h"
@@ -671,7 +672,7 @@ void Backend::Evaluate(EvaluateArgs args, Done<EvaluateResult> done) {
     submit([this, model = e->model, n, seed = args.options.seed, best = args.best_checkpoint, target = target->target,
             names, options = args.options]() -> absl::StatusOr<EvaluateResult> {
       PointsF draws;
-      training::Draw(model->shape, model->params(best), seed, n, options_.torch_threads, &draws);
+      SAMPLED_RETURN_IF_ERROR(training::DrawModel(*model, best, {}, seed, n, options_.torch_threads, &draws));
       SAMPLED_ASSIGN_OR_RETURN(auto values, ComputeMetrics(names, draws.cast<double>(), *target, options));
       return EvaluateResult{std::move(values), n};
     });
@@ -706,8 +707,16 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
     for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? ", " : "", v[i]);
     return out + "]";
   };
-  std::string generator;  // the generator methods' settings
-  if (t.score.in == 0) {
+  std::string generator;  // the generator's or the score model's settings
+  const absl::StatusOr<const training::TrainMethod*> method = training::FindTrainMethod(t.method);
+  const training::TrainKind kind = method.ok() ? (*method)->kind : training::TrainKind::kNeuralSampler;
+  if (kind == training::TrainKind::kScoreModel) {
+    generator = absl::StrCat(", \"noise_steps\": ", t.grid.steps, ", \"dt\": ", t.grid.dt, ", \"dt_last\": ",
+                             t.grid.dt_last, ", \"times\": ", t.grid.times, ", \"gmm_components\": ", t.gmm_components,
+                             ", \"gmm_covariance\": ", training::JsonString(t.gmm_covariance), ", \"cv_every\": ",
+                             t.cv_every, ", \"cv_eps\": ", t.score.in > 0 ? std::string("\"learned\"") : absl::StrCat(t.cv_eps),
+                             ", \"sample_steps\": ", t.sample_steps);
+  } else if (kind == training::TrainKind::kGenerator) {
     generator = absl::StrCat(", \"generator\": ", training::JsonString(t.generator), ", \"eta\": ", t.eta,
                              ", \"noise\": ", training::JsonString(t.noise), ", \"bandwidth\": ",
                              training::JsonString(t.bandwidth), ", \"optimizer\": ",
@@ -761,6 +770,21 @@ training::TrainLimits Backend::train_limits() const {
 absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t, int64_t d) const {
   // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
   // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
+  const absl::StatusOr<const training::TrainMethod*> method = training::FindTrainMethod(t.method);
+  if (method.ok() && (*method)->kind == training::TrainKind::kScoreModel) {
+    // A score model's pass runs on [Y; mu] (2 x batch rows); ndsm-cv's Eq. 22 keeps two per-row gradients
+    // (batch x parameters each); the gm prior's EM fit works on at most 10000 points, all K of BIC tried.
+    const training::MlpShape& m = t.sampler;
+    const int64_t width = m.in + m.out + 2 * std::accumulate(m.hidden.begin(), m.hidden.end(), int64_t{0});
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(2 * t.batch, width, "the score model's passes (2 x batch by the widths)"));
+    const int64_t params = m.parameter_count();
+    const int64_t per_row = t.score.in > 0 ? 2 * t.batch * params * 4 : 0;
+    GmmFitOptions fit;
+    fit.components = t.gmm_components;
+    fit.max_points = 10000;
+    const int64_t prior = t.method == "dsm" ? 0 : GmmFitBytes(std::min<int64_t>(fit.max_points, 10000), d, fit);
+    return 5 * params * 4 + 4 * 2 * t.batch * width * 4 + per_row + prior + 2 * t.batch * d * 8;
+  }
   const bool score_network = t.score.in > 0;  // the generator methods have none: one stream
   const int64_t streams = 1 + (!score_network ? 0 : t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
                                    ? d
@@ -971,15 +995,29 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
   }
   SAMPLED_ASSIGN_OR_RETURN(SamplerEntry e, sessions_.GetSampler(args.sampler_id));
   SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.n, e.model->shape.out, "the draws"));
+  if (args.steps < 0 || args.steps > limits.max_sample_steps) {
+    return absl::InvalidArgumentError(absl::StrCat("steps must be between 0 (the model's default) and ",
+                                                   limits.max_sample_steps, " (--max-sample-steps), got ", args.steps));
+  }
+  if ((args.steps != 0 || args.ode) && !e.model->score_model) {
+    return absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' is a generator (x = g(z)): steps "
+                                                   "and ode apply to score models (ndsm, ndsm-cv, dsm) only"));
+  }
   auto stream = std::make_shared<SampleStream>();
   stream->model = e.model;
   stream->best = args.best;
+  stream->draw.steps = args.steps;
+  stream->draw.ode = args.ode;
+  stream->draw.cancelled = &stream->cancelled;
   stream->seed = args.seed;
   stream->n = args.n;
   stream->dim = e.model->shape.out;
   stream->blocks = (args.n + training::kDrawBlockRows - 1) / training::kDrawBlockRows;
   const int64_t per_block = training::kDrawBlockRows * std::max(e.model->shape.out, e.model->shape.in) * 4;
-  stream->segment_blocks = std::clamp<int64_t>((int64_t{4} << 20) / per_block, 1, 64);
+  // A score model's block runs its reverse dynamics (1000 network passes by default): one block per task,
+  // so that other calls interleave and a cancel is seen between steps.
+  stream->segment_blocks =
+      e.model->score_model ? 1 : std::clamp<int64_t>((int64_t{4} << 20) / per_block, 1, 64);
   stream->start = absl::Now();
   return stream;
 }
@@ -996,8 +1034,9 @@ absl::Status Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_
     if (!charge.ok()) return done(charge.status());
     PointsF draws;
     try {
-      training::DrawBlocks(stream->model->shape, stream->model->params(stream->best), stream->seed, first_block,
-                           blocks, options_.torch_threads, &draws);
+      absl::Status s = training::DrawModelBlocks(*stream->model, stream->best, stream->draw, stream->seed, first_block,
+                                                 blocks, options_.torch_threads, &draws);
+      if (!s.ok()) return done(s);
     } catch (const std::bad_alloc&) {
       return done(absl::ResourceExhaustedError("out of memory while drawing"));
     } catch (const std::exception& e) {

@@ -116,6 +116,8 @@ struct SampleArgs {
   int64_t n = 0;
   uint64_t seed = 0;
   bool best = false;
+  int64_t steps = 0;  // score models: reverse steps (0: the model's default)
+  bool ode = false;   // score models: the probability-flow ODE instead of the reverse SDE
 };
 
 // A Sample call in progress: what it draws from (kept alive after a delete) and whether its client left.
@@ -126,7 +128,8 @@ struct SampleStream {
   int64_t n = 0;
   int64_t dim = 0;
   int64_t blocks = 0;           // draw blocks covering n
-  int64_t segment_blocks = 1;   // blocks computed per task (about 4 MiB of float32 draws)
+  int64_t segment_blocks = 1;   // blocks computed per task (about 4 MiB of float32 draws; a score model's: 1)
+  training::DrawOptions draw;   // score models: steps, ode, and this stream's cancel flag
   std::atomic<bool> cancelled{false};
   absl::Time start;
 };

@@ -48,6 +48,7 @@ ABSL_FLAG(absl::Duration, slice_time, absl::Milliseconds(250),
 ABSL_FLAG(int64_t, max_queued_jobs_per_session, 16, "work items of one session waiting for a worker (jobs, calls)");
 ABSL_FLAG(int64_t, max_running_jobs_per_session, 0, "jobs of one session running at once; 0: as many as --workers");
 ABSL_FLAG(int64_t, max_sample_draws, 10000000, "draws of one Sample call");
+ABSL_FLAG(int64_t, max_sample_steps, 100000, "reverse steps of a score model's draw (Sample's steps)");
 ABSL_FLAG(int64_t, max_train_width, 4096, "hidden width or latent dimension of a trained network");
 ABSL_FLAG(int64_t, max_train_layers, 16, "hidden layers of a trained network");
 ABSL_FLAG(int64_t, max_train_batch, 100000, "batch of a training run");
@@ -162,6 +163,7 @@ int main(int argc, char** argv) {
   l.max_steps = absl::GetFlag(FLAGS_max_steps);
   l.max_array_values = absl::GetFlag(FLAGS_max_array_values);
   l.max_sample_draws = absl::GetFlag(FLAGS_max_sample_draws);
+  l.max_sample_steps = absl::GetFlag(FLAGS_max_sample_steps);
   l.max_train_width = absl::GetFlag(FLAGS_max_train_width);
   l.max_train_layers = absl::GetFlag(FLAGS_max_train_layers);
   l.max_train_batch = absl::GetFlag(FLAGS_max_train_batch);

@@ -40,6 +40,7 @@ struct Limits {
   int64_t max_session_bytes = 0;
   // Draws of one Sample call (and its draws x dim stay within max_array_values).
   int64_t max_sample_draws = 10'000'000;
+  int64_t max_sample_steps = 100'000;  // a score model's reverse steps per draw
   // TorchScript model targets: bytes of one archive, and the time its load and checks may take.
   int64_t max_model_bytes = 64 << 20;
   absl::Duration model_load_time = absl::Seconds(30);

@@ -765,7 +765,12 @@ class Cli {
     for (const IntField& f : {IntField{"latent", [&](int64_t v) { spec.set_latent(v); }},
                               IntField{"score-steps", [&](int64_t v) { spec.set_score_steps(v); }},
                               IntField{"batch", [&](int64_t v) { spec.set_batch(v); }},
-                              IntField{"steps-per-batch", [&](int64_t v) { spec.set_steps_per_batch(v); }}}) {
+                              IntField{"steps-per-batch", [&](int64_t v) { spec.set_steps_per_batch(v); }},
+                              IntField{"gmm-components", [&](int64_t v) { spec.set_gmm_components(v); }},
+                              IntField{"noise-steps", [&](int64_t v) { spec.set_noise_steps(v); }},
+                              IntField{"times", [&](int64_t v) { spec.set_times(v); }},
+                              IntField{"cv-every", [&](int64_t v) { spec.set_cv_every(v); }},
+                              IntField{"sample-steps", [&](int64_t v) { spec.set_sample_steps(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<int64_t> v = IntFlag(f.flag, 0);
       if (!v.ok()) return v.status();
@@ -779,7 +784,10 @@ class Cli {
                                  DoubleField{"score-lr", [&](double v) { spec.set_score_lr(v); }},
                                  DoubleField{"dsm-sigma", [&](double v) { spec.set_dsm_sigma(v); }},
                                  DoubleField{"eta", [&](double v) { spec.set_eta(v); }},
-                                 DoubleField{"init-std", [&](double v) { spec.set_init_std(v); }}}) {
+                                 DoubleField{"init-std", [&](double v) { spec.set_init_std(v); }},
+                                 DoubleField{"dt", [&](double v) { spec.set_dt(v); }},
+                                 DoubleField{"dt-last", [&](double v) { spec.set_dt_last(v); }},
+                                 DoubleField{"cv-eps", [&](double v) { spec.set_cv_eps(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<double> v = DoubleFlag(f.flag);
       if (!v.ok()) return v.status();
@@ -799,6 +807,7 @@ class Cli {
     if (a_.Has("noise")) spec.set_noise(a_.Get("noise"));
     if (a_.Has("bandwidth")) spec.set_bandwidth(a_.Get("bandwidth"));
     if (a_.Has("optimizer")) spec.set_optimizer(a_.Get("optimizer"));
+    if (a_.Has("gmm-covariance")) spec.set_gmm_covariance(a_.Get("gmm-covariance"));
     spec.set_from_sampler_id(a_.Get("from-sampler"));
     const bool watch = a_.Has("watch");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;
@@ -818,6 +827,7 @@ class Cli {
                                        m.steps(), absl::StrJoin(m.hidden(), "x"), m.activation());
     if (!m.final_metrics().empty()) absl::StrAppend(&line, "  final ", FormatMetrics(m.final_metrics()));
     if (m.best_step() >= 0) absl::StrAppend(&line, "  best@", m.best_step(), " ", FormatMetrics(m.best_metrics()));
+    if (m.kind() == "score-model") absl::StrAppend(&line, "  score model (", m.dynamics(), ", ", m.default_steps(), " steps)");
     if (m.last_finite()) absl::StrAppend(&line, "  (last finite weights of a failed run)");
     return line;
   }
@@ -886,17 +896,19 @@ class Cli {
       if (!v->ok()) return v->status();
     }
     if (!a_.Has("n")) return BadUsage("-n is required");
-    absl::StatusOr<int64_t> n = IntFlag("n", 0), seed = IntFlag("seed", 0);
-    for (auto* v : {&n, &seed}) {
+    absl::StatusOr<int64_t> n = IntFlag("n", 0), seed = IntFlag("seed", 0), steps = IntFlag("steps", 0);
+    for (auto* v : {&n, &seed, &steps}) {
       if (!v->ok()) return v->status();
     }
     absl::StatusOr<DType> dtype = DTypeFlag("dtype", DType::kFloat64);
     if (!dtype.ok()) return dtype.status();
     const std::string checkpoint = a_.Get("checkpoint", "final");
     if (checkpoint != "final" && checkpoint != "best") return BadUsage("--checkpoint is final or best");
+    const std::string dynamics = a_.Get("dynamics", "sde");
+    if (dynamics != "sde" && dynamics != "ode") return BadUsage("--dynamics is sde or ode (score models)");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;
-    absl::StatusOr<Points> draws =
-        client_->Sample(*sampler, *n, static_cast<uint64_t>(*seed), *dtype, checkpoint == "best");
+    absl::StatusOr<Points> draws = client_->Sample(*sampler, *n, static_cast<uint64_t>(*seed), *dtype,
+                                                   checkpoint == "best", 0, *steps, dynamics == "ode");
     if (!draws.ok()) return draws.status();
     if (absl::Status s = WriteArrayFile(*out, *draws, *dtype); !s.ok()) return s;
     if (!json_) out_ << "wrote " << draws->rows() << " x " << draws->cols() << " to " << *out << "\n";

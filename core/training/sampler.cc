@@ -9,6 +9,7 @@
 #include "core/common/byte_codec.h"
 #include "core/common/parallel.h"
 #include "core/common/rng.h"
+#include "core/common/status_macros.h"
 
 namespace sampled::training {
 namespace {
@@ -31,6 +32,53 @@ uint64_t Fnv1a(std::string_view bytes) {
     h *= 0x100000001b3ULL;
   }
   return h;
+}
+
+// A score model's block of a sampler file, checked: it must fit the network (in = dim + 1 + 2 m, out = dim)
+// and its prior must build.
+absl::Status ReadScoreModel(ByteReader& r, const MlpShape& shape, ScoreSdeModel* sm) {
+  std::string dynamics;
+  uint64_t keys = 0;
+  if (!r.String(&dynamics) || !r.I64(&sm->dim) || !r.F64(&sm->t_end) || !r.F64(&sm->t_min) || !r.F64(&sm->beta_min) ||
+      !r.F64(&sm->beta_max) || !r.Floats(&sm->frequencies) || !r.I64(&sm->default_steps) || !r.U64(&keys) ||
+      keys > 16) {
+    return absl::InvalidArgumentError("sampler file's score model is truncated or malformed");
+  }
+  auto d = ParseNoisingDynamics(dynamics);
+  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("sampler file: ", d.status().message()));
+  sm->dynamics = *d;
+  for (uint64_t k = 0; k < keys; ++k) {
+    std::string key;
+    uint64_t n = 0;
+    if (!r.String(&key) || !r.U64(&n) || n > (uint64_t{1} << 26)) {
+      return absl::InvalidArgumentError("sampler file's score-model prior is malformed");
+    }
+    std::vector<double>& values = sm->prior[key];
+    values.resize(n);
+    for (double& v : values) {
+      if (!r.F64(&v)) return absl::InvalidArgumentError("sampler file's score-model prior is truncated");
+    }
+  }
+  const int64_t m = static_cast<int64_t>(sm->frequencies.size());
+  if (sm->dim != shape.out || shape.in != sm->dim + 1 + 2 * m) {
+    return absl::InvalidArgumentError(absl::StrCat("sampler file's score model (dimension ", sm->dim, ", ", m,
+                                                   " time features) does not fit its network (", shape.in, " -> ",
+                                                   shape.out, ")"));
+  }
+  const bool times_ok = std::isfinite(sm->t_end) && sm->t_end > 0 && std::isfinite(sm->t_min) && sm->t_min >= 0 &&
+                        sm->t_min < sm->t_end && std::isfinite(sm->beta_min) && std::isfinite(sm->beta_max);
+  if (!times_ok || sm->default_steps < 1 || sm->default_steps > 100000) {
+    return absl::InvalidArgumentError("sampler file's score model has times or steps out of range");
+  }
+  for (float f : sm->frequencies) {
+    if (!std::isfinite(f)) return absl::InvalidArgumentError("sampler file's time features are not finite");
+  }
+  sm->shape = shape;
+  auto prior = ScoreSdePrior(*sm);
+  if (!prior.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("sampler file's score-model prior: ", prior.status().message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -57,10 +105,45 @@ void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed
   out->conservativeResize(n, shape.out);
 }
 
+int64_t SamplerModel::bytes() const {
+  int64_t n = static_cast<int64_t>((final_params.size() + best_params.size()) * sizeof(float) + provenance_json.size());
+  if (score_model) {
+    n += static_cast<int64_t>(score_model->frequencies.size() * sizeof(float));
+    for (const auto& [k, v] : score_model->prior) n += static_cast<int64_t>(k.size() + v.size() * sizeof(double));
+  }
+  return n;
+}
+
+absl::Status DrawModelBlocks(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed,
+                             int64_t first_block, int64_t blocks, int threads, PointsF* out) {
+  if (!model.score_model) {
+    DrawBlocks(model.shape, model.params(best), seed, first_block, blocks, threads, out);
+    return absl::OkStatus();
+  }
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> prior, ScoreSdePrior(*model.score_model));
+  return DrawScoreSdeBlocks(*model.score_model, model.params(best), prior.get(), options, seed, first_block, blocks,
+                            threads, out);
+}
+
+absl::Status DrawModel(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed, int64_t n,
+                       int threads, PointsF* out) {
+  const int64_t blocks = (n + kDrawBlockRows - 1) / kDrawBlockRows;
+  SAMPLED_RETURN_IF_ERROR(DrawModelBlocks(model, best, options, seed, 0, blocks, threads, out));
+  out->conservativeResize(n, model.dim());
+  return absl::OkStatus();
+}
+
+int64_t DrawMultiplyAdds(const SamplerModel& model, const DrawOptions& options) {
+  const int64_t pass = model.shape.forward_multiply_adds();
+  if (!model.score_model) return pass;
+  const int64_t steps = options.steps > 0 ? options.steps : model.score_model->default_steps;
+  return steps * pass;
+}
+
 std::string EncodeSamplerFile(const SamplerModel& m) {
   std::string out(kMagic);
   ByteWriter w(&out);
-  w.U64(kSamplerFileVersion);
+  w.U64(m.score_model ? kSamplerFileVersion : 1);
   w.String(m.provenance_json);
   w.I64(m.shape.in);
   w.I64(m.shape.out);
@@ -69,7 +152,20 @@ std::string EncodeSamplerFile(const SamplerModel& m) {
   for (int64_t h : m.shape.hidden) w.I64(h);
   w.Floats(m.final_params);
   w.Floats(m.best_params);
-  w.U64(m.last_finite ? 1 : 0);
+  w.U64((m.last_finite ? 1 : 0) | (m.score_model ? 2 : 0));
+  if (const ScoreSdeModel* sm = m.score_model ? &*m.score_model : nullptr) {
+    w.String(NoisingDynamicsName(sm->dynamics));
+    w.I64(sm->dim);
+    for (double v : {sm->t_end, sm->t_min, sm->beta_min, sm->beta_max}) w.F64(v);
+    w.Floats(sm->frequencies);
+    w.I64(sm->default_steps);
+    w.U64(sm->prior.size());
+    for (const auto& [key, values] : sm->prior) {
+      w.String(key);
+      w.U64(values.size());
+      for (double v : values) w.F64(v);
+    }
+  }
   w.U64(Fnv1a(out));
   return out;
 }
@@ -79,7 +175,7 @@ absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes) {
   if (!r.Magic(kMagic)) return absl::InvalidArgumentError("not a sampler file (it does not start with SMPSAMPLER)");
   uint64_t version = 0;
   if (!r.U64(&version)) return absl::InvalidArgumentError("sampler file is truncated (no version)");
-  if (version != kSamplerFileVersion) {
+  if (version != 1 && version != kSamplerFileVersion) {
     return absl::InvalidArgumentError(absl::StrCat("sampler file version ", version, " is not supported (this build "
                                                    "reads version ", kSamplerFileVersion, ")"));
   }
@@ -114,6 +210,10 @@ absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes) {
   m.shape.activation = *act;
   if (!r.Floats(&m.final_params) || !r.Floats(&m.best_params) || !r.U64(&flags)) {
     return absl::InvalidArgumentError("sampler file's weights are truncated");
+  }
+  if ((flags & 2) != 0) {
+    if (version < 2) return absl::InvalidArgumentError("sampler file version 1 cannot hold a score model");
+    SAMPLED_RETURN_IF_ERROR(ReadScoreModel(r, m.shape, &m.score_model.emplace()));
   }
   uint64_t checksum;
   if (!r.U64(&checksum) || !r.Done()) return absl::InvalidArgumentError("sampler file has trailing bytes");

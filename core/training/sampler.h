@@ -13,12 +13,17 @@
 //   u64 in, u64 out, u64 activation name length + name, u64 hidden count, u64 widths...   architecture
 //   u64 n, n x f32           final weights (the layout of core/training/mlp.h)
 //   u64 n, n x f32           best checkpoint's weights (n = 0 when there is none)
-//   u64 flags                bit 0: the run failed and these are its last finite weights
+//   u64 flags                bit 0: the run failed and these are its last finite weights;
+//                            bit 1 (version 2): a score model (004) follows, its network the weights above:
+//     u64 len, dynamics name ("gm" | "vp"), i64 dim, f64 t_end, f64 t_min, f64 beta_min, f64 beta_max,
+//     u64 m, m x f32 frequencies, i64 default_steps, u64 prior keys, per key: u64 len, name, u64 n, n x f64
 //   u64 checksum             FNV-1a 64 of every byte before it
+// A file without a score model is written as version 1 (what builds before score models read).
 #ifndef SAMPLED_CORE_TRAINING_SAMPLER_H_
 #define SAMPLED_CORE_TRAINING_SAMPLER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,11 +31,12 @@
 #include "absl/status/statusor.h"
 #include "core/common/points.h"
 #include "core/training/mlp.h"
+#include "core/training/score_sde.h"
 
 namespace sampled::training {
 
 constexpr int64_t kDrawBlockRows = 1024;
-constexpr uint64_t kSamplerFileVersion = 1;
+constexpr uint64_t kSamplerFileVersion = 2;
 
 struct SamplerModel {
   MlpShape shape;                   // latent -> d
@@ -38,13 +44,15 @@ struct SamplerModel {
   std::vector<float> best_params;   // empty: no checkpoint was better (or none was evaluated)
   bool last_finite = false;         // the run failed with a non-finite loss; these are its last finite weights
   std::string provenance_json;      // opaque to the server: what made it
+  // A score model (ndsm, ndsm-cv, dsm): `shape` is its score network, and draws run its reverse dynamics
+  // instead of x = g(z).
+  std::optional<ScoreSdeModel> score_model;
 
   const std::vector<float>& params(bool best) const {
     return best && !best_params.empty() ? best_params : final_params;
   }
-  int64_t bytes() const {
-    return static_cast<int64_t>((final_params.size() + best_params.size()) * sizeof(float) + provenance_json.size());
-  }
+  int64_t bytes() const;
+  int64_t dim() const { return shape.out; }
 };
 
 uint64_t DrawBlockSeed(uint64_t seed, int64_t block);
@@ -57,6 +65,19 @@ void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_
 // The first n draws of the seed's stream.
 void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t n, int threads,
           PointsF* out);
+
+// How a draw runs (score models; a generator ignores it).
+using DrawOptions = ReverseOptions;
+
+// Rows of the seed's stream, as DrawBlocks, of any sampler: a generator's x = g(z), or a score model's
+// reverse dynamics (INVALID_ARGUMENT for a score model whose prior cannot be built).
+absl::Status DrawModelBlocks(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed,
+                             int64_t first_block, int64_t blocks, int threads, PointsF* out);
+// The first n draws of the seed's stream.
+absl::Status DrawModel(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed, int64_t n,
+                       int threads, PointsF* out);
+// The work of one draw per row, in multiply-adds (a score model's: its steps' network passes).
+int64_t DrawMultiplyAdds(const SamplerModel& model, const DrawOptions& options);
 
 std::string EncodeSamplerFile(const SamplerModel& model);
 // INVALID_ARGUMENT naming what is wrong: not a sampler file, another version, truncated, a checksum that

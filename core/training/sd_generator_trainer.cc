@@ -260,7 +260,7 @@ const TrainMethod& SdGeneratorTrainMethod() {
         return std::unique_ptr<Trainer>(
             std::make_unique<SdGeneratorTrainer>(settings, std::move(target), std::move(sigmas), nearest));
       },
-      /*needs_samples=*/true};
+      TrainKind::kGenerator};
   return method;
 }
 

@@ -27,6 +27,7 @@
 #include "core/targets/target.h"
 #include "core/training/adam.h"
 #include "core/training/mlp.h"
+#include "core/training/score_sde.h"
 
 namespace sampled::training {
 
@@ -64,8 +65,30 @@ struct TrainConfig {
   std::optional<std::string> optimizer;            // "sgd" (002 Alg. 2, the default there) | "adam"
   std::optional<int64_t> steps_per_batch;          // regression steps on one batch's targets; default 1
   std::optional<double> init_std;                  // generator weights ~ N(0, init_std^2), biases 0
+  // Score models trained from data (ndsm, ndsm-cv, dsm; 004). hidden and activation are the score network's.
+  std::optional<int64_t> gmm_components;           // the prior's K; default 0: chosen by BIC over 1..10
+  std::optional<std::string> gmm_covariance;       // full (default) | diag | spherical
+  std::optional<int64_t> noise_steps;              // n_f; default 50
+  std::optional<double> dt;                        // Delta t_n for n < N; default 0.00998
+  std::optional<double> dt_last;                   // Delta t_N; default 1e-3
+  std::optional<int64_t> times;                    // random times read per trajectory; default 5
+  std::optional<int64_t> cv_every;                 // N_CV; default 20
+  std::optional<double> cv_eps;                    // ndsm-cv: a fixed eps instead of the learned eps_phi(t)
+  std::optional<int64_t> sample_steps;             // reverse steps of a draw that does not say; default 1000
   uint64_t seed = 0;
   int threads = 0;                                 // 0: DefaultComputeThreads()
+};
+
+// The forward noising of a gm batch (004 Alg. 1, Remark 3.1; the defaults of 004 Sec. 4) and the vp batch's
+// smallest time.
+struct NoisingGrid {
+  int64_t steps = 50;     // n_f
+  double dt = 0.00998;    // Delta t_n for n < N
+  double dt_last = 1e-3;  // Delta t_N
+  int64_t times = 5;      // random times read per trajectory (trajectories per batch: batch / times)
+  double t_min = 1e-5;    // vp: the smallest training time
+  // T: the time of a path's last step (the reverse dynamics start there).
+  double t_end() const { return static_cast<double>(steps - 1) * dt + dt_last; }
 };
 
 // The configuration with every default filled in and checked: what a run used (provenance).
@@ -85,6 +108,14 @@ struct TrainSettings {
   bool sgd = false;              // the generator's optimiser: plain SGD at sampler_adam.lr instead of Adam
   int64_t steps_per_batch = 1;
   double init_std = 0;           // 0: torch.nn.Linear's initialisation
+  // Score models (004): the score network is `sampler` (in: d + 1 + 2 x time features), eps_phi is `score`
+  // (ndsm-cv with a learned eps: 1 -> 10, 10, 10 -> 1; otherwise in = 0, none).
+  NoisingGrid grid;
+  int64_t gmm_components = 0;
+  std::string gmm_covariance = "full";
+  int64_t cv_every = 20;
+  double cv_eps = 0;             // the fixed eps (ndsm: 0); unused when eps_phi is learned
+  int64_t sample_steps = 1000;
   uint64_t seed = 0;
   int threads = 0;
 };
@@ -134,7 +165,16 @@ class Trainer {
   // where) `state` is left unchanged, so its weights are the last finite ones.
   virtual absl::Status Step(TrainingState& state, TrainStats* stats) = 0;
   virtual const TrainSettings& settings() const = 0;
+  // A score model's draws (004): what a sampler of its weights needs besides them; null for the
+  // generators and neural samplers (draws x = g(z)).
+  virtual const ScoreSdeModel* score_model() const { return nullptr; }
 };
+
+// What a method learns and from what (each kind reads its own TrainConfig fields; TrainFieldDocs lists them):
+//   kNeuralSampler: a sampler x = g(z) and a score network, from a density (kl, fisher)
+//   kGenerator:     a generator x = g(xi), from data (sd-generator)
+//   kScoreModel:    a score network s(y, t) drawn from by reverse dynamics, from data (ndsm, ndsm-cv, dsm)
+enum class TrainKind { kNeuralSampler, kGenerator, kScoreModel };
 
 struct TrainMethod {
   std::string name;
@@ -142,7 +182,8 @@ struct TrainMethod {
   bool needs_twice_differentiable_score = false;  // the objective differentiates s_phi in x twice
   std::function<absl::StatusOr<std::unique_ptr<Trainer>>(const TrainSettings&, std::shared_ptr<const Target>)>
       create;
-  bool needs_samples = false;  // trains from a data target's points (else from a density)
+  TrainKind kind = TrainKind::kNeuralSampler;
+  bool needs_samples() const { return kind != TrainKind::kNeuralSampler; }  // trains from a data target's points
 };
 
 // Every built-in method, in a fixed order.
@@ -182,6 +223,9 @@ bool IsNonFinite(const absl::Status& status);
 const TrainMethod& KlTrainMethod();
 const TrainMethod& FisherTrainMethod();
 const TrainMethod& SdGeneratorTrainMethod();
+const TrainMethod& NdsmTrainMethod();
+const TrainMethod& NdsmCvTrainMethod();
+const TrainMethod& DsmTrainMethod();
 
 // What the trainers share.
 bool AllFinite(const std::vector<float>& v);

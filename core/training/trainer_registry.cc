@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/parallel.h"
 #include "core/common/status_macros.h"
+#include "core/targets/gmm_fit.h"
 #include "core/training/trainer.h"
 
 namespace sampled::training {
@@ -85,13 +86,40 @@ absl::StatusOr<ScoreLoss> ParseScoreLoss(const std::string& name) {
 }
 
 const std::vector<const TrainMethod*>& TrainMethods() {
-  static const std::vector<const TrainMethod*> methods = {&KlTrainMethod(), &FisherTrainMethod(),
-                                                          &SdGeneratorTrainMethod()};
+  static const std::vector<const TrainMethod*> methods = {&KlTrainMethod(),   &FisherTrainMethod(),
+                                                          &SdGeneratorTrainMethod(), &NdsmTrainMethod(),
+                                                          &NdsmCvTrainMethod(), &DsmTrainMethod()};
   return methods;
 }
 
 std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMethod& method) {
-  if (method.needs_samples) {
+  if (method.kind == TrainKind::kScoreModel) {
+    std::vector<std::pair<std::string, std::string>> docs = {
+        {"hidden", "the score network's hidden widths; default 32,32,32,32,32,32,32 (004 Sec. 4)"},
+        {"activation", "the score network's: gelu | elu | silu | tanh | leaky-relu; default gelu"},
+        {"batch", "rows per minibatch; default 250 (004 Sec. 4)"},
+        {"lr", "Adam's learning rate; default 1e-3"},
+        {"sample_steps", "reverse steps of a draw that does not give its own; default 1000"},
+    };
+    if (method.name != "dsm") {
+      docs.insert(docs.end(), {
+          {"gmm_components", "the Gaussian-mixture prior's K; default 0: chosen by BIC over 1..10 (on at most 10000 points)"},
+          {"gmm_covariance", "the prior's covariances: full | diag | spherical; default full"},
+          {"noise_steps", "n_f, the noising steps a path takes; default 50"},
+          {"dt", "Delta t_n of the noising steps before the loss's; default 0.00998"},
+          {"dt_last", "Delta t_N of the loss's step; default 1e-3"},
+          {"times", "random times read per trajectory (trajectories per batch: batch / times); default 5"},
+      });
+    }
+    if (method.name == "ndsm-cv") {
+      docs.insert(docs.end(), {
+          {"cv_every", "N_CV: iterations between updates of eps_phi (Eq. 22); default 20"},
+          {"cv_eps", "a fixed eps instead of the learned eps_phi(t) (0: ndsm; 1 undoes Thm 3.1's cancellation)"},
+      });
+    }
+    return docs;
+  }
+  if (method.kind == TrainKind::kGenerator) {
     return {
         {"generator", "mlp | linear (x = B xi + mu, 002 App. C.4); default mlp"},
         {"latent", "latent dimension of xi ~ N(0, I); default: the data's dimension"},
@@ -142,14 +170,17 @@ absl::Status RefuseUnused(const TrainMethod& m, const TrainConfig& c) {
   const auto check = [&](bool has, const char* name) {
     if (has) given.push_back(name);
   };
-  if (m.needs_samples) {
+  const bool sampler = m.kind == TrainKind::kNeuralSampler, generator = m.kind == TrainKind::kGenerator;
+  const bool score_model = m.kind == TrainKind::kScoreModel, gm = score_model && m.name != "dsm";
+  if (!sampler) {
     check(c.score_hidden.has_value(), "score_hidden");
     check(c.score_activation.has_value(), "score_activation");
     check(c.score_steps.has_value(), "score_steps");
     check(c.score_loss.has_value(), "score_loss");
     check(c.dsm_sigma.has_value(), "dsm_sigma");
     check(c.score_lr.has_value(), "score_lr");
-  } else {
+  }
+  if (!generator) {
     check(c.generator.has_value(), "generator");
     check(c.eta.has_value(), "eta");
     check(c.noise.has_value(), "noise");
@@ -158,10 +189,72 @@ absl::Status RefuseUnused(const TrainMethod& m, const TrainConfig& c) {
     check(c.steps_per_batch.has_value(), "steps_per_batch");
     check(c.init_std.has_value(), "init_std");
   }
+  if (score_model) check(c.latent.has_value(), "latent");
+  if (!score_model) check(c.sample_steps.has_value(), "sample_steps");
+  if (!gm) {
+    check(c.gmm_components.has_value(), "gmm_components");
+    check(c.gmm_covariance.has_value(), "gmm_covariance");
+    check(c.noise_steps.has_value(), "noise_steps");
+    check(c.dt.has_value(), "dt");
+    check(c.dt_last.has_value(), "dt_last");
+    check(c.times.has_value(), "times");
+  }
+  if (m.name != "ndsm-cv") {
+    check(c.cv_every.has_value(), "cv_every");
+    check(c.cv_eps.has_value(), "cv_eps");
+  }
   if (given.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       absl::StrJoin(given, ", "), given.size() == 1 ? " is" : " are", " not used by method '", m.name,
       "' (samplectl train methods lists each method's parameters)"));
+}
+
+// The score models' part (004 Sec. 4's defaults): the score network on [y, t, time features], the noising
+// grid, the prior and the control variate.
+absl::Status ResolveScoreModel(const TrainMethod& method, const TrainConfig& config, Activation act, int64_t d,
+                               const TrainLimits& limits, TrainSettings& s) {
+  s.sampler = MlpShape{d + 1 + 2 * kTimeFeatures, d, config.hidden.value_or(std::vector<int64_t>(7, 32)), act};
+  SAMPLED_RETURN_IF_ERROR(CheckShape("the score network", s.sampler, limits));
+  s.score = MlpShape{0, 0, {}, act};  // no eps_phi unless ndsm-cv learns one
+  s.batch = config.batch.value_or(250);
+  s.sampler_adam.lr = config.lr.value_or(1e-3);
+  s.sample_steps = config.sample_steps.value_or(1000);
+  if (s.sample_steps < 1 || s.sample_steps > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("sample_steps must be between 1 and 100000, got ", s.sample_steps));
+  }
+  NoisingGrid& g = s.grid;
+  g.steps = config.noise_steps.value_or(g.steps);
+  g.dt = config.dt.value_or(g.dt);
+  g.dt_last = config.dt_last.value_or(g.dt_last);
+  g.times = config.times.value_or(g.times);
+  if (g.steps < 1 || g.steps > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("noise_steps must be between 1 and 100000, got ", g.steps));
+  }
+  SAMPLED_RETURN_IF_ERROR(CheckPositive("dt", g.dt));
+  SAMPLED_RETURN_IF_ERROR(CheckPositive("dt_last", g.dt_last));
+  if (g.times < 1 || s.batch % g.times != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("times must be >= 1 and divide batch (", s.batch,
+                                                   " rows = trajectories x times), got ", g.times));
+  }
+  s.gmm_components = config.gmm_components.value_or(0);
+  if (s.gmm_components < 0 || s.gmm_components > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gmm_components must be between 0 (BIC over 1..10) and 1000, got ", s.gmm_components));
+  }
+  s.gmm_covariance = config.gmm_covariance.value_or("full");
+  if (s.gmm_covariance == "diagonal") s.gmm_covariance = "diag";
+  SAMPLED_RETURN_IF_ERROR(ParseCovarianceType(s.gmm_covariance).status());
+  s.cv_every = config.cv_every.value_or(20);
+  if (s.cv_every < 1) return absl::InvalidArgumentError(absl::StrCat("cv_every must be >= 1, got ", s.cv_every));
+  if (config.cv_eps.has_value()) {
+    if (!std::isfinite(*config.cv_eps)) return absl::InvalidArgumentError("cv_eps must be finite");
+    s.cv_eps = *config.cv_eps;
+  } else if (method.name == "ndsm-cv") {
+    // eps_phi(t): 004 Sec. 4's 3 x 10 (ReLU there; elu here, the nearest activation the networks have).
+    s.score = MlpShape{1, 1, {10, 10, 10}, Activation::kElu};
+  }
+  s.score_adam.lr = s.sampler_adam.lr;
+  return absl::OkStatus();
 }
 
 // sd-generator's part: the generator, the SD step and the regression (002 Alg. 2, App. C.4's defaults).
@@ -253,15 +346,15 @@ absl::Status ResolveNeuralSampler(const TrainMethod& method, const TrainConfig& 
 absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, const Target& target,
                                                  const TrainLimits& limits) {
   SAMPLED_ASSIGN_OR_RETURN(const TrainMethod* method, FindTrainMethod(config.method));
-  if (method->needs_samples && target.samples() == nullptr) {
+  if (method->needs_samples() && target.samples() == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
         "training method '", method->name, "' trains from data: give a data target (uploaded samples); this target is ",
-        "defined by ", target.family(), " (train kl or fisher on a density)"));
+        "defined by ", target.family(), " (train kl or fisher on a density, or upload samples of it)"));
   }
-  if (!method->needs_samples && !target.has_density()) {
+  if (!method->needs_samples() && !target.has_density()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "training method '", method->name, "' needs a target with a density (its score); this target is defined by ",
-        target.family(), " (train a generator on data targets instead: sd-generator)"));
+        target.family(), " (train a generator or a score model on data targets instead: sd-generator, ndsm, ndsm-cv, dsm)"));
   }
   SAMPLED_RETURN_IF_ERROR(RefuseUnused(*method, config));
   TrainSettings s;
@@ -273,8 +366,12 @@ absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, cons
     return absl::ResourceExhaustedError(
         absl::StrCat("latent ", latent, " is past the server's limit of ", limits.max_width, " (--max-train-width)"));
   }
-  SAMPLED_ASSIGN_OR_RETURN(const Activation act, ParseActivation(config.activation.value_or("elu")));
-  if (method->needs_samples) {
+  const bool score_model = method->kind == TrainKind::kScoreModel;
+  SAMPLED_ASSIGN_OR_RETURN(const Activation act,
+                           ParseActivation(config.activation.value_or(score_model ? "gelu" : "elu")));
+  if (score_model) {
+    SAMPLED_RETURN_IF_ERROR(ResolveScoreModel(*method, config, act, d, limits, s));
+  } else if (method->kind == TrainKind::kGenerator) {
     SAMPLED_RETURN_IF_ERROR(ResolveGenerator(config, latent, act, d, limits, s));
   } else {
     SAMPLED_RETURN_IF_ERROR(ResolveNeuralSampler(*method, config, latent, act, d, limits, s));

@@ -270,6 +270,15 @@ absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& requ
   if (s.has_optimizer()) c.optimizer = s.optimizer();
   if (s.has_steps_per_batch()) c.steps_per_batch = s.steps_per_batch();
   if (s.has_init_std()) c.init_std = s.init_std();
+  if (s.has_gmm_components()) c.gmm_components = s.gmm_components();
+  if (s.has_noise_steps()) c.noise_steps = s.noise_steps();
+  if (s.has_times()) c.times = s.times();
+  if (s.has_cv_every()) c.cv_every = s.cv_every();
+  if (s.has_sample_steps()) c.sample_steps = s.sample_steps();
+  if (s.has_gmm_covariance()) c.gmm_covariance = s.gmm_covariance();
+  if (s.has_dt()) c.dt = s.dt();
+  if (s.has_dt_last()) c.dt_last = s.dt_last();
+  if (s.has_cv_eps()) c.cv_eps = s.cv_eps();
   c.seed = s.seed();
   a.steps = s.steps();
   a.eval_every = s.eval_every();
@@ -295,6 +304,13 @@ void ToProto(const SamplerEntry& e, v1::Sampler* out) {
   out->set_last_finite(e.model->last_finite);
   out->set_provenance_json(e.model->provenance_json);
   out->set_bytes(e.model->bytes());
+  if (const auto& m = e.model->score_model) {
+    out->set_kind("score-model");
+    out->set_dynamics(training::NoisingDynamicsName(m->dynamics));
+    out->set_default_steps(m->default_steps);
+  } else {
+    out->set_kind("generator");
+  }
 }
 
 void ToProto(const training::TrainMethod& m, v1::TrainMethod* out) {

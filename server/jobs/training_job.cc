@@ -176,14 +176,24 @@ absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
   }
 }
 
+training::SamplerModel TrainingJob::ModelOf(const std::vector<float>& params) const {
+  training::SamplerModel model;
+  model.shape = spec_.settings.sampler;
+  model.final_params = params;
+  if (const training::ScoreSdeModel* m = trainer_->score_model()) model.score_model = *m;
+  return model;
+}
+
 absl::StatusOr<std::map<std::string, double>> TrainingJob::Evaluate(const std::vector<float>& params, int64_t step) {
   // A fresh draw per evaluation, from a seed of its own (the training stream is not touched).
   PointsF draws;
   MetricOptions o;
   o.seed = spec_.settings.seed;
   try {
-    training::Draw(spec_.settings.sampler, params, spec_.settings.seed ^ (0x5eed0000ULL + static_cast<uint64_t>(step)),
-                   spec_.eval_draws, spec_.settings.threads, &draws);
+    training::SamplerModel model = ModelOf(params);
+    SAMPLED_RETURN_IF_ERROR(training::DrawModel(model, /*best=*/false, {},
+                                                spec_.settings.seed ^ (0x5eed0000ULL + static_cast<uint64_t>(step)),
+                                                spec_.eval_draws, spec_.settings.threads, &draws));
     return ComputeMetrics(DefaultMetrics(*target_), draws.cast<double>(), *target_, o);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of memory while evaluating the sampler");
@@ -343,9 +353,7 @@ void TrainingJob::EndRun(absl::Status status) {
         });
       }
     }
-    auto model = std::make_shared<training::SamplerModel>();
-    model->shape = spec_.settings.sampler;
-    model->final_params = state_.worker().sampler.params;
+    auto model = std::make_shared<training::SamplerModel>(ModelOf(state_.worker().sampler.params));
     if (state_.worker().best_step >= 0 && state_.worker().best_step != state_.worker().step) model->best_params = state_.worker().best_params;
     model->last_finite = !status.ok() && non_finite;
     model->provenance_json =

@@ -99,6 +99,8 @@ class TrainingJob final : public Job {
   std::string CheckpointOf(const training::TrainingState& state) const;
   // What the run leaves (a sampler), and the transition to its terminal state.
   void EndRun(absl::Status status);
+  // A sampler of these weights (a score model's carries its dynamics and prior).
+  training::SamplerModel ModelOf(const std::vector<float>& params) const;
   absl::StatusOr<std::map<std::string, double>> Evaluate(const std::vector<float>& params, int64_t step);
   void AppendHistory(HistoryRow row);
   // Keeps the sampler's current weights as the best checkpoint when `metrics` beat it.

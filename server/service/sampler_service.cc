@@ -33,6 +33,8 @@ class SampleReactor final : public WriteReactorBase<SampleReactor, v1::SampleChu
     args.n = request.n();
     args.seed = request.seed();
     args.best = request.checkpoint() == v1::CHECKPOINT_BEST;
+    args.steps = request.steps();
+    args.ode = request.ode();
     absl::StatusOr<std::shared_ptr<SampleStream>> stream = backend->BeginSample(args);
     if (!stream.ok()) {
       FinishLocked(ToGrpcStatus(stream.status()));

@@ -116,6 +116,15 @@ Record EncodeTrainConfig(const training::TrainConfig& c) {
   SetOptional(r, "optimizer", c.optimizer);
   SetOptional(r, "steps_per_batch", c.steps_per_batch);
   SetOptional(r, "init_std", c.init_std);
+  SetOptional(r, "gmm_components", c.gmm_components);
+  SetOptional(r, "noise_steps", c.noise_steps);
+  SetOptional(r, "times", c.times);
+  SetOptional(r, "cv_every", c.cv_every);
+  SetOptional(r, "sample_steps", c.sample_steps);
+  SetOptional(r, "gmm_covariance", c.gmm_covariance);
+  SetOptional(r, "dt", c.dt);
+  SetOptional(r, "dt_last", c.dt_last);
+  SetOptional(r, "cv_eps", c.cv_eps);
   r.SetInt("seed", static_cast<int64_t>(c.seed));
   return r;
 }
@@ -150,6 +159,15 @@ training::TrainConfig DecodeTrainConfig(const Record& r) {
   c.optimizer = r.GetOptional("optimizer");
   c.steps_per_batch = r.GetOptionalInt("steps_per_batch");
   c.init_std = r.GetOptionalDouble("init_std");
+  c.gmm_components = r.GetOptionalInt("gmm_components");
+  c.noise_steps = r.GetOptionalInt("noise_steps");
+  c.times = r.GetOptionalInt("times");
+  c.cv_every = r.GetOptionalInt("cv_every");
+  c.sample_steps = r.GetOptionalInt("sample_steps");
+  c.gmm_covariance = r.GetOptional("gmm_covariance");
+  c.dt = r.GetOptionalDouble("dt");
+  c.dt_last = r.GetOptionalDouble("dt_last");
+  c.cv_eps = r.GetOptionalDouble("cv_eps");
   c.seed = static_cast<uint64_t>(r.GetInt("seed"));
   return c;
 }

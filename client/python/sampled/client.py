@@ -224,16 +224,21 @@ class Sampler:
                           timeout=self._client.timeout)
         return self.last
 
-    def sample(self, n: int, seed: Optional[int] = None, dtype=np.float64, checkpoint: str = "final") -> np.ndarray:
-        """n draws (n x d). The same (n, seed, checkpoint) gives the same draws on every call and server;
-        seed None draws a fresh random seed."""
+    def sample(self, n: int, seed: Optional[int] = None, dtype=np.float64, checkpoint: str = "final",
+               steps: int = 0, dynamics: str = "sde") -> np.ndarray:
+        """n draws (n x d). The same (n, seed, checkpoint, steps, dynamics) gives the same draws on every call
+        and server; seed None draws a fresh random seed. A score model's draws run `steps` reverse steps (0: its
+        default) of the reverse SDE or, with dynamics "ode", the probability-flow ODE."""
+        if dynamics not in ("sde", "ode"):
+            raise ValueError("dynamics is 'sde' or 'ode'")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
         if checkpoint not in ("final", "best"):
             raise ValueError("checkpoint is 'final' or 'best'")
         request = training_pb2.SampleRequest(
             sampler_id=self.id, n=n, seed=seed, dtype=_dtype_proto(dtype),
-            checkpoint=training_pb2.CHECKPOINT_BEST if checkpoint == "best" else training_pb2.CHECKPOINT_FINAL)
+            checkpoint=training_pb2.CHECKPOINT_BEST if checkpoint == "best" else training_pb2.CHECKPOINT_FINAL,
+            steps=steps, ode=dynamics == "ode")
         stream = self._client._samplers.Sample(request, timeout=self._client.timeout)
         parts, dim = [], 1
         try:
@@ -427,10 +432,14 @@ class Session:
               lr: Optional[float] = None, score_lr: Optional[float] = None, seed: int = 0, eval_every: int = 0,
               eval_draws: int = 0, from_sampler=None, generator: Optional[str] = None, eta: Optional[float] = None,
               noise: Optional[str] = None, bandwidth: Optional[str] = None, optimizer: Optional[str] = None,
-              steps_per_batch: Optional[int] = None, init_std: Optional[float] = None) -> Job:
-        """Starts a training job: kl or fisher (003) on a density target, sd-generator (002 Alg. 2) on a data
-        target; unset options take the method's defaults (docs/api.md, `samplectl train methods`). The job's
-        sampler is job.sampler()."""
+              steps_per_batch: Optional[int] = None, init_std: Optional[float] = None,
+              gmm_components: Optional[int] = None, gmm_covariance: Optional[str] = None,
+              noise_steps: Optional[int] = None, dt: Optional[float] = None, dt_last: Optional[float] = None,
+              times: Optional[int] = None, cv_every: Optional[int] = None, cv_eps: Optional[float] = None,
+              sample_steps: Optional[int] = None) -> Job:
+        """Starts a training job: kl or fisher (003) on a density target; sd-generator (002 Alg. 2) or a score
+        model (ndsm, ndsm-cv, dsm: 004) on a data target; unset options take the method's defaults
+        (docs/api.md, `samplectl train methods`). The job's sampler is job.sampler()."""
         spec = training_pb2.TrainSpec(method=method, steps=steps, hidden=list(hidden), score_hidden=list(score_hidden),
                                       seed=seed, eval_every=eval_every, eval_draws=eval_draws,
                                       from_sampler_id=_id(from_sampler) if from_sampler is not None else "")
@@ -438,7 +447,10 @@ class Session:
                             ("score_steps", score_steps), ("score_loss", score_loss), ("dsm_sigma", dsm_sigma),
                             ("batch", batch), ("lr", lr), ("score_lr", score_lr), ("generator", generator),
                             ("eta", eta), ("noise", noise), ("bandwidth", bandwidth), ("optimizer", optimizer),
-                            ("steps_per_batch", steps_per_batch), ("init_std", init_std)):
+                            ("steps_per_batch", steps_per_batch), ("init_std", init_std),
+                            ("gmm_components", gmm_components), ("gmm_covariance", gmm_covariance),
+                            ("noise_steps", noise_steps), ("dt", dt), ("dt_last", dt_last), ("times", times),
+                            ("cv_every", cv_every), ("cv_eps", cv_eps), ("sample_steps", sample_steps)):
             if value is not None:
                 setattr(spec, name, value)
         job = _create(self._client, self._client._training.StartTraining,
