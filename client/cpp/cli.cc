@@ -67,10 +67,15 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   train start --session S --target DATA --method sd-generator [--generator mlp|linear] [--latent D]
               [--hidden ...] [--eta E] [--noise RULE|nearest-mean:F] [--bandwidth RULE] [--optimizer sgd|adam]
               [--lr LR] [--steps-per-batch K] [--init-std S] [--batch B] [--steps N] [--seed S] [--watch]
+  train start --session S --target DATA --method ndsm|ndsm-cv|dsm [--hidden 32,32,32,32,32,32,32]
+              [--activation gelu] [--batch 250] [--lr LR] [--gmm-components K] [--gmm-covariance full|diag|spherical]
+              [--noise-steps 50] [--dt 0.00998] [--dt-last 1e-3] [--times 5] [--cv-every 20] [--cv-eps E]
+              [--sample-steps 1000] [--steps N] [--seed S] [--watch]
   train methods                             training methods and their parameters
   sampler list --session S | sampler get ID | sampler delete ID
   sampler export ID --out F | sampler import --session S --file F
   sample --sampler M -n N --out F [--seed S] [--dtype float32|float64] [--checkpoint final|best]
+         [--steps K] [--dynamics sde|ode]             score models: reverse steps and dynamics
   particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
   eval --session S --target T (--file F | --samples-target T2 | --job J | --sampler M [-n N]) [--metrics a,b]
        [--seed S]

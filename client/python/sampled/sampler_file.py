@@ -6,8 +6,10 @@
 
 The file: b"SMPSAMPLER\\n", then little-endian u64 fields: version, provenance JSON, input and output widths,
 activation name, hidden widths, the final weights and the best checkpoint's (float32, torch.nn.Linear
-layout W_0, b_0, W_1, b_1, ...), flags (bit 0: last finite weights of a failed run), and an FNV-1a 64
-checksum of every byte before it.
+layout W_0, b_0, W_1, b_1, ...), flags (bit 0: last finite weights of a failed run; bit 1, version 2: a
+score model of 004 follows: its dynamics, time span, time-feature frequencies, default steps and Gaussian-mixture
+prior), and an FNV-1a 64 checksum of every byte before it. A score model's draws run its reverse SDE or
+probability-flow ODE (`LocalSampler.sample(..., steps=, dynamics=)`), as the server's do.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import List, Optional
 import numpy as np
 
 MAGIC = b"SMPSAMPLER\n"
-VERSION = 1
+VERSION = 2
 
 
 def _fnv1a(data: bytes) -> int:
@@ -81,8 +83,14 @@ class LocalSampler:
             pos += n
             return out
 
+        def f64() -> float:
+            nonlocal pos
+            (v,) = struct.unpack_from("<d", data, pos)
+            pos += 8
+            return v
+
         version = u64()
-        if version != VERSION:
+        if version not in (1, VERSION):
             raise ValueError(f"sampler file version {version} is not supported (this package reads {VERSION})")
         self.provenance = json.loads(raw(u64()).decode() or "{}")
         self.latent, self.dim = u64(), u64()
@@ -91,7 +99,20 @@ class LocalSampler:
         self.final_weights = np.frombuffer(raw(4 * u64()), dtype="<f4")
         best = np.frombuffer(raw(4 * u64()), dtype="<f4")
         self.best_weights: Optional[np.ndarray] = best if best.size else None
-        self.last_finite = bool(u64() & 1)
+        flags = u64()
+        self.last_finite = bool(flags & 1)
+        self.score_model: Optional[dict] = None
+        if flags & 2:
+            m = {"dynamics": raw(u64()).decode(), "dim": u64()}
+            m["t_end"], m["t_min"], m["beta_min"], m["beta_max"] = f64(), f64(), f64(), f64()
+            m["frequencies"] = np.frombuffer(raw(4 * u64()), dtype="<f4")
+            m["default_steps"] = u64()
+            prior = {}
+            for _ in range(u64()):
+                key = raw(u64()).decode()
+                prior[key] = np.frombuffer(raw(8 * u64()), dtype="<f8")
+            m["prior"] = prior
+            self.score_model = m
         widths = [self.latent] + self.hidden + [self.dim]
         need = sum(widths[i + 1] * widths[i] + widths[i + 1] for i in range(len(widths) - 1))
         if self.final_weights.size != need:
@@ -120,10 +141,70 @@ class LocalSampler:
                 h = _activate(self.activation, h).astype(np.float32)
         return h
 
-    def sample(self, n: int, seed: Optional[int] = None, checkpoint: str = "final") -> np.ndarray:
-        """n draws: z ~ N(0, I) from numpy's default generator with `seed`, through the network."""
+    def sample(self, n: int, seed: Optional[int] = None, checkpoint: str = "final", steps: int = 0,
+               dynamics: str = "sde") -> np.ndarray:
+        """n draws from numpy's default generator with `seed`: a generator's g(z), z ~ N(0, I); a score
+        model's reverse dynamics (`steps`, 0: its default; `dynamics` "sde" or "ode") from its prior."""
         rng = np.random.default_rng(seed)
-        return self.forward(rng.standard_normal((n, self.latent), dtype=np.float32), checkpoint)
+        if self.score_model is None:
+            return self.forward(rng.standard_normal((n, self.latent), dtype=np.float32), checkpoint)
+        if dynamics not in ("sde", "ode"):
+            raise ValueError("dynamics is 'sde' or 'ode'")
+        m = self.score_model
+        d = m["dim"]
+        gm = m["dynamics"] == "gm"
+        if gm:
+            weights, means, covs = self._prior()
+            comp = rng.choice(len(weights), size=n, p=weights)
+            chol = np.linalg.cholesky(covs)
+            x = means[comp] + np.einsum("nij,nj->ni", chol[comp], rng.standard_normal((n, d)))
+        else:
+            x = rng.standard_normal((n, d))
+        steps = steps or m["default_steps"]
+        t_stop = 0.0 if gm else m["t_min"]
+        dt = (m["t_end"] - t_stop) / steps
+        ode = dynamics == "ode"
+        for k in range(steps):
+            t = m["t_end"] - k * dt
+            s = self.score(x, t, checkpoint).astype(np.float64)
+            if gm:
+                step = (-self._prior_score(x) + (1 if ode else 2) * s) * dt
+                noise = math.sqrt(2 * dt)
+            else:
+                beta = m["beta_min"] + (m["beta_max"] - m["beta_min"]) * t
+                step = (beta / 2 * x + (beta / 2 if ode else beta) * s) * dt
+                noise = math.sqrt(beta * dt)
+            x = x + step
+            if not ode:
+                x = x + noise * rng.standard_normal((n, d))
+        return x.astype(np.float32)
+
+    def score(self, y: np.ndarray, t: float, checkpoint: str = "final") -> np.ndarray:
+        """A score model's s(y, t): its network on [y, t, sin(f t), cos(f t)]."""
+        f = self.score_model["frequencies"].astype(np.float32)
+        n = len(y)
+        tt = np.full((n, 1), t, dtype=np.float32)
+        inputs = np.hstack([np.asarray(y, dtype=np.float32), tt, np.sin(f * tt), np.cos(f * tt)])
+        return self.forward(inputs, checkpoint)
+
+    def _prior(self):
+        p, d = self.score_model["prior"], self.score_model["dim"]
+        weights = p["weights"] / p["weights"].sum()
+        return weights, p["means"].reshape(-1, d), p["cov"].reshape(-1, d, d)
+
+    def _prior_score(self, x: np.ndarray) -> np.ndarray:
+        """The mixture prior's score (its -grad V)."""
+        if not hasattr(self, "_prior_terms"):
+            weights, means, covs = self._prior()
+            self._prior_terms = (means, np.linalg.inv(covs), np.log(weights) - 0.5 * np.linalg.slogdet(covs)[1])
+        means, prec, log_norm = self._prior_terms
+        diff = x[:, None, :] - means[None]
+        pd = np.einsum("kij,nkj->nki", prec, diff)
+        maha = (diff * pd).sum(-1)
+        logp = log_norm[None] - 0.5 * maha
+        r = np.exp(logp - logp.max(1, keepdims=True))
+        r /= r.sum(1, keepdims=True)
+        return -(r[:, :, None] * pd).sum(1)
 
 
 def load_sampler(path: str) -> LocalSampler:
