@@ -226,14 +226,16 @@ TEST(NdsmLossTest, TheDsmGradientMatchesDifferences) {
 }
 
 // Thm 3.1: W = s(mu) . Z / sigma has mean zero and a variance that grows as sigma -> 0; subtracting it
-// (eps = 0) gives a gradient of far smaller variance than keeping it (eps = 1), at 004's Delta t_N = 1e-3.
+// (eps = 0) gives a gradient of far smaller variance than keeping it (eps = 1), at 004's Delta t_N = 1e-3
+// (measured: 0.45 against 1845 at the initial weights; asserted: a factor above 100).
 TEST(NdsmLossTest, CancellingTheSingularTermReducesTheGradientsVariance) {
   LossCase lc = GmCase(250);
   ScoreLossWorkspace ws;
   Eigen::MatrixXf g, w;
   PerRowGradients(*lc.run.trainer->score_model(), lc.run.state.sampler.params, lc.batch, &ws, &g, &w);
   const double v0 = GradientVariance(g, w, 0), v1 = GradientVariance(g, w, 1);
-  EXPECT_GT(v1, 10 * v0) << "eps = 0: " << v0 << ", eps = 1: " << v1;
+  std::printf("gradient variance (trace, per row): eps = 0 %.4g, eps = 1 %.4g\n", v0, v1);
+  EXPECT_GT(v1, 100 * v0) << "eps = 0: " << v0 << ", eps = 1: " << v1;
 }
 
 TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
