@@ -995,18 +995,19 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
   }
   SAMPLED_ASSIGN_OR_RETURN(SamplerEntry e, sessions_.GetSampler(args.sampler_id));
   SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.n, e.model->shape.out, "the draws"));
-  if (args.steps < 0 || args.steps > limits.max_sample_steps) {
-    return absl::InvalidArgumentError(absl::StrCat("steps must be between 0 (the model's default) and ",
-                                                   limits.max_sample_steps, " (--max-sample-steps), got ", args.steps));
+  if (args.steps.has_value() && (*args.steps < 1 || *args.steps > limits.max_sample_steps)) {
+    return absl::InvalidArgumentError(absl::StrCat("steps (a score model's reverse steps) must be between 1 and ",
+                                                   limits.max_sample_steps, " (--max-sample-steps), got ", *args.steps,
+                                                   "; leave it unset for the model's default"));
   }
-  if ((args.steps != 0 || args.ode) && !e.model->score_model) {
+  if ((args.steps.has_value() || args.ode) && !e.model->score_model) {
     return absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' is a generator (x = g(z)): steps "
                                                    "and ode apply to score models (ndsm, ndsm-cv, dsm) only"));
   }
   auto stream = std::make_shared<SampleStream>();
   stream->model = e.model;
   stream->best = args.best;
-  stream->draw.steps = args.steps;
+  stream->draw.steps = args.steps.value_or(0);
   stream->draw.ode = args.ode;
   stream->draw.cancelled = &stream->cancelled;
   stream->seed = args.seed;

@@ -116,7 +116,7 @@ struct SampleArgs {
   int64_t n = 0;
   uint64_t seed = 0;
   bool best = false;
-  int64_t steps = 0;  // score models: reverse steps (0: the model's default)
+  std::optional<int64_t> steps;  // score models: reverse steps (unset: the model's default)
   bool ode = false;   // score models: the probability-flow ODE instead of the reverse SDE
 };
 

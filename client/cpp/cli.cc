@@ -913,7 +913,9 @@ class Cli {
     if (dynamics != "sde" && dynamics != "ode") return BadUsage("--dynamics is sde or ode (score models)");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;
     absl::StatusOr<Points> draws = client_->Sample(*sampler, *n, static_cast<uint64_t>(*seed), *dtype,
-                                                   checkpoint == "best", 0, *steps, dynamics == "ode");
+                                                   checkpoint == "best", 0,
+                                                   a_.Has("steps") ? std::optional<int64_t>(*steps) : std::nullopt,
+                                                   dynamics == "ode");
     if (!draws.ok()) return draws.status();
     if (absl::Status s = WriteArrayFile(*out, *draws, *dtype); !s.ok()) return s;
     if (!json_) out_ << "wrote " << draws->rows() << " x " << draws->cols() << " to " << *out << "\n";

@@ -458,7 +458,8 @@ absl::Status SampledClient::DeleteSampler(const std::string& sampler_id) {
 }
 
 absl::StatusOr<Points> SampledClient::Sample(const std::string& sampler_id, int64_t n, uint64_t seed, DType dtype,
-                                             bool best, int64_t chunk_rows, int64_t steps, bool ode) {
+                                             bool best, int64_t chunk_rows, std::optional<int64_t> steps,
+                                             bool ode) {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   v1::SampleRequest r;
@@ -468,7 +469,7 @@ absl::StatusOr<Points> SampledClient::Sample(const std::string& sampler_id, int6
   r.set_dtype(ToProto(dtype));
   r.set_checkpoint(best ? v1::CHECKPOINT_BEST : v1::CHECKPOINT_FINAL);
   r.set_chunk_rows(chunk_rows);
-  r.set_steps(steps);
+  if (steps.has_value()) r.set_steps(*steps);
   r.set_ode(ode);
   std::unique_ptr<grpc::ClientReader<v1::SampleChunk>> reader = samplers_->Sample(&ctx, r);
   v1::SampleChunk chunk;

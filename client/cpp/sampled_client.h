@@ -7,6 +7,7 @@
 #define SAMPLED_CLIENT_CPP_SAMPLED_CLIENT_H_
 
 #include <cstdint>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string>
@@ -114,7 +115,8 @@ class SampledClient {
   absl::StatusOr<v1::Sampler> ImportSampler(const std::string& session_id, const std::string& bytes);
   // n draws (reassembled from the stream's chunks, checked to arrive in order), as float64 values.
   absl::StatusOr<Points> Sample(const std::string& sampler_id, int64_t n, uint64_t seed, DType dtype = DType::kFloat64,
-                                bool best = false, int64_t chunk_rows = 0, int64_t steps = 0, bool ode = false);
+                                bool best = false, int64_t chunk_rows = 0, std::optional<int64_t> steps = std::nullopt,
+                                bool ode = false);
 
   // grpc.health.v1 Check of `service` ("" for the server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(const std::string& service = "");

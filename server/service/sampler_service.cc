@@ -33,7 +33,7 @@ class SampleReactor final : public WriteReactorBase<SampleReactor, v1::SampleChu
     args.n = request.n();
     args.seed = request.seed();
     args.best = request.checkpoint() == v1::CHECKPOINT_BEST;
-    args.steps = request.steps();
+    if (request.has_steps()) args.steps = request.steps();
     args.ode = request.ode();
     absl::StatusOr<std::shared_ptr<SampleStream>> stream = backend->BeginSample(args);
     if (!stream.ok()) {

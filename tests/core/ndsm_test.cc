@@ -238,6 +238,33 @@ TEST(NdsmLossTest, CancellingTheSingularTermReducesTheGradientsVariance) {
   EXPECT_GT(v1, 100 * v0) << "eps = 0: " << v0 << ", eps = 1: " << v1;
 }
 
+// The same over Delta t_N (004 Sec. 3: W's variance grows as sigma_{N-1} = sqrt(2 Delta t_N) -> 0, the
+// cancelled gradient's does not): the ratio grows as the last step shrinks.
+TEST(NdsmLossTest, TheVarianceRatioGrowsAsTheLastStepShrinks) {
+  auto data = Data(Clusters(400, 2));
+  double previous = 0;
+  for (double dt_last : {1e-1, 1e-2, 1e-3, 1e-4}) {
+    TrainConfig c = Config("ndsm");
+    c.hidden = std::vector<int64_t>{16, 16};
+    c.gmm_components = 4;
+    c.dt_last = dt_last;
+    TrainRun run = Make(c, data);
+    const ScoreSdeModel& m = *run.trainer->score_model();
+    auto prior = ScoreSdePrior(m);
+    ScoreBatch batch;
+    Rng rng(9);
+    ASSERT_TRUE(MakeGmBatch(*data->samples(), **prior, run.settings.grid, 50, rng, &batch).ok());
+    ScoreLossWorkspace ws;
+    Eigen::MatrixXf g, w;
+    PerRowGradients(m, run.state.sampler.params, batch, &ws, &g, &w);
+    const double v0 = GradientVariance(g, w, 0), v1 = GradientVariance(g, w, 1);
+    std::printf("dt_last %g: gradient variance eps = 0 %.4g, eps = 1 %.4g, ratio %.3g\n", dt_last, v0, v1, v1 / v0);
+    EXPECT_GT(v1 / v0, previous) << dt_last;
+    if (dt_last <= 1e-3) EXPECT_GT(v1 / v0, 10) << dt_last;
+    previous = v1 / v0;
+  }
+}
+
 TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
   auto data = Data(Clusters(400, 3));
   TrainConfig c = Config("ndsm");

@@ -66,9 +66,11 @@ def test_sample_options_and_refusals(client):
     ode = sampler.sample(300, seed=5, steps=20, dynamics="ode")
     np.testing.assert_array_equal(ode, sampler.sample(300, seed=5, steps=20, dynamics="ode"))
     assert not np.array_equal(a, ode)
-    with pytest.raises(sampled.SampledError) as e:
-        sampler.sample(10, seed=1, steps=-1)
-    assert e.value.code.name == "INVALID_ARGUMENT" and "steps must be between 0" in e.value.details
+    for bad in (0, -1):
+        with pytest.raises(sampled.SampledError) as e:
+            sampler.sample(10, seed=1, steps=bad)
+        assert e.value.code.name == "INVALID_ARGUMENT" and "steps (a score model's reverse steps) must be" in \
+            e.value.details
     with pytest.raises(sampled.SampledError) as e:
         sampler.sample(10, seed=1, steps=10 ** 9)
     assert e.value.code.name == "INVALID_ARGUMENT" and "--max-sample-steps" in e.value.details
@@ -85,6 +87,10 @@ def test_sample_options_and_refusals(client):
         (dict(times=7), "times must be >= 1 and divide batch"),
         (dict(gmm_covariance="banded"), "unknown covariance"),
         (dict(eta=1.0), "eta is not used by method 'ndsm'"),
+        (dict(dt=0.0), "dt must be a finite number > 0"),
+        (dict(dt_last=-1e-3), "dt_last must be a finite number > 0"),
+        (dict(sample_steps=0), "sample_steps must be between 1"),
+        (dict(gmm_components=1000), "fitting the Gaussian-mixture prior"),
     ]
     for kw, says in cases:
         with pytest.raises(sampled.SampledError) as e:

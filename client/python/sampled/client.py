@@ -225,10 +225,10 @@ class Sampler:
         return self.last
 
     def sample(self, n: int, seed: Optional[int] = None, dtype=np.float64, checkpoint: str = "final",
-               steps: int = 0, dynamics: str = "sde") -> np.ndarray:
+               steps: Optional[int] = None, dynamics: str = "sde") -> np.ndarray:
         """n draws (n x d). The same (n, seed, checkpoint, steps, dynamics) gives the same draws on every call
-        and server; seed None draws a fresh random seed. A score model's draws run `steps` reverse steps (0: its
-        default) of the reverse SDE or, with dynamics "ode", the probability-flow ODE."""
+        and server; seed None draws a fresh random seed. A score model's draws run `steps` reverse steps (None:
+        its default) of the reverse SDE or, with dynamics "ode", the probability-flow ODE."""
         if dynamics not in ("sde", "ode"):
             raise ValueError("dynamics is 'sde' or 'ode'")
         if seed is None:
@@ -238,7 +238,9 @@ class Sampler:
         request = training_pb2.SampleRequest(
             sampler_id=self.id, n=n, seed=seed, dtype=_dtype_proto(dtype),
             checkpoint=training_pb2.CHECKPOINT_BEST if checkpoint == "best" else training_pb2.CHECKPOINT_FINAL,
-            steps=steps, ode=dynamics == "ode")
+            ode=dynamics == "ode")
+        if steps is not None:
+            request.steps = steps
         stream = self._client._samplers.Sample(request, timeout=self._client.timeout)
         parts, dim = [], 1
         try:
