@@ -715,7 +715,8 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
                              t.grid.dt_last, ", \"times\": ", t.grid.times, ", \"gmm_components\": ", t.gmm_components,
                              ", \"gmm_covariance\": ", training::JsonString(t.gmm_covariance), ", \"cv_every\": ",
                              t.cv_every, ", \"cv_eps\": ", t.score.in > 0 ? std::string("\"learned\"") : absl::StrCat(t.cv_eps),
-                             ", \"sample_steps\": ", t.sample_steps);
+                             ", \"sample_steps\": ", t.sample_steps, ", \"score_form\": ",
+                             training::JsonString(t.score_form));
   } else if (kind == training::TrainKind::kGenerator) {
     generator = absl::StrCat(", \"generator\": ", training::JsonString(t.generator), ", \"eta\": ", t.eta,
                              ", \"noise\": ", training::JsonString(t.noise), ", \"bandwidth\": ",

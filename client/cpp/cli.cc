@@ -70,7 +70,7 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
   train start --session S --target DATA --method ndsm|ndsm-cv|dsm [--hidden 32,32,32,32,32,32,32]
               [--activation gelu] [--batch 250] [--lr LR] [--gmm-components K] [--gmm-covariance full|diag|spherical]
               [--noise-steps 50] [--dt 0.00998] [--dt-last 1e-3] [--times 5] [--cv-every 20] [--cv-eps E]
-              [--sample-steps 1000] [--steps N] [--seed S] [--watch]
+              [--sample-steps 1000] [--score-form residual|plain] [--steps N] [--seed S] [--watch]
   train methods                             training methods and their parameters
   sampler list --session S | sampler get ID | sampler delete ID
   sampler export ID --out F | sampler import --session S --file F
@@ -813,6 +813,7 @@ class Cli {
     if (a_.Has("bandwidth")) spec.set_bandwidth(a_.Get("bandwidth"));
     if (a_.Has("optimizer")) spec.set_optimizer(a_.Get("optimizer"));
     if (a_.Has("gmm-covariance")) spec.set_gmm_covariance(a_.Get("gmm-covariance"));
+    if (a_.Has("score-form")) spec.set_score_form(a_.Get("score-form"));
     spec.set_from_sampler_id(a_.Get("from-sampler"));
     const bool watch = a_.Has("watch");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;

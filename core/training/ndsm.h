@@ -34,13 +34,14 @@ struct ScoreBatch {
   PointsF z;        // gm: Z_N; vp: eps
   Eigen::VectorXf t;
   Eigen::VectorXf sigma;  // gm: sqrt(2 dt_last) on every row; vp: sigma(t)
+  PointsF stationary_y, stationary_mu;  // the stationary score at y and mu: what a residual model adds
 };
 
 // A gm batch of `paths` x grid.times rows from `data` (the paths' starts drawn with replacement) and the
 // prior (its Score is -grad V); row p * times + j is path p's j-th time.
 absl::Status MakeGmBatch(const Points& data, const Target& prior, const NoisingGrid& grid, int64_t paths, Rng& rng,
                          ScoreBatch* out);
-// A vp batch of `rows` rows.
+// A vp batch of `rows` rows (its stationary score at y: -y).
 void MakeVpBatch(const Points& data, const ScoreSdeModel& model, const NoisingGrid& grid, int64_t rows, Rng& rng,
                  ScoreBatch* out);
 

@@ -52,7 +52,12 @@ absl::Status MakeGmBatch(const Points& data, const Target& prior, const NoisingG
   const double sigma = std::sqrt(2 * grid.dt_last);
   out->mu = mu.cast<float>();
   out->z = zn.cast<float>();
-  out->y = (mu + sigma * zn).cast<float>();
+  const Points y_n = mu + sigma * zn;
+  out->y = y_n.cast<float>();
+  SAMPLED_RETURN_IF_ERROR(prior.Score(y_n, &score));
+  out->stationary_y = score.cast<float>();
+  SAMPLED_RETURN_IF_ERROR(prior.Score(mu, &score));
+  out->stationary_mu = score.cast<float>();
   out->t.resize(rows);
   for (int64_t r = 0; r < rows; ++r) out->t(r) = static_cast<float>(static_cast<double>(step[r]) * grid.dt + grid.dt_last);
   out->sigma = Eigen::VectorXf::Constant(rows, static_cast<float>(sigma));
@@ -76,6 +81,7 @@ void MakeVpBatch(const Points& data, const ScoreSdeModel& model, const NoisingGr
     out->t(r) = static_cast<float>(t);
     out->sigma(r) = static_cast<float>(sigma);
   }
+  out->stationary_y = -out->y;
 }
 
 double ScoreLossAndGradient(const ScoreSdeModel& model, const std::vector<float>& params, const ScoreBatch& batch,
@@ -88,6 +94,7 @@ double ScoreLossAndGradient(const ScoreSdeModel& model, const std::vector<float>
     // L = 1/2 |sigma s + eps|^2, dL/ds = sigma (sigma s + eps).
     ScoreInputs(batch.y, batch.t, model.frequencies, &ws->in);
     MlpForward<float>(model.shape, params, ws->in, threads, &ws->cache, &ws->s);
+    if (model.residual) ws->s += batch.stationary_y;  // constant in theta: the reverse pass is the network's
     ws->dy.resize(b, d);
     for (int64_t i = 0; i < b; ++i) {
       const auto r = (batch.sigma(i) * ws->s.row(i) + batch.z.row(i)).eval();
@@ -104,6 +111,10 @@ double ScoreLossAndGradient(const ScoreSdeModel& model, const std::vector<float>
     ws->t.tail(b) = batch.t;
     ScoreInputs(ws->y, ws->t, model.frequencies, &ws->in);
     MlpForward<float>(model.shape, params, ws->in, threads, &ws->cache, &ws->s);
+    if (model.residual) {
+      ws->s.topRows(b) += batch.stationary_y;
+      ws->s.bottomRows(b) += batch.stationary_mu;
+    }
     ws->dy.resize(2 * b, d);
     for (int64_t i = 0; i < b; ++i) {
       const float e = eps.size() > 0 ? eps(i) : 0.0f;
@@ -127,11 +138,15 @@ void PerRowGradients(const ScoreSdeModel& model, const std::vector<float>& param
   ws->one_t.resize(1);
   // One row at a time (one thread: these passes are tiny): a = the gradient of s(Y_i) . (s(Y_i) / 2 + Z_i /
   // sigma), c = that of s(mu_i) . Z_i / sigma; then grad L_i = a - c and grad W_i = c.
-  const auto pass = [&](const PointsF& row, const Eigen::RowVectorXf& zs, bool add_s, float* into) {
+  const auto pass = [&](const PointsF& row, const Eigen::RowVectorXf& zs, const Eigen::RowVectorXf* stationary,
+                        float* into) {
     ScoreInputs(row, ws->one_t, model.frequencies, &ws->one_in);
     MlpForward<float>(model.shape, params, ws->one_in, 1, &ws->cache, &ws->one_s);
     ws->one_dy = zs;
-    if (add_s) ws->one_dy += ws->one_s;
+    if (stationary != nullptr) {  // the pass at Y: dL/ds = s(Y) + Z / sigma
+      ws->one_dy += ws->one_s;
+      if (model.residual) ws->one_dy += *stationary;
+    }
     ws->grad.clear();
     MlpBackward<float>(model.shape, params, ws->cache, ws->one_dy, {}, 1, &ws->grad, nullptr);
     std::copy(ws->grad.begin(), ws->grad.end(), into);
@@ -142,9 +157,10 @@ void PerRowGradients(const ScoreSdeModel& model, const std::vector<float>& param
     ws->one_t(0) = batch.t(i);
     const Eigen::RowVectorXf zs = batch.z.row(i) / batch.sigma(i);
     row = batch.y.row(i);
-    pass(row, zs, true, a.data());
+    const Eigen::RowVectorXf stationary = batch.stationary_y.row(i);
+    pass(row, zs, &stationary, a.data());
     row = batch.mu.row(i);
-    pass(row, zs, false, c.data());
+    pass(row, zs, nullptr, c.data());
     g->row(i) = a - c;
     w->row(i) = c;
   }
@@ -267,6 +283,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> CreateScoreModelTrainer(const TrainSett
   model.dim = d;
   model.shape = settings.sampler;
   model.default_steps = settings.sample_steps;
+  model.residual = settings.score_form == "residual";
   std::shared_ptr<const Target> prior;
   if (dynamics == NoisingDynamics::kGaussianMixture) {
     GmmFitOptions o;

@@ -38,15 +38,16 @@ uint64_t Fnv1a(std::string_view bytes) {
 // and its prior must build.
 absl::Status ReadScoreModel(ByteReader& r, const MlpShape& shape, ScoreSdeModel* sm) {
   std::string dynamics;
-  uint64_t keys = 0;
+  uint64_t keys = 0, residual = 0;
   if (!r.String(&dynamics) || !r.I64(&sm->dim) || !r.F64(&sm->t_end) || !r.F64(&sm->t_min) || !r.F64(&sm->beta_min) ||
-      !r.F64(&sm->beta_max) || !r.Floats(&sm->frequencies) || !r.I64(&sm->default_steps) || !r.U64(&keys) ||
-      keys > 16) {
+      !r.F64(&sm->beta_max) || !r.Floats(&sm->frequencies) || !r.I64(&sm->default_steps) || !r.U64(&residual) ||
+      residual > 1 || !r.U64(&keys) || keys > 16) {
     return absl::InvalidArgumentError("sampler file's score model is truncated or malformed");
   }
   auto d = ParseNoisingDynamics(dynamics);
   if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("sampler file: ", d.status().message()));
   sm->dynamics = *d;
+  sm->residual = residual == 1;
   for (uint64_t k = 0; k < keys; ++k) {
     std::string key;
     uint64_t n = 0;
@@ -159,6 +160,7 @@ std::string EncodeSamplerFile(const SamplerModel& m) {
     for (double v : {sm->t_end, sm->t_min, sm->beta_min, sm->beta_max}) w.F64(v);
     w.Floats(sm->frequencies);
     w.I64(sm->default_steps);
+    w.U64(sm->residual ? 1 : 0);
     w.U64(sm->prior.size());
     for (const auto& [key, values] : sm->prior) {
       w.String(key);

@@ -16,7 +16,8 @@
 //   u64 flags                bit 0: the run failed and these are its last finite weights;
 //                            bit 1 (version 2): a score model (004) follows, its network the weights above:
 //     u64 len, dynamics name ("gm" | "vp"), i64 dim, f64 t_end, f64 t_min, f64 beta_min, f64 beta_max,
-//     u64 m, m x f32 frequencies, i64 default_steps, u64 prior keys, per key: u64 len, name, u64 n, n x f64
+//     u64 m, m x f32 frequencies, i64 default_steps, u64 residual (0 | 1), u64 prior keys, per key: u64 len,
+//     name, u64 n, n x f64
 //   u64 checksum             FNV-1a 64 of every byte before it
 // A file without a score model is written as version 1 (what builds before score models read).
 #ifndef SAMPLED_CORE_TRAINING_SAMPLER_H_

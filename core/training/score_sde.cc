@@ -22,7 +22,20 @@ absl::StatusOr<NoisingDynamics> ParseNoisingDynamics(const std::string& name) {
 bool operator==(const ScoreSdeModel& a, const ScoreSdeModel& b) {
   return a.dynamics == b.dynamics && a.dim == b.dim && a.prior == b.prior && a.t_end == b.t_end &&
          a.t_min == b.t_min && a.beta_min == b.beta_min && a.beta_max == b.beta_max &&
-         a.frequencies == b.frequencies && a.shape == b.shape && a.default_steps == b.default_steps;
+         a.frequencies == b.frequencies && a.shape == b.shape && a.default_steps == b.default_steps &&
+         a.residual == b.residual;
+}
+
+absl::Status StationaryScore(const ScoreSdeModel& m, const Target* prior, const PointsF& y, PointsF* out) {
+  if (m.dynamics == NoisingDynamics::kVariancePreserving) {
+    *out = -y;
+    return absl::OkStatus();
+  }
+  if (prior == nullptr) return absl::InvalidArgumentError("a gm score model needs its prior");
+  Points score;
+  SAMPLED_RETURN_IF_ERROR(prior->Score(y.cast<double>(), &score));
+  *out = score.cast<float>();
+  return absl::OkStatus();
 }
 
 void ScoreInputs(const PointsF& y, const Eigen::VectorXf& t, const std::vector<float>& frequencies, PointsF* in) {
@@ -93,8 +106,9 @@ absl::Status DrawScoreSdeBlocks(const ScoreSdeModel& m, const std::vector<float>
     MlpForward(m.shape, params, in, threads, nullptr, &s);
     double a = 0, b = 0;  // x <- x + (a x + b s + prior drift) dt + noise
     double noise = 0;
+    if (gm) SAMPLED_RETURN_IF_ERROR(prior->Score(out->cast<double>(), &drift));  // -grad V
+    if (m.residual) s += gm ? drift.cast<float>().eval() : (-*out).eval();
     if (gm) {
-      SAMPLED_RETURN_IF_ERROR(prior->Score(out->cast<double>(), &drift));  // -grad V
       b = options.ode ? 1 : 2;
       noise = std::sqrt(2 * dt);
     } else {

@@ -50,6 +50,10 @@ struct ScoreSdeModel {
   std::vector<float> frequencies;  // f_k = 2 pi w_k of the time features
   MlpShape shape;                  // in = dim + 1 + 2 x frequencies, out = dim
   int64_t default_steps = 1000;    // reverse steps when a draw does not say (004 Sec. 4: 1000)
+  // s(y, t) = the noising's stationary score + the network (gm: the prior's, -grad V; vp: -y), instead of
+  // the network alone: an untrained or extrapolating network then leaves the prior's own dynamics, where
+  // 004's plain network lets the reverse drift's grad V term push points away from the modes.
+  bool residual = false;
 
   friend bool operator==(const ScoreSdeModel& a, const ScoreSdeModel& b);
 };
@@ -57,6 +61,9 @@ struct ScoreSdeModel {
 // The time features: m frequencies 2 pi w_k, w_k ~ N(0, (scale / T)^2) (T: the model's time span).
 constexpr int64_t kTimeFeatures = 8;
 constexpr double kTimeFeatureScale = 2;
+
+// The noising's stationary score at y (gm: the prior's Score; vp: -y), what a residual model adds.
+absl::Status StationaryScore(const ScoreSdeModel& m, const Target* prior, const PointsF& y, PointsF* out);
 
 // The score network's inputs: rows [y_i, t_i, sin(f_k t_i), cos(f_k t_i)] (t: one per row).
 void ScoreInputs(const PointsF& y, const Eigen::VectorXf& t, const std::vector<float>& frequencies, PointsF* in);

@@ -75,6 +75,7 @@ struct TrainConfig {
   std::optional<int64_t> cv_every;                 // N_CV; default 20
   std::optional<double> cv_eps;                    // ndsm-cv: a fixed eps instead of the learned eps_phi(t)
   std::optional<int64_t> sample_steps;             // reverse steps of a draw that does not say; default 1000
+  std::optional<std::string> score_form;           // residual (gm default) | plain (004's network; dsm default)
   uint64_t seed = 0;
   int threads = 0;                                 // 0: DefaultComputeThreads()
 };
@@ -116,6 +117,7 @@ struct TrainSettings {
   int64_t cv_every = 20;
   double cv_eps = 0;             // the fixed eps (ndsm: 0); unused when eps_phi is learned
   int64_t sample_steps = 1000;
+  std::string score_form = "plain";  // "residual": s = the noising's stationary score + the network
   uint64_t seed = 0;
   int threads = 0;
 };

@@ -100,6 +100,8 @@ std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMetho
         {"batch", "rows per minibatch; default 250 (004 Sec. 4)"},
         {"lr", "Adam's learning rate; default 1e-3"},
         {"sample_steps", "reverse steps of a draw that does not give its own; default 1000"},
+        {"score_form", "residual (s = the noising's stationary score + the network) | plain (the network, as 004); "
+                       "default residual, plain for dsm"},
     };
     if (method.name != "dsm") {
       docs.insert(docs.end(), {
@@ -191,6 +193,7 @@ absl::Status RefuseUnused(const TrainMethod& m, const TrainConfig& c) {
   }
   if (score_model) check(c.latent.has_value(), "latent");
   if (!score_model) check(c.sample_steps.has_value(), "sample_steps");
+  if (!score_model) check(c.score_form.has_value(), "score_form");
   if (!gm) {
     check(c.gmm_components.has_value(), "gmm_components");
     check(c.gmm_covariance.has_value(), "gmm_covariance");
@@ -219,6 +222,12 @@ absl::Status ResolveScoreModel(const TrainMethod& method, const TrainConfig& con
   s.batch = config.batch.value_or(250);
   s.sampler_adam.lr = config.lr.value_or(1e-3);
   s.sample_steps = config.sample_steps.value_or(1000);
+  // gm: the prior's score plus a network by default (docs/api.md: 004's plain network lets grad V push
+  // points off the modes where it is wrong); dsm: 004's baseline as written.
+  s.score_form = config.score_form.value_or(method.name == "dsm" ? "plain" : "residual");
+  if (s.score_form != "residual" && s.score_form != "plain") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown score_form '", s.score_form, "'; known: residual, plain"));
+  }
   if (s.sample_steps < 1 || s.sample_steps > 100000) {
     return absl::InvalidArgumentError(absl::StrCat("sample_steps must be between 1 and 100000, got ", s.sample_steps));
   }

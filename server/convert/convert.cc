@@ -276,6 +276,7 @@ absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& requ
   if (s.has_cv_every()) c.cv_every = s.cv_every();
   if (s.has_sample_steps()) c.sample_steps = s.sample_steps();
   if (s.has_gmm_covariance()) c.gmm_covariance = s.gmm_covariance();
+  if (s.has_score_form()) c.score_form = s.score_form();
   if (s.has_dt()) c.dt = s.dt();
   if (s.has_dt_last()) c.dt_last = s.dt_last();
   if (s.has_cv_eps()) c.cv_eps = s.cv_eps();

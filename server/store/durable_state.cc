@@ -122,6 +122,7 @@ Record EncodeTrainConfig(const training::TrainConfig& c) {
   SetOptional(r, "cv_every", c.cv_every);
   SetOptional(r, "sample_steps", c.sample_steps);
   SetOptional(r, "gmm_covariance", c.gmm_covariance);
+  SetOptional(r, "score_form", c.score_form);
   SetOptional(r, "dt", c.dt);
   SetOptional(r, "dt_last", c.dt_last);
   SetOptional(r, "cv_eps", c.cv_eps);
@@ -165,6 +166,7 @@ training::TrainConfig DecodeTrainConfig(const Record& r) {
   c.cv_every = r.GetOptionalInt("cv_every");
   c.sample_steps = r.GetOptionalInt("sample_steps");
   c.gmm_covariance = r.GetOptional("gmm_covariance");
+  c.score_form = r.GetOptional("score_form");
   c.dt = r.GetOptionalDouble("dt");
   c.dt_last = r.GetOptionalDouble("dt_last");
   c.cv_eps = r.GetOptionalDouble("cv_eps");

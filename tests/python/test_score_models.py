@@ -27,10 +27,8 @@ def _shares(draws):
 
 @pytest.mark.parametrize("method", ["ndsm", "ndsm-cv", "dsm"])
 def test_defaults_learn_four_clusters(client, method):
-    """No option but the method (3000 iterations, 004 trains 50000): the reverse SDE gives every cluster its
-    share of the draws, each near its centre and about as wide as the data's (0.3). The probability-flow ODE has
-    no noise to correct the learned score's errors: its gm draws come out far wider (docs/experiments.md), so it is
-    held to the shares only."""
+    """No option but the method (3000 iterations, 004 trains 50000): the reverse SDE and the probability-flow
+    ODE give every cluster its share of the draws, each near its centre and about as wide as the data's (0.3)."""
     target = client.upload_target("clusters", _clusters())
     job = client.train(target, method, steps=3000, seed=1)
     job.wait()
@@ -45,8 +43,6 @@ def test_defaults_learn_four_clusters(client, method):
         assert draws.shape == (2048, 2) and np.isfinite(draws).all()
         shares, nearest = _shares(draws)
         assert shares.min() > 0.15, (method, dynamics, shares)
-        if dynamics == "ode":
-            continue
         for k in range(4):
             mine = draws[nearest == k]
             assert np.linalg.norm(mine.mean(0) - CENTRES[k]) < 0.4, (method, dynamics, k, mine.mean(0))

@@ -438,7 +438,7 @@ class Session:
               gmm_components: Optional[int] = None, gmm_covariance: Optional[str] = None,
               noise_steps: Optional[int] = None, dt: Optional[float] = None, dt_last: Optional[float] = None,
               times: Optional[int] = None, cv_every: Optional[int] = None, cv_eps: Optional[float] = None,
-              sample_steps: Optional[int] = None) -> Job:
+              sample_steps: Optional[int] = None, score_form: Optional[str] = None) -> Job:
         """Starts a training job: kl or fisher (003) on a density target; sd-generator (002 Alg. 2) or a score
         model (ndsm, ndsm-cv, dsm: 004) on a data target; unset options take the method's defaults
         (docs/api.md, `samplectl train methods`). The job's sampler is job.sampler()."""
@@ -452,7 +452,8 @@ class Session:
                             ("steps_per_batch", steps_per_batch), ("init_std", init_std),
                             ("gmm_components", gmm_components), ("gmm_covariance", gmm_covariance),
                             ("noise_steps", noise_steps), ("dt", dt), ("dt_last", dt_last), ("times", times),
-                            ("cv_every", cv_every), ("cv_eps", cv_eps), ("sample_steps", sample_steps)):
+                            ("cv_every", cv_every), ("cv_eps", cv_eps), ("sample_steps", sample_steps),
+                            ("score_form", score_form)):
             if value is not None:
                 setattr(spec, name, value)
         job = _create(self._client, self._client._training.StartTraining,

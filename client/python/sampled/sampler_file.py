@@ -107,6 +107,7 @@ class LocalSampler:
             m["t_end"], m["t_min"], m["beta_min"], m["beta_max"] = f64(), f64(), f64(), f64()
             m["frequencies"] = np.frombuffer(raw(4 * u64()), dtype="<f4")
             m["default_steps"] = u64()
+            m["residual"] = bool(u64())
             prior = {}
             for _ in range(u64()):
                 key = raw(u64()).decode()
@@ -167,6 +168,8 @@ class LocalSampler:
         for k in range(steps):
             t = m["t_end"] - k * dt
             s = self.score(x, t, checkpoint).astype(np.float64)
+            if m["residual"]:  # the stationary score plus the network
+                s = s + (self._prior_score(x) if gm else -x)
             if gm:
                 step = (-self._prior_score(x) + (1 if ode else 2) * s) * dt
                 noise = math.sqrt(2 * dt)
@@ -180,7 +183,8 @@ class LocalSampler:
         return x.astype(np.float32)
 
     def score(self, y: np.ndarray, t: float, checkpoint: str = "final") -> np.ndarray:
-        """A score model's s(y, t): its network on [y, t, sin(f t), cos(f t)]."""
+        """A score model's network at (y, t), on [y, t, sin(f t), cos(f t)] (a residual model's s adds the
+        stationary score to it)."""
         f = self.score_model["frequencies"].astype(np.float32)
         n = len(y)
         tt = np.full((n, 1), t, dtype=np.float32)
