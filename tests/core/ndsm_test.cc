@@ -135,10 +135,11 @@ struct LossCase {
   ScoreBatch batch;
 };
 
-LossCase GmCase(int64_t batch, const std::string& form = "residual") {
+LossCase GmCase(int64_t batch, const std::string& form = "residual", double dt_last = 1e-3) {
   auto data = Data(Clusters(400, 2));
   TrainConfig c = Config("ndsm");
   c.score_form = form;
+  c.dt_last = dt_last;
   c.batch = batch;
   c.hidden = std::vector<int64_t>{16, 16};
   c.gmm_components = 4;
@@ -244,23 +245,12 @@ TEST(NdsmLossTest, CancellingTheSingularTermReducesTheGradientsVariance) {
 class VarianceCurveTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VarianceCurveTest, TheVarianceRatioGrowsAsTheLastStepShrinks) {
-  auto data = Data(Clusters(400, 2));
   double previous = 0;
   for (double dt_last : {1e-1, 1e-2, 1e-3, 1e-4}) {
-    TrainConfig c = Config("ndsm");
-    c.score_form = GetParam();
-    c.hidden = std::vector<int64_t>{16, 16};
-    c.gmm_components = 4;
-    c.dt_last = dt_last;
-    TrainRun run = Make(c, data);
-    const ScoreSdeModel& m = *run.trainer->score_model();
-    auto prior = ScoreSdePrior(m);
-    ScoreBatch batch;
-    Rng rng(9);
-    ASSERT_TRUE(MakeGmBatch(*data->samples(), **prior, run.settings.grid, 50, rng, &batch).ok());
+    LossCase lc = GmCase(250, GetParam(), dt_last);
     ScoreLossWorkspace ws;
     Eigen::MatrixXf g, w;
-    PerRowGradients(m, run.state.sampler.params, batch, &ws, &g, &w);
+    PerRowGradients(*lc.run.trainer->score_model(), lc.run.state.sampler.params, lc.batch, &ws, &g, &w);
     const double v0 = GradientVariance(g, w, 0), v1 = GradientVariance(g, w, 1);
     std::printf("%s, dt_last %g: gradient variance eps = 0 %.4g, eps = 1 %.4g, ratio %.3g\n", GetParam().c_str(),
                 dt_last, v0, v1, v1 / v0);

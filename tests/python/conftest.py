@@ -55,6 +55,40 @@ class RunningServer:
             self.proc.wait()
 
 
+def train_killed_and_resumed(tmp_path, data, method, draw, kill_after=200, **train):
+    """Trains `method` on `data` twice: once without interruption, once with --state-dir, killed (SIGKILL) after
+    `kill_after` iterations and restarted. Returns draw(sampler) of both runs, to compare."""
+    ref = RunningServer("--workers", "1")
+    try:
+        c = ref.client()
+        c.create_session("ref")
+        j = c.train(c.upload_target("d", data), method, **train)
+        j.wait()
+        expected = draw(j.sampler())
+    finally:
+        ref.stop()
+    flags = ("--workers", "1", "--state-dir", str(tmp_path / "state"), "--checkpoint-every", "50")
+    s = RunningServer(*flags)
+    try:
+        c = s.client()
+        c.create_session("s")
+        j = c.train(c.upload_target("d", data), method, **train)
+        while c.job(j.id).status().step < kill_after:
+            pass
+        s.proc.kill()
+        s.proc.wait()
+    finally:
+        s.stop()
+    s = RunningServer(*flags)
+    try:
+        j = s.client().job(j.id)
+        j.wait()
+        assert j.state == "succeeded", j.status()
+        return expected, draw(j.sampler())
+    finally:
+        s.stop()
+
+
 @pytest.fixture
 def server():
     s = RunningServer()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import sampled
-from conftest import RunningServer, server_binary
+from conftest import server_binary, train_killed_and_resumed
 
 CENTRES = np.array([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
 
@@ -150,35 +150,7 @@ def test_samplectl_lists_trains_and_samples(server, tmp_path):
 
 
 def test_kill_mid_run_resumes_to_the_same_weights(tmp_path):
-    data = _clusters(800)
-    kw = dict(steps=1200, hidden=[32, 32], gmm_components=4, cv_every=5, seed=4)
-    ref = RunningServer("--workers", "1")
-    try:
-        c = ref.client()
-        c.create_session("ref")
-        j = c.train(c.upload_target("d", data), "ndsm-cv", **kw)
-        j.wait()
-        expected = j.sampler().sample(300, seed=1, steps=25)
-    finally:
-        ref.stop()
-    state = tmp_path / "state"
-    s = RunningServer("--workers", "1", "--state-dir", str(state), "--checkpoint-every", "50")
-    try:
-        c = s.client()
-        c.create_session("s")
-        j = c.train(c.upload_target("d", data), "ndsm-cv", **kw)
-        while c.job(j.id).status().step < 200:
-            pass
-        s.proc.kill()
-        s.proc.wait()
-    finally:
-        s.stop()
-    s = RunningServer("--workers", "1", "--state-dir", str(state), "--checkpoint-every", "50")
-    try:
-        c = s.client()
-        j = c.job(j.id)
-        j.wait()
-        assert j.state == "succeeded", j.status()
-        np.testing.assert_array_equal(j.sampler().sample(300, seed=1, steps=25), expected)
-    finally:
-        s.stop()
+    expected, resumed = train_killed_and_resumed(
+        tmp_path, _clusters(800), "ndsm-cv", lambda m: m.sample(300, seed=1, steps=25), steps=1200, hidden=[32, 32],
+        gmm_components=4, cv_every=5, seed=4)
+    np.testing.assert_array_equal(resumed, expected)

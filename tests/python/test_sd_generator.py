@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sampled
-from conftest import RunningServer, server_binary
+from conftest import server_binary, train_killed_and_resumed
 
 
 def _two_clusters(n=600, seed=0):
@@ -79,36 +79,7 @@ def test_samplectl_lists_and_starts_it(server, tmp_path):
 
 
 def test_restart_resumes_it_exactly(tmp_path):
-    data = _two_clusters(400)
-    ref = RunningServer("--workers", "1")
-    try:
-        c = ref.client()
-        c.create_session("ref")
-        t = c.upload_target("d", data)
-        j = c.train(t, "sd-generator", steps=3000, hidden=[32, 32], batch=256, noise="nearest-mean:10", seed=4)
-        j.wait()
-        expected = j.sampler().sample(512, seed=1)
-    finally:
-        ref.stop()
-    state = tmp_path / "state"
-    s = RunningServer("--workers", "1", "--state-dir", str(state), "--checkpoint-every", "50")
-    try:
-        c = s.client()
-        c.create_session("s")
-        t = c.upload_target("d", data)
-        j = c.train(t, "sd-generator", steps=3000, hidden=[32, 32], batch=256, noise="nearest-mean:10", seed=4)
-        while c.job(j.id).status().step < 200:
-            pass
-        s.proc.kill()
-        s.proc.wait()
-    finally:
-        s.stop()
-    s = RunningServer("--workers", "1", "--state-dir", str(state), "--checkpoint-every", "50")
-    try:
-        c = s.client()
-        j = c.job(j.id)
-        j.wait()
-        assert j.state == "succeeded", j.status()
-        np.testing.assert_array_equal(j.sampler().sample(512, seed=1), expected)
-    finally:
-        s.stop()
+    expected, resumed = train_killed_and_resumed(
+        tmp_path, _two_clusters(400), "sd-generator", lambda m: m.sample(512, seed=1), steps=3000, hidden=[32, 32],
+        batch=256, noise="nearest-mean:10", seed=4)
+    np.testing.assert_array_equal(resumed, expected)
