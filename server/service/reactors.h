@@ -67,15 +67,16 @@ class CancellableUnaryReactor : public grpc::ServerUnaryReactor {
 
 // A reactor deletes itself in OnDone; work finishing later on a worker must not touch it after that.
 // Callbacks go through Run, which does nothing once the reactor has called Detach (from OnDone).
-// Thread-safe.
-template <typename Reactor>
+// Thread-safe. `Stored` is what the handle keeps: a base of Reactor when the handle is made in the base's
+// constructor, where `this` is not yet a Reactor (the downcast happens in Run, on a constructed object).
+template <typename Reactor, typename Stored = Reactor>
 class ReactorHandle {
  public:
-  explicit ReactorHandle(Reactor* reactor) : reactor_(reactor) {}
+  explicit ReactorHandle(Stored* reactor) : reactor_(reactor) {}
   template <typename F>
   void Run(F&& f) {
     absl::MutexLock lock(&mu_);
-    if (reactor_ != nullptr) f(reactor_);
+    if (reactor_ != nullptr) f(static_cast<Reactor*>(reactor_));
   }
   void Detach() {
     absl::MutexLock lock(&mu_);
@@ -84,7 +85,7 @@ class ReactorHandle {
 
  private:
   absl::Mutex mu_;
-  Reactor* reactor_ ABSL_GUARDED_BY(mu_);
+  Stored* reactor_ ABSL_GUARDED_BY(mu_);
 };
 
 // What the server-streaming reactors share: the handle workers reach them through, the lock, finishing
@@ -94,7 +95,9 @@ class ReactorHandle {
 template <typename Derived, typename Message>
 class WriteReactorBase : public grpc::ServerWriteReactor<Message> {
  public:
-  WriteReactorBase() : handle_(std::make_shared<ReactorHandle<Derived>>(static_cast<Derived*>(this))) {}
+  // The handle keeps the base: Derived is not constructed yet here (UBSan's vptr check: a downcast of `this`
+  // in a base constructor is undefined).
+  WriteReactorBase() : handle_(std::make_shared<Handle>(this)) {}
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
@@ -126,7 +129,8 @@ class WriteReactorBase : public grpc::ServerWriteReactor<Message> {
     this->Finish(status);
   }
 
-  const std::shared_ptr<ReactorHandle<Derived>> handle_;
+  using Handle = ReactorHandle<Derived, WriteReactorBase>;
+  const std::shared_ptr<Handle> handle_;
   absl::Mutex mu_;
   bool finished_ = false;  // guarded by mu_
   bool writing_ = false;   // guarded by mu_

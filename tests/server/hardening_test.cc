@@ -305,6 +305,11 @@ TEST_F(MemoryBudgetTest, Finding2RequestsPastTheBudgetAreRefusedBeforeAllocating
 
 // The accounted bytes of a stored target match the process's resident growth (within 16 MB).
 TEST(MemoryAccountingTest, AccountedTargetBytesMatchResidentGrowth) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's allocator keeps freed blocks in quarantine and adds redzones and shadow: resident growth is not
+  // the program's (deploy/sanitizers.sh runs this file for its memory errors, the plain build for this check).
+  GTEST_SKIP() << "resident memory under AddressSanitizer is not the program's";
+#endif
   server::ServerOptions o = TestOptions();
   o.max_memory = int64_t{1} << 30;
   TestServer t(o);

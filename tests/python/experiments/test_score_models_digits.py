@@ -1,7 +1,7 @@
 """004 Sec. 5.4 in our terms, at a scaled size: python3-sklearn's bundled 8 x 8 digits, PCA to 6 dimensions (004
 uses an autoencoder's 4-dimensional latents), a 10-component Gaussian-mixture prior; GM + NDSM (`ndsm`,
 gmm_components 10) against OU + DSM (`dsm`) at equal training time (DSM gets the iterations that fill NDSM's
-wall time, measured from each job's history), 3 seeds.
+wall time, the prior's fit included, from two timed probes of DSM), 3 seeds.
 
 The generated latents are mapped back through the PCA and classified by a logistic regression fitted to the
 real digits' PCA reconstructions; the class balance is the total-variation distance between the predicted
@@ -49,9 +49,12 @@ def test_class_balance_against_dsm(client):
     rows = []
     for seed in SEEDS:
         nd, nd_seconds = _train(client, target, "ndsm", ITERATIONS, gmm_components=10, seed=seed)
-        probe_steps = ITERATIONS // 4
-        _, probe_seconds = _train(client, target, "dsm", probe_steps, seed=seed)
-        dsm_steps = int(probe_steps * nd_seconds / probe_seconds)
+        # DSM's wall time as a + b n from two probes (a: the job's fixed cost), solved for NDSM's.
+        n1, n2 = ITERATIONS // 8, ITERATIONS // 2
+        _, t1 = _train(client, target, "dsm", n1, seed=seed)
+        _, t2 = _train(client, target, "dsm", n2, seed=seed)
+        per_step = max((t2 - t1) / (n2 - n1), 1e-6)
+        dsm_steps = max(n2, int((nd_seconds - (t1 - per_step * n1)) / per_step))
         ds, ds_seconds = _train(client, target, "dsm", dsm_steps, seed=seed)
         rows.append((balance(nd, seed), balance(ds, seed), nd_seconds, ds_seconds, dsm_steps))
         print(f"seed {seed}: TV GM + NDSM {rows[-1][0]:.4f} ({ITERATIONS} iterations, {rows[-1][2]:.1f} s), "
