@@ -1,11 +1,11 @@
 """004 Sec. 5.4 in our terms, at a scaled size: python3-sklearn's bundled 8 x 8 digits, PCA to 6 dimensions (004
 uses an autoencoder's 4-dimensional latents), a 10-component Gaussian-mixture prior; GM + NDSM (`ndsm`,
-gmm_components 10) against OU + DSM (`dsm`) at equal training time (DSM gets the iterations that fill NDSM's
-wall time, the prior's fit included, from two timed probes of DSM), 3 seeds.
+gmm_components 10) against OU + DSM (`dsm`) at equal training time (DSM gets 8x NDSM's iterations: the ratio of
+their wall times per iteration here, the prior's fit included; both runs' times are printed), 3 seeds.
 
 The generated latents are mapped back through the PCA and classified by a logistic regression fitted to the
 real digits' PCA reconstructions; the class balance is the total-variation distance between the predicted
-class frequencies and the data's. Asserted: GM + NDSM more balanced than OU + DSM by more than two standard
+class frequencies and the classifier's frequencies on the real digits. Asserted: GM + NDSM more balanced than OU + DSM by more than two standard
 errors of the difference. Printed: both, per seed and in the mean.
 """
 
@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 ITERATIONS = int(os.environ.get("SAMPLED_DIGITS_ITERATIONS", "3000"))
 SEEDS = range(3)
+DSM_ITERATIONS_PER_NDSM = 8
 
 
 def _train(client, target, method, steps, **kw):
@@ -38,7 +39,9 @@ def test_class_balance_against_dsm(client):
     latents = pca.transform(digits.data)
     scale = latents.std()
     classifier = LogisticRegression(max_iter=2000).fit(pca.inverse_transform(latents), digits.target)
-    truth = np.bincount(digits.target, minlength=10) / len(digits.target)
+    # The reference: the classifier's own class frequencies on the real digits' reconstructions (so that its
+    # errors are not counted against the samplers).
+    truth = np.bincount(classifier.predict(pca.inverse_transform(latents)), minlength=10) / len(latents)
     target = client.upload_target("digits", latents / scale)
 
     def balance(job, seed):
@@ -49,12 +52,9 @@ def test_class_balance_against_dsm(client):
     rows = []
     for seed in SEEDS:
         nd, nd_seconds = _train(client, target, "ndsm", ITERATIONS, gmm_components=10, seed=seed)
-        # DSM's wall time as a + b n from two probes (a: the job's fixed cost), solved for NDSM's.
-        n1, n2 = ITERATIONS // 8, ITERATIONS // 2
-        _, t1 = _train(client, target, "dsm", n1, seed=seed)
-        _, t2 = _train(client, target, "dsm", n2, seed=seed)
-        per_step = max((t2 - t1) / (n2 - n1), 1e-6)
-        dsm_steps = max(n2, int((nd_seconds - (t1 - per_step * n1)) / per_step))
+        # Equal training time, fixed so that the run is deterministic: DSM's iteration is ~8x cheaper than
+        # NDSM's here (the prior's fit included; measured 7.8-9.3x, docs/experiments.md); both times printed.
+        dsm_steps = DSM_ITERATIONS_PER_NDSM * ITERATIONS
         ds, ds_seconds = _train(client, target, "dsm", dsm_steps, seed=seed)
         rows.append((balance(nd, seed), balance(ds, seed), nd_seconds, ds_seconds, dsm_steps))
         print(f"seed {seed}: TV GM + NDSM {rows[-1][0]:.4f} ({ITERATIONS} iterations, {rows[-1][2]:.1f} s), "
