@@ -240,14 +240,7 @@ class ScoreModelTrainer final : public Trainer {
     }
     state.sampler = std::move(net);
     state.score = std::move(cv);
-    state.rng = rng;
-    state.step = iteration;
-    if (stats != nullptr) {
-      stats->step = iteration;
-      stats->score_loss = cv_objective;
-      stats->sampler_loss = loss;
-      stats->sampler_grad_norm = grad_norm;
-    }
+    CommitIteration(rng, {iteration, cv_objective, loss, grad_norm}, state, stats);
     return absl::OkStatus();
   }
 

@@ -108,14 +108,7 @@ absl::Status NeuralSamplerTrainer::Step(TrainingState& state, TrainStats* stats)
   }
   AdamStep(settings_.sampler_adam, grad_, state.sampler.adam, state.sampler.params);
   state.score = std::move(score);
-  state.rng = rng;
-  state.step = iteration;
-  if (stats != nullptr) {
-    stats->step = iteration;
-    stats->score_loss = score_loss;
-    stats->sampler_loss = sampler_loss;
-    stats->sampler_grad_norm = Norm(grad_);
-  }
+  CommitIteration(rng, {iteration, score_loss, sampler_loss, Norm(grad_)}, state, stats);
   return absl::OkStatus();
 }
 

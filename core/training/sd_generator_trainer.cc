@@ -105,15 +105,8 @@ class SdGeneratorTrainer final : public Trainer {
           absl::StrCat("the generator's weights turned non-finite at iteration ", iteration, "; lower lr or eta"));
     }
     state.sampler = std::move(gen);
-    state.rng = rng;
     state.values = std::move(values);
-    state.step = iteration;
-    if (stats != nullptr) {
-      stats->step = iteration;
-      stats->score_loss = 0;
-      stats->sampler_loss = first_loss;
-      stats->sampler_grad_norm = grad_norm;
-    }
+    CommitIteration(rng, {iteration, 0, first_loss, grad_norm}, state, stats);
     return absl::OkStatus();
   }
 

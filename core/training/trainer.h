@@ -230,6 +230,10 @@ const TrainMethod& NdsmCvTrainMethod();
 const TrainMethod& DsmTrainMethod();
 
 // What the trainers share.
+// The end of every trainer's iteration, once it is known to be finite (the caller has moved its networks in):
+// the generator it used is committed, the step count becomes done.step, and `stats` (when not null) gets
+// `done`.
+void CommitIteration(const Rng& rng, const TrainStats& done, TrainingState& state, TrainStats* stats);
 bool AllFinite(const std::vector<float>& v);
 double Norm(const std::vector<float>& v);
 int ThreadsOf(const TrainSettings& settings);  // settings.threads, or DefaultComputeThreads()

@@ -45,6 +45,12 @@ absl::Status CheckShape(const char* network, const MlpShape& shape, const TrainL
 
 }  // namespace
 
+void CommitIteration(const Rng& rng, const TrainStats& done, TrainingState& state, TrainStats* stats) {
+  state.rng = rng;
+  state.step = done.step;
+  if (stats != nullptr) *stats = done;
+}
+
 bool AllFinite(const std::vector<float>& v) {
   float acc = 0;
   for (float f : v) acc += f * 0.0f;  // NaN for any NaN or infinity

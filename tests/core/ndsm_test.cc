@@ -70,6 +70,15 @@ TrainRun Make(const TrainConfig& c, std::shared_ptr<const Target> data) {
   return r;
 }
 
+// The sampler a run's current weights make.
+SamplerModel ModelOf(const TrainRun& run) {
+  SamplerModel model;
+  model.shape = run.settings.sampler;
+  model.final_params = run.state.sampler.params;
+  model.score_model = *run.trainer->score_model();
+  return model;
+}
+
 TEST(NdsmSettingsTest, TheDefaultsAre004Section4s) {
   auto data = Data(Clusters(400, 1));
   for (const char* m : {"ndsm", "ndsm-cv", "dsm"}) {
@@ -268,10 +277,7 @@ TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
   c.hidden = std::vector<int64_t>{8};
   c.gmm_components = 2;
   TrainRun run = Make(c, data);
-  SamplerModel model;
-  model.shape = run.settings.sampler;
-  model.final_params = run.state.sampler.params;
-  model.score_model = *run.trainer->score_model();
+  SamplerModel model = ModelOf(run);
   model.provenance_json = "{}";
   auto back = DecodeSamplerFile(EncodeSamplerFile(model));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -320,10 +326,7 @@ TEST_P(ScoreModelTrainingTest, DrawsComeCloserToTheDataThanThePriorsDo) {
   TrainRun run = Make(c, data);
   TrainStats stats;
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE(run.trainer->Step(run.state, &stats).ok()) << i;
-  SamplerModel model;
-  model.shape = run.settings.sampler;
-  model.final_params = run.state.sampler.params;
-  model.score_model = *run.trainer->score_model();
+  SamplerModel model = ModelOf(run);
   DrawOptions o;
   o.steps = 200;
   PointsF draws;

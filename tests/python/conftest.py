@@ -55,6 +55,18 @@ class RunningServer:
             self.proc.wait()
 
 
+def samplectl(server):
+    """ctl(*args): runs samplectl against `server` and returns its stdout, asserting it exited 0."""
+    binary = Path(server_binary()).resolve().parents[1] / "client" / "samplectl"
+    env = dict(os.environ, SAMPLED_SERVER=server.address)
+
+    def ctl(*args):
+        r = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    return ctl
+
+
 def train_killed_and_resumed(tmp_path, data, method, draw, kill_after=200, **train):
     """Trains `method` on `data` twice: once without interruption, once with --state-dir, killed (SIGKILL) after
     `kill_after` iterations and restarted. Returns draw(sampler) of both runs, to compare."""

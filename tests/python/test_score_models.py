@@ -2,15 +2,11 @@
 RPC's reverse SDE and probability-flow ODE with their steps, what they refuse, the sampler file, samplectl, and
 a kill -9 mid-run that resumes to the same weights."""
 
-import os
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import sampled
-from conftest import server_binary, train_killed_and_resumed
+from conftest import samplectl, train_killed_and_resumed
 
 CENTRES = np.array([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
 
@@ -122,13 +118,7 @@ def test_the_sampler_file_round_trips_and_draws_with_numpy(client, tmp_path, met
 
 
 def test_samplectl_lists_trains_and_samples(server, tmp_path):
-    samplectl = Path(server_binary()).resolve().parents[1] / "client" / "samplectl"
-    env = dict(os.environ, SAMPLED_SERVER=server.address)
-
-    def ctl(*args):
-        r = subprocess.run([str(samplectl), *args], env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+    ctl = samplectl(server)
 
     listing = ctl("train", "methods")
     for words in ("ndsm:", "ndsm-cv:", "dsm:", "--gmm-components", "--dt-last", "--cv-eps", "--sample-steps"):

@@ -1,15 +1,11 @@
 """sd-generator (002 Alg. 2) through the real server: its defaults on a data target, what it refuses, samplectl's
 listing and start, and a restart that resumes it where it stopped."""
 
-import os
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import sampled
-from conftest import server_binary, train_killed_and_resumed
+from conftest import samplectl, train_killed_and_resumed
 
 
 def _two_clusters(n=600, seed=0):
@@ -55,13 +51,7 @@ def test_refusals_name_the_parameter(client):
 
 
 def test_samplectl_lists_and_starts_it(server, tmp_path):
-    samplectl = Path(server_binary()).resolve().parents[1] / "client" / "samplectl"
-    env = dict(os.environ, SAMPLED_SERVER=server.address)
-
-    def ctl(*args):
-        r = subprocess.run([str(samplectl), *args], env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+    ctl = samplectl(server)
 
     listing = ctl("train", "methods")
     assert "sd-generator:" in listing and "--noise" in listing and "nearest-mean" in listing
