@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,7 @@
 #include "core/common/rng.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
+#include "core/training/ndsm.h"
 #include "core/training/neural_sampler.h"
 #include "core/training/sampler.h"
 #include "core/training/sd_generator.h"
@@ -488,6 +490,57 @@ double Percentile(std::vector<double> v, double q) {
   return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
 }
 
+// The score models' iteration (004 Sec. 4's defaults on four 2-D clusters of 10000 points): iterations per
+// second of ndsm, ndsm-cv and dsm, and where an ndsm iteration goes: simulating the noising trajectories
+// (MakeGmBatch) against the loss's forward and backward pass (ScoreLossAndGradient), and ndsm-cv's per-row
+// gradients (Eq. 22, every cv_every iterations). Ours only: the peer has no score models.
+int RunNdsm(const Options& o) {
+  Rng rng(1);
+  Points data(10000, 2);
+  for (int64_t i = 0; i < data.rows(); ++i) {
+    data(i, 0) = (i % 2 ? 2 : -2) + 0.3 * rng.Normal();
+    data(i, 1) = (i % 4 < 2 ? 2 : -2) + 0.3 * rng.Normal();
+  }
+  auto target = std::shared_ptr<const Target>(*EmpiricalTarget::Create(Points(data)));
+  const auto seconds = [](auto&& f, int reps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  };
+  std::printf("score models, 004 Sec. 4 defaults (7 x 32 GELU, batch 250 = 50 trajectories x 5 times, n_f 50), "
+              "%d threads\n", o.threads);
+  for (const char* method : {"ndsm", "ndsm-cv", "dsm"}) {
+    training::TrainConfig c;
+    c.method = method;
+    c.seed = 1;
+    c.threads = o.threads;
+    auto settings = training::ResolveTrainConfig(c, *target);
+    auto trainer = training::CreateTrainer(*settings, target);
+    auto state = training::MakeInitialTrainingState(*settings);
+    if (!trainer.ok() || !state.ok()) return 1;
+    for (int i = 0; i < 20; ++i) (void)(*trainer)->Step(*state, nullptr);  // warm up
+    const double step = seconds([&] { (void)(*trainer)->Step(*state, nullptr); }, 400);
+    std::printf("  %-8s %8.1f iterations/s (%.3f ms each)\n", method, 1 / step, 1e3 * step);
+    if (std::string(method) != "ndsm") continue;
+    const training::ScoreSdeModel& m = *(*trainer)->score_model();
+    auto prior = training::ScoreSdePrior(m);
+    training::ScoreBatch batch;
+    Rng r(2);
+    const double simulate = seconds([&] { (void)training::MakeGmBatch(data, **prior, settings->grid, 50, r, &batch); },
+                                    200);
+    training::ScoreLossWorkspace ws;
+    std::vector<float> grad;
+    const double loss = seconds(
+        [&] { training::ScoreLossAndGradient(m, state->sampler.params, batch, {}, o.threads, &ws, &grad); }, 200);
+    Eigen::MatrixXf g, w;
+    const double per_row = seconds([&] { training::PerRowGradients(m, state->sampler.params, batch, &ws, &g, &w); }, 5);
+    std::printf("    of an ndsm iteration: trajectories %.3f ms, loss forward + backward %.3f ms; ndsm-cv's per-row "
+                "gradients %.2f ms per update (every 20 iterations: %.3f ms per iteration)\n",
+                1e3 * simulate, 1e3 * loss, 1e3 * per_row, 1e3 * per_row / 20);
+  }
+  return 0;
+}
+
 int RunService(const Options& o) {
   namespace v1 = ::sampled::v1;
   auto server = bench::ServerProcess::Start(o.server, o.threads);
@@ -594,7 +647,7 @@ int main(int argc, char** argv) {
   sampled::bench::UseServerSpinPolicy(argv);
   sampled::Options o;
   std::vector<sampled::Case> cases = sampled::DefaultCases();
-  bool check = false, service = false;
+  bool check = false, service = false, score_models = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] { return sampled::bench::FlagValue(argc, argv, &i); };
@@ -612,14 +665,17 @@ int main(int argc, char** argv) {
       check = true;
     } else if (a == "--service") {
       service = true;
+    } else if (a == "--score-models") {
+      score_models = true;
     } else if (a == "--server") {
       o.server = value();
     } else {
-      std::fprintf(stderr, "usage: sampled_train_bench [--check] [--cases m:BxW,...] [--threads T] [--no-peer]\n");
+      std::fprintf(stderr, "usage: sampled_train_bench [--check | --service | --score-models] [--cases m:BxW,...] [--threads T] [--no-peer]\n");
       return 2;
     }
   }
   sampled::SetDefaultComputeThreads(o.threads);
   if (service) return sampled::RunService(o);
+  if (score_models) return sampled::RunNdsm(o);
   return check ? sampled::RunCheck(o) : sampled::RunBenchmark(o, cases);
 }
