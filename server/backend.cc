@@ -14,6 +14,7 @@
 #include "core/flows/flow_memory.h"
 #include "core/targets/empirical_target.h"
 #include "core/targets/gmm_fit.h"
+#include "core/training/ndsm.h"
 #include "core/targets/target_family.h"
 #include "core/targets/torchscript_target.h"
 #include "server/common/guarded.h"
@@ -782,8 +783,8 @@ absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t,
     const int64_t per_row = t.score.in > 0 ? 2 * t.batch * params * 4 : 0;
     GmmFitOptions fit;
     fit.components = t.gmm_components;
-    fit.max_points = 10000;
-    const int64_t prior = t.method == "dsm" ? 0 : GmmFitBytes(std::min<int64_t>(fit.max_points, 10000), d, fit);
+    fit.max_points = training::kPriorFitPoints;
+    const int64_t prior = t.method == "dsm" ? 0 : GmmFitBytes(training::kPriorFitPoints, d, fit);
     return 5 * params * 4 + 4 * 2 * t.batch * width * 4 + per_row + prior + 2 * t.batch * d * 8;
   }
   const bool score_network = t.score.in > 0;  // the generator methods have none: one stream
@@ -1036,8 +1037,10 @@ absl::Status Backend::SampleSegment(std::shared_ptr<SampleStream> stream, int64_
     if (!charge.ok()) return done(charge.status());
     PointsF draws;
     try {
-      absl::Status s = training::DrawModelBlocks(*stream->model, stream->best, stream->draw, stream->seed, first_block,
-                                                 blocks, options_.torch_threads, &draws);
+      std::call_once(stream->prior_once, [&] { stream->prior = training::DrawPrior(*stream->model); });
+      if (!stream->prior.ok()) return done(stream->prior.status());
+      absl::Status s = training::DrawModelBlocks(*stream->model, stream->prior->get(), stream->best, stream->draw,
+                                                 stream->seed, first_block, blocks, options_.torch_threads, &draws);
       if (!s.ok()) return done(s);
     } catch (const std::bad_alloc&) {
       return done(absl::ResourceExhaustedError("out of memory while drawing"));

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <optional>
 #include <string>
@@ -130,6 +131,10 @@ struct SampleStream {
   int64_t blocks = 0;           // draw blocks covering n
   int64_t segment_blocks = 1;   // blocks computed per task (about 4 MiB of float32 draws; a score model's: 1)
   training::DrawOptions draw;   // score models: steps, ode, and this stream's cancel flag
+  // A gm score model's prior, built once for the stream's blocks, by the first segment's worker (not the
+  // handler: a prior of K d x d covariances is factorised when it is built).
+  std::once_flag prior_once;
+  absl::StatusOr<std::shared_ptr<const Target>> prior;
   std::atomic<bool> cancelled{false};
   absl::Time start;
 };

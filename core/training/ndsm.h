@@ -28,6 +28,10 @@ namespace sampled::training {
 
 
 // One batch of the loss's inputs.
+// The gm prior is fitted on at most this many data points (004 Sec. 4: "the GMM is learned from 10,000
+// samples"); a random subset of larger data.
+constexpr int64_t kPriorFitPoints = 10000;
+
 struct ScoreBatch {
   PointsF y;        // Y_N (gm) or x_t (vp), rows
   PointsF mu;       // gm: mu_{N-1}; vp: unused

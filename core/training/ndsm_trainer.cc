@@ -21,7 +21,6 @@
 namespace sampled::training {
 namespace {
 
-constexpr int64_t kPriorFitPoints = 10000;       // 004 Sec. 4: the GMM is learned from 10,000 samples
 constexpr uint64_t kFrequencySeed = 0x7469'6d65;  // "time": the features' stream, apart from the run's
 
 }  // namespace
@@ -306,42 +305,42 @@ absl::StatusOr<std::unique_ptr<Trainer>> CreateScoreModelTrainer(const TrainSett
 
 }  // namespace
 
+namespace {
+
+TrainMethod ScoreModelMethod(const char* name, const char* summary, NoisingDynamics dynamics) {
+  return TrainMethod{name, summary, /*needs_twice_differentiable_score=*/false,
+                     [dynamics](const TrainSettings& s, std::shared_ptr<const Target> t) {
+                       return CreateScoreModelTrainer(s, std::move(t), dynamics);
+                     },
+                     TrainKind::kScoreModel};
+}
+
+}  // namespace
+
 const TrainMethod& NdsmTrainMethod() {
-  static const TrainMethod method{
+  static const TrainMethod method = ScoreModelMethod(
       "ndsm",
       "004 Thm 3.1: a score model s(y, t) trained by nonlinear denoising score matching (Eq. 9) on Langevin noising "
       "toward a Gaussian mixture fitted to the data; drawn by the reverse SDE or probability-flow ODE (data targets)",
-      /*needs_twice_differentiable_score=*/false,
-      [](const TrainSettings& s, std::shared_ptr<const Target> t) {
-        return CreateScoreModelTrainer(s, std::move(t), NoisingDynamics::kGaussianMixture);
-      },
-      TrainKind::kScoreModel};
+      NoisingDynamics::kGaussianMixture);
   return method;
 }
 
 const TrainMethod& NdsmCvTrainMethod() {
-  static const TrainMethod method{
+  static const TrainMethod method = ScoreModelMethod(
       "ndsm-cv",
       "004 Thm 3.2, Alg. 3: ndsm with the neural control variate eps_phi(t) W, eps_phi updated every cv_every "
       "iterations to minimise the gradient's variance (Eq. 22), or a fixed cv_eps (data targets)",
-      /*needs_twice_differentiable_score=*/false,
-      [](const TrainSettings& s, std::shared_ptr<const Target> t) {
-        return CreateScoreModelTrainer(s, std::move(t), NoisingDynamics::kGaussianMixture);
-      },
-      TrainKind::kScoreModel};
+      NoisingDynamics::kGaussianMixture);
   return method;
 }
 
 const TrainMethod& DsmTrainMethod() {
-  static const TrainMethod method{
+  static const TrainMethod method = ScoreModelMethod(
       "dsm",
       "the OU / VP-SDE baseline of 004 (beta linear 0.1 -> 20, T = 1): a score model trained by denoising score "
       "matching, drawn from N(0, I) by the reverse SDE or probability-flow ODE (data targets)",
-      /*needs_twice_differentiable_score=*/false,
-      [](const TrainSettings& s, std::shared_ptr<const Target> t) {
-        return CreateScoreModelTrainer(s, std::move(t), NoisingDynamics::kVariancePreserving);
-      },
-      TrainKind::kScoreModel};
+      NoisingDynamics::kVariancePreserving);
   return method;
 }
 

@@ -115,21 +115,26 @@ int64_t SamplerModel::bytes() const {
   return n;
 }
 
-absl::Status DrawModelBlocks(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed,
-                             int64_t first_block, int64_t blocks, int threads, PointsF* out) {
+absl::StatusOr<std::shared_ptr<const Target>> DrawPrior(const SamplerModel& model) {
+  if (!model.score_model) return std::shared_ptr<const Target>();
+  return ScoreSdePrior(*model.score_model);
+}
+
+absl::Status DrawModelBlocks(const SamplerModel& model, const Target* prior, bool best, const DrawOptions& options,
+                             uint64_t seed, int64_t first_block, int64_t blocks, int threads, PointsF* out) {
   if (!model.score_model) {
     DrawBlocks(model.shape, model.params(best), seed, first_block, blocks, threads, out);
     return absl::OkStatus();
   }
-  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> prior, ScoreSdePrior(*model.score_model));
-  return DrawScoreSdeBlocks(*model.score_model, model.params(best), prior.get(), options, seed, first_block, blocks,
+  return DrawScoreSdeBlocks(*model.score_model, model.params(best), prior, options, seed, first_block, blocks,
                             threads, out);
 }
 
 absl::Status DrawModel(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed, int64_t n,
                        int threads, PointsF* out) {
   const int64_t blocks = (n + kDrawBlockRows - 1) / kDrawBlockRows;
-  SAMPLED_RETURN_IF_ERROR(DrawModelBlocks(model, best, options, seed, 0, blocks, threads, out));
+  SAMPLED_ASSIGN_OR_RETURN(std::shared_ptr<const Target> prior, DrawPrior(model));
+  SAMPLED_RETURN_IF_ERROR(DrawModelBlocks(model, prior.get(), best, options, seed, 0, blocks, threads, out));
   out->conservativeResize(n, model.dim());
   return absl::OkStatus();
 }

@@ -24,6 +24,7 @@
 #define SAMPLED_CORE_TRAINING_SAMPLER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,10 +71,14 @@ void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed
 // How a draw runs (score models; a generator ignores it).
 using DrawOptions = ReverseOptions;
 
+// A score model's prior as a target (ScoreSdePrior of its model), built once for many draws; null for a
+// generator and for a vp model. INVALID_ARGUMENT when it cannot be built.
+absl::StatusOr<std::shared_ptr<const Target>> DrawPrior(const SamplerModel& model);
+
 // Rows of the seed's stream, as DrawBlocks, of any sampler: a generator's x = g(z), or a score model's
-// reverse dynamics (INVALID_ARGUMENT for a score model whose prior cannot be built).
-absl::Status DrawModelBlocks(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed,
-                             int64_t first_block, int64_t blocks, int threads, PointsF* out);
+// reverse dynamics from `prior` (DrawPrior(model), which the caller keeps across blocks).
+absl::Status DrawModelBlocks(const SamplerModel& model, const Target* prior, bool best, const DrawOptions& options,
+                             uint64_t seed, int64_t first_block, int64_t blocks, int threads, PointsF* out);
 // The first n draws of the seed's stream.
 absl::Status DrawModel(const SamplerModel& model, bool best, const DrawOptions& options, uint64_t seed, int64_t n,
                        int threads, PointsF* out);

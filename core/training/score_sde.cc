@@ -93,7 +93,7 @@ absl::Status DrawScoreSdeBlocks(const ScoreSdeModel& m, const std::vector<float>
   }
   const double t_stop = gm ? 0 : m.t_min;
   const double dt = (m.t_end - t_stop) / static_cast<double>(steps);
-  PointsF in, s, z(n, d);
+  PointsF in, s, z(n, d), step, prior_score;
   Eigen::VectorXf t(n);
   Points drift;
   for (int64_t k = 0; k < steps; ++k) {
@@ -106,8 +106,17 @@ absl::Status DrawScoreSdeBlocks(const ScoreSdeModel& m, const std::vector<float>
     MlpForward(m.shape, params, in, threads, nullptr, &s);
     double a = 0, b = 0;  // x <- x + (a x + b s + prior drift) dt + noise
     double noise = 0;
-    if (gm) SAMPLED_RETURN_IF_ERROR(prior->Score(out->cast<double>(), &drift));  // -grad V
-    if (m.residual) s += gm ? drift.cast<float>().eval() : (-*out).eval();
+    if (gm) {
+      SAMPLED_RETURN_IF_ERROR(prior->Score(out->cast<double>(), &drift));  // -grad V
+      prior_score = drift.cast<float>();
+    }
+    if (m.residual) {  // the stationary score: the prior's (gm) or -x (vp)
+      if (gm) {
+        s += prior_score;
+      } else {
+        s -= *out;
+      }
+    }
     if (gm) {
       b = options.ode ? 1 : 2;
       noise = std::sqrt(2 * dt);
@@ -122,9 +131,9 @@ absl::Status DrawScoreSdeBlocks(const ScoreSdeModel& m, const std::vector<float>
         rngs[blk].FillNormal(z.data() + blk * kDrawBlockRows * d, kDrawBlockRows * d);
       }
     }
-    PointsF step = static_cast<float>(b * dt) * s;
+    step = static_cast<float>(b * dt) * s;
     if (a != 0) step += static_cast<float>(a * dt) * *out;
-    if (gm) step -= static_cast<float>(dt) * drift.cast<float>();  // grad V = -Score
+    if (gm) step -= static_cast<float>(dt) * prior_score;  // grad V = -Score
     if (!options.ode) step += static_cast<float>(noise) * z;
     *out += step;
   }

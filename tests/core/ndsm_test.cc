@@ -285,10 +285,12 @@ TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
   EXPECT_TRUE(*back->score_model == *model.score_model);
   DrawOptions o;
   o.steps = 20;
+  auto prior = DrawPrior(*back);
+  ASSERT_TRUE(prior.ok());
   PointsF all, first, second;
-  ASSERT_TRUE(DrawModelBlocks(*back, false, o, 11, 0, 2, 2, &all).ok());
-  ASSERT_TRUE(DrawModelBlocks(*back, false, o, 11, 0, 1, 1, &first).ok());
-  ASSERT_TRUE(DrawModelBlocks(*back, false, o, 11, 1, 1, 1, &second).ok());
+  ASSERT_TRUE(DrawModelBlocks(*back, prior->get(), false, o, 11, 0, 2, 2, &all).ok());
+  ASSERT_TRUE(DrawModelBlocks(*back, prior->get(), false, o, 11, 0, 1, 1, &first).ok());
+  ASSERT_TRUE(DrawModelBlocks(*back, prior->get(), false, o, 11, 1, 1, 1, &second).ok());
   EXPECT_EQ(all.topRows(kDrawBlockRows), first);
   EXPECT_EQ(all.bottomRows(kDrawBlockRows), second);
   // A generator's file is still version 1; a truncated score model is refused.
@@ -304,7 +306,7 @@ TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
   // A cancel is seen between reverse steps.
   std::atomic<bool> cancelled{true};
   o.cancelled = &cancelled;
-  EXPECT_EQ(DrawModelBlocks(*back, false, o, 11, 0, 1, 1, &all).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(DrawModelBlocks(*back, prior->get(), false, o, 11, 0, 1, 1, &all).code(), absl::StatusCode::kCancelled);
 }
 
 // Short runs: with a one-component prior (a single Gaussian over four clusters) the reverse dynamics of a
