@@ -8,6 +8,7 @@
 #define SAMPLED_VERSION "dev"
 #endif
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/parallel.h"
 #include "core/common/status_macros.h"
@@ -718,6 +719,11 @@ std::string Provenance(const training::TrainSettings& t, const TargetEntry& targ
                              t.cv_every, ", \"cv_eps\": ", t.score.in > 0 ? std::string("\"learned\"") : absl::StrCat(t.cv_eps),
                              ", \"sample_steps\": ", t.sample_steps, ", \"score_form\": ",
                              training::JsonString(t.score_form));
+  } else if (kind == training::TrainKind::kDriftChain) {
+    std::string stats;
+    for (const auto& [k, v] : t.statistics) absl::StrAppend(&stats, ", ", training::JsonString(k), ": ", training::JsonString(v));
+    generator = absl::StrCat(", \"epsilon\": ", t.epsilon, ", \"inner_steps\": ", t.inner_steps, ", \"ridge\": ",
+                             t.ridge, stats);
   } else if (kind == training::TrainKind::kGenerator) {
     generator = absl::StrCat(", \"generator\": ", training::JsonString(t.generator), ", \"eta\": ", t.eta,
                              ", \"noise\": ", training::JsonString(t.noise), ", \"bandwidth\": ",
@@ -769,7 +775,7 @@ training::TrainLimits Backend::train_limits() const {
   return tl;
 }
 
-absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t, int64_t d) const {
+absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t, int64_t d, int64_t drifts) const {
   // What one pass keeps per row: each layer's stacked input and pre-activation, for the primal row and its
   // tangent streams (d for the exact divergence, 1 for sliced). Bounded like any array.
   const absl::StatusOr<const training::TrainMethod*> method = training::FindTrainMethod(t.method);
@@ -786,6 +792,24 @@ absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t,
     fit.max_points = training::kPriorFitPoints;
     const int64_t prior = t.method == "dsm" ? 0 : GmmFitBytes(training::kPriorFitPoints, d, fit);
     return 5 * params * 4 + 4 * 2 * t.batch * width * 4 + per_row + prior + 2 * t.batch * d * 8;
+  }
+  if (method.ok() && (*method)->kind == training::TrainKind::kDriftChain) {
+    // ingd: the chain of drifts (itself, the best checkpoint's prefix, a checkpoint's copy), the cloud's
+    // statistics and their Jacobian (batch x d x b, float64), F, and one network's passes.
+    const int64_t params = t.sampler.parameter_count();
+    const auto basis = t.statistics.find("basis");
+    int64_t b = d + d * (d + 1) / 2;
+    if (auto s = t.statistics.find("stats"); s == t.statistics.end() || s->second != "gaussian") {
+      int64_t given = 100;
+      if (basis != t.statistics.end() && !absl::SimpleAtoi(basis->second, &given)) given = 100;
+      b = given + (s != t.statistics.end() && s->second == "rbf+pairs" ? d * (d - 1) / 2 : 0);
+    }
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch, d * b, "ingd's statistics Jacobian (batch by d x statistics)"));
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(drifts, params, "ingd's chain of drifts (steps by the drift's parameters)"));
+    const int64_t width = t.sampler.in + t.sampler.out +
+                          2 * std::accumulate(t.sampler.hidden.begin(), t.sampler.hidden.end(), int64_t{0});
+    return 3 * drifts * params * 4 + 5 * params * 4 + (t.batch * d * b + 4 * t.batch * b) * 8 + 2 * b * b * 8 +
+           4 * t.batch * width * 4;
   }
   const bool score_network = t.score.in > 0;  // the generator methods have none: one stream
   const int64_t streams = 1 + (!score_network ? 0 : t.method == "fisher" || t.score_loss == training::ScoreLoss::kSsm
@@ -854,7 +878,14 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   training::TrainConfig config = args.config;
   config.threads = options_.torch_threads;
   SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, train_limits()));
-  SAMPLED_ASSIGN_OR_RETURN(const int64_t training_bytes, TrainingBytes(spec.settings, target.target->dim()));
+  int64_t from_drifts = 0;  // a drift chain continued: the drifts it already holds
+  if (!args.from_sampler_id.empty()) {
+    if (absl::StatusOr<SamplerEntry> from = sessions_.GetSampler(args.from_sampler_id); from.ok() && from->model->drift) {
+      from_drifts = training::DriftSteps(from->model->shape, from->model->final_params);
+    }
+  }
+  SAMPLED_ASSIGN_OR_RETURN(const int64_t training_bytes,
+                           TrainingBytes(spec.settings, target.target->dim(), args.steps + from_drifts));
   SAMPLED_RETURN_IF_ERROR(CheckSessionQuota(args.session_id, training_bytes, "the training job's networks and passes"));
   if (absl::StatusOr<std::vector<SamplerEntry>> held = sessions_.ListSamplers(args.session_id);
       held.ok() && static_cast<int64_t>(held->size()) >= limits.max_samplers_per_session) {
@@ -878,6 +909,11 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
           "sampler '", args.from_sampler_id, "' has another architecture (latent ", from.model->shape.in, ", ",
           from.model->shape.hidden.size(), " hidden layers, ", ActivationName(from.model->shape.activation),
           ", output ", from.model->shape.out, "); give the same latent, hidden and activation to continue it"));
+    }
+    if (from.model->drift.has_value() != (spec.settings.method == "ingd")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sampler '", args.from_sampler_id, "' is ", from.model->drift ? "a drift chain (ingd)" : "not a drift chain",
+          "; continue it with ", from.model->drift ? "method ingd" : "the method that made it"));
     }
     spec.from_sampler = from.model->final_params;
     spec.from_sampler_id = from.id;
@@ -998,13 +1034,26 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
   SAMPLED_ASSIGN_OR_RETURN(SamplerEntry e, sessions_.GetSampler(args.sampler_id));
   SAMPLED_RETURN_IF_ERROR(CheckArrayValues(args.n, e.model->shape.out, "the draws"));
   if (args.steps.has_value() && (*args.steps < 1 || *args.steps > limits.max_sample_steps)) {
-    return absl::InvalidArgumentError(absl::StrCat("steps (a score model's reverse steps) must be between 1 and ",
+    return absl::InvalidArgumentError(absl::StrCat("steps (a score model's reverse steps, a drift chain's drifts) must be between 1 and ",
                                                    limits.max_sample_steps, " (--max-sample-steps), got ", *args.steps,
                                                    "; leave it unset for the model's default"));
   }
-  if ((args.steps.has_value() || args.ode) && !e.model->score_model) {
+  if (e.model->drift) {
+    const int64_t drifts = training::DriftSteps(e.model->shape, e.model->params(args.best));
+    if (args.ode) {
+      return absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' is a drift chain (ingd): ode "
+                                                     "applies to score models (ndsm, ndsm-cv, dsm) only"));
+    }
+    if (args.steps.has_value() && *args.steps > drifts) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "steps ", *args.steps, " is past the ", drifts, " drifts of sampler '", args.sampler_id,
+          "' (", args.best ? "its best checkpoint" : "its final weights",
+          "); steps k draws the generator at time k x epsilon, leave it unset for all"));
+    }
+  } else if ((args.steps.has_value() || args.ode) && !e.model->score_model) {
     return absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' is a generator (x = g(z)): steps "
-                                                   "and ode apply to score models (ndsm, ndsm-cv, dsm) only"));
+                                                   "and ode apply to score models (ndsm, ndsm-cv, dsm) and steps to "
+                                                   "drift chains (ingd) only"));
   }
   auto stream = std::make_shared<SampleStream>();
   stream->model = e.model;
@@ -1020,7 +1069,7 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
   // A score model's block runs its reverse dynamics (1000 network passes by default): one block per task,
   // so that other calls interleave and a cancel is seen between steps.
   stream->segment_blocks =
-      e.model->score_model ? 1 : std::clamp<int64_t>((int64_t{4} << 20) / per_block, 1, 64);
+      e.model->score_model || e.model->drift ? 1 : std::clamp<int64_t>((int64_t{4} << 20) / per_block, 1, 64);
   stream->start = absl::Now();
   return stream;
 }

@@ -255,7 +255,8 @@ class Backend {
   // What a training run of `settings` holds (networks, optimiser moments, passes' activations), checked
   // against max_array_values.
   training::TrainLimits train_limits() const;
-  absl::StatusOr<int64_t> TrainingBytes(const training::TrainSettings& settings, int64_t dim) const;
+  // `drifts`: the steps a drift chain (ingd) may reach (its chain grows by one network a step).
+  absl::StatusOr<int64_t> TrainingBytes(const training::TrainSettings& settings, int64_t dim, int64_t drifts) const;
   // Where a training job leaves its sampler: the session (and the state directory).
   SamplerSink MakeSamplerSink(const std::string& session_id, const std::string& target_id, const std::string& method,
                               const std::string& job_id);

@@ -285,7 +285,7 @@ absl::Status Backend::RestoreJob(const StoredRow& row, const Record& record,
   spec.eval_every = record.GetInt("eval_every");
   spec.eval_draws = record.GetInt("eval_draws", 500);
   spec.from_sampler_id = record.Get("from_sampler_id");
-  SAMPLED_ASSIGN_OR_RETURN(const int64_t bytes, TrainingBytes(spec.settings, target->target->dim()));
+  SAMPLED_ASSIGN_OR_RETURN(const int64_t bytes, TrainingBytes(spec.settings, target->target->dim(), spec.steps));
   SAMPLED_ASSIGN_OR_RETURN(MemoryBudget::Charge charge,
                            budget_.Reserve(MemoryKind::kJobs, bytes, "the restored training job"));
   // A run that stored its sampler just before the crash ended: it is not run again.

@@ -71,11 +71,15 @@ const char kUsageText[] = R"(usage: samplectl [--server HOST:PORT] [--timeout SE
               [--activation gelu] [--batch 250] [--lr LR] [--gmm-components K] [--gmm-covariance full|diag|spherical]
               [--noise-steps 50] [--dt 0.00998] [--dt-last 1e-3] [--times 5] [--cv-every 20] [--cv-eps E]
               [--sample-steps 1000] [--score-form residual|plain] [--steps N] [--seed S] [--watch]
+  train start --session S --target DATA --method ingd [--stats gaussian|rbf|rbf+pairs] [--basis 100]
+              [--feature-bandwidth RULE] [--pairs 0-1,...] [--epsilon 0.1] [--inner-steps 100] [--lr 1e-2]
+              [--ridge 1e-3] [--hidden 67] [--activation elu] [--batch 1000] [--steps N] [--seed S] [--watch]
   train methods                             training methods and their parameters
   sampler list --session S | sampler get ID | sampler delete ID
   sampler export ID --out F | sampler import --session S --file F
   sample --sampler M -n N --out F [--seed S] [--dtype float32|float64] [--checkpoint final|best]
-         [--steps K] [--dynamics sde|ode]             score models: reverse steps and dynamics
+         [--steps K] [--dynamics sde|ode]             score models: reverse steps and dynamics;
+                                                      drift chains: the first K drifts (time K x epsilon)
   particles --job J --out F [--dtype float32|float64]     F: .npy or .csv
   eval --session S --target T (--file F | --samples-target T2 | --job J | --sampler M [-n N]) [--metrics a,b]
        [--seed S]
@@ -775,7 +779,9 @@ class Cli {
                               IntField{"noise-steps", [&](int64_t v) { spec.set_noise_steps(v); }},
                               IntField{"times", [&](int64_t v) { spec.set_times(v); }},
                               IntField{"cv-every", [&](int64_t v) { spec.set_cv_every(v); }},
-                              IntField{"sample-steps", [&](int64_t v) { spec.set_sample_steps(v); }}}) {
+                              IntField{"sample-steps", [&](int64_t v) { spec.set_sample_steps(v); }},
+                              IntField{"basis", [&](int64_t v) { spec.set_basis(v); }},
+                              IntField{"inner-steps", [&](int64_t v) { spec.set_inner_steps(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<int64_t> v = IntFlag(f.flag, 0);
       if (!v.ok()) return v.status();
@@ -792,7 +798,9 @@ class Cli {
                                  DoubleField{"init-std", [&](double v) { spec.set_init_std(v); }},
                                  DoubleField{"dt", [&](double v) { spec.set_dt(v); }},
                                  DoubleField{"dt-last", [&](double v) { spec.set_dt_last(v); }},
-                                 DoubleField{"cv-eps", [&](double v) { spec.set_cv_eps(v); }}}) {
+                                 DoubleField{"cv-eps", [&](double v) { spec.set_cv_eps(v); }},
+                                 DoubleField{"epsilon", [&](double v) { spec.set_epsilon(v); }},
+                                 DoubleField{"ridge", [&](double v) { spec.set_ridge(v); }}}) {
       if (!a_.Has(f.flag)) continue;
       absl::StatusOr<double> v = DoubleFlag(f.flag);
       if (!v.ok()) return v.status();
@@ -814,6 +822,9 @@ class Cli {
     if (a_.Has("optimizer")) spec.set_optimizer(a_.Get("optimizer"));
     if (a_.Has("gmm-covariance")) spec.set_gmm_covariance(a_.Get("gmm-covariance"));
     if (a_.Has("score-form")) spec.set_score_form(a_.Get("score-form"));
+    if (a_.Has("stats")) spec.set_stats(a_.Get("stats"));
+    if (a_.Has("pairs")) spec.set_pairs(a_.Get("pairs"));
+    if (a_.Has("feature-bandwidth")) spec.set_feature_bandwidth(a_.Get("feature-bandwidth"));
     spec.set_from_sampler_id(a_.Get("from-sampler"));
     const bool watch = a_.Has("watch");
     if (absl::Status s = CheckFlags(); !s.ok()) return s;
@@ -834,6 +845,9 @@ class Cli {
     if (!m.final_metrics().empty()) absl::StrAppend(&line, "  final ", FormatMetrics(m.final_metrics()));
     if (m.best_step() >= 0) absl::StrAppend(&line, "  best@", m.best_step(), " ", FormatMetrics(m.best_metrics()));
     if (m.kind() == "score-model") absl::StrAppend(&line, "  score model (", m.dynamics(), ", ", m.default_steps(), " steps)");
+    if (m.kind() == "drift-chain") {
+      absl::StrAppend(&line, "  drift chain (", m.default_steps(), " drifts, epsilon ", m.epsilon(), ")");
+    }
     if (m.last_finite()) absl::StrAppend(&line, "  (last finite weights of a failed run)");
     return line;
   }

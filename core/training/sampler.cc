@@ -99,6 +99,27 @@ void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_
   MlpForward(shape, params, z, threads, nullptr, out);
 }
 
+int64_t DriftSteps(const MlpShape& shape, const std::vector<float>& params) {
+  const size_t p = static_cast<size_t>(shape.parameter_count());
+  return p == 0 || params.size() % p != 0 ? 0 : static_cast<int64_t>(params.size() / p);
+}
+
+absl::Status ApplyDrifts(const MlpShape& shape, const std::vector<float>& params, int64_t first, int64_t count,
+                         double epsilon, int threads, const std::atomic<bool>* cancelled, PointsF* x) {
+  const int64_t p = shape.parameter_count();
+  std::vector<float> drift(static_cast<size_t>(p));
+  PointsF h;
+  for (int64_t k = first; k < first + count; ++k) {
+    if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) {
+      return absl::CancelledError(absl::StrCat("the draw was cancelled at drift ", k - first, " of ", count));
+    }
+    std::copy(params.begin() + k * p, params.begin() + (k + 1) * p, drift.begin());
+    MlpForward(shape, drift, *x, threads, nullptr, &h);
+    *x += static_cast<float>(epsilon) * h;
+  }
+  return absl::OkStatus();
+}
+
 void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t n, int threads,
           PointsF* out) {
   const int64_t blocks = (n + kDrawBlockRows - 1) / kDrawBlockRows;
@@ -108,6 +129,7 @@ void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed
 
 int64_t SamplerModel::bytes() const {
   int64_t n = static_cast<int64_t>((final_params.size() + best_params.size()) * sizeof(float) + provenance_json.size());
+  if (drift) n += static_cast<int64_t>(sizeof(DriftChain));
   if (score_model) {
     n += static_cast<int64_t>(score_model->frequencies.size() * sizeof(float));
     for (const auto& [k, v] : score_model->prior) n += static_cast<int64_t>(k.size() + v.size() * sizeof(double));
@@ -122,6 +144,22 @@ absl::StatusOr<std::shared_ptr<const Target>> DrawPrior(const SamplerModel& mode
 
 absl::Status DrawModelBlocks(const SamplerModel& model, const Target* prior, bool best, const DrawOptions& options,
                              uint64_t seed, int64_t first_block, int64_t blocks, int threads, PointsF* out) {
+  if (model.drift) {  // x_0 ~ N(0, I_d) per block, then the chain's first `steps` drifts (all by default)
+    const std::vector<float>& params = model.params(best);
+    const int64_t available = DriftSteps(model.shape, params);
+    if (options.steps > available) {
+      return absl::InvalidArgumentError(absl::StrCat("steps ", options.steps, " is past the ", available,
+                                                     " drifts this sampler holds"));
+    }
+    const int64_t d = model.shape.out;
+    out->resize(blocks * kDrawBlockRows, d);
+    for (int64_t b = 0; b < blocks; ++b) {
+      Rng rng(DrawBlockSeed(seed, first_block + b));
+      rng.FillNormal(out->data() + b * kDrawBlockRows * d, kDrawBlockRows * d);
+    }
+    return ApplyDrifts(model.shape, params, 0, options.steps > 0 ? options.steps : available, model.drift->epsilon,
+                       threads, options.cancelled, out);
+  }
   if (!model.score_model) {
     DrawBlocks(model.shape, model.params(best), seed, first_block, blocks, threads, out);
     return absl::OkStatus();
@@ -141,6 +179,7 @@ absl::Status DrawModel(const SamplerModel& model, bool best, const DrawOptions& 
 
 int64_t DrawMultiplyAdds(const SamplerModel& model, const DrawOptions& options) {
   const int64_t pass = model.shape.forward_multiply_adds();
+  if (model.drift) return (options.steps > 0 ? options.steps : DriftSteps(model.shape, model.final_params)) * pass;
   if (!model.score_model) return pass;
   const int64_t steps = options.steps > 0 ? options.steps : model.score_model->default_steps;
   return steps * pass;
@@ -149,7 +188,7 @@ int64_t DrawMultiplyAdds(const SamplerModel& model, const DrawOptions& options) 
 std::string EncodeSamplerFile(const SamplerModel& m) {
   std::string out(kMagic);
   ByteWriter w(&out);
-  w.U64(m.score_model ? kSamplerFileVersion : 1);
+  w.U64(m.drift ? 3 : m.score_model ? 2 : 1);
   w.String(m.provenance_json);
   w.I64(m.shape.in);
   w.I64(m.shape.out);
@@ -158,7 +197,7 @@ std::string EncodeSamplerFile(const SamplerModel& m) {
   for (int64_t h : m.shape.hidden) w.I64(h);
   w.Floats(m.final_params);
   w.Floats(m.best_params);
-  w.U64((m.last_finite ? 1 : 0) | (m.score_model ? 2 : 0));
+  w.U64((m.last_finite ? 1 : 0) | (m.score_model ? 2 : 0) | (m.drift ? 4 : 0));
   if (const ScoreSdeModel* sm = m.score_model ? &*m.score_model : nullptr) {
     w.String(NoisingDynamicsName(sm->dynamics));
     w.I64(sm->dim);
@@ -173,6 +212,7 @@ std::string EncodeSamplerFile(const SamplerModel& m) {
       for (double v : values) w.F64(v);
     }
   }
+  if (m.drift) w.F64(m.drift->epsilon);
   w.U64(Fnv1a(out));
   return out;
 }
@@ -182,7 +222,7 @@ absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes) {
   if (!r.Magic(kMagic)) return absl::InvalidArgumentError("not a sampler file (it does not start with SMPSAMPLER)");
   uint64_t version = 0;
   if (!r.U64(&version)) return absl::InvalidArgumentError("sampler file is truncated (no version)");
-  if (version != 1 && version != kSamplerFileVersion) {
+  if (version < 1 || version > kSamplerFileVersion) {
     return absl::InvalidArgumentError(absl::StrCat("sampler file version ", version, " is not supported (this build "
                                                    "reads version ", kSamplerFileVersion, ")"));
   }
@@ -222,10 +262,27 @@ absl::StatusOr<SamplerModel> DecodeSamplerFile(std::string_view bytes) {
     if (version < 2) return absl::InvalidArgumentError("sampler file version 1 cannot hold a score model");
     SAMPLED_RETURN_IF_ERROR(ReadScoreModel(r, m.shape, &m.score_model.emplace()));
   }
+  if ((flags & 4) != 0) {
+    double epsilon = 0;
+    if (version < 3 || (flags & 2) != 0) {
+      return absl::InvalidArgumentError("sampler file's drift-chain flag is set in a file that cannot hold one");
+    }
+    if (!r.F64(&epsilon) || !(epsilon > 0) || !std::isfinite(epsilon) || m.shape.in != m.shape.out) {
+      return absl::InvalidArgumentError("sampler file's drift chain is malformed (epsilon > 0, a d -> d network)");
+    }
+    m.drift = DriftChain{epsilon};
+  }
   uint64_t checksum;
   if (!r.U64(&checksum) || !r.Done()) return absl::InvalidArgumentError("sampler file has trailing bytes");
   const size_t count = static_cast<size_t>(m.shape.parameter_count());
-  if (m.final_params.size() != count || (!m.best_params.empty() && m.best_params.size() != count)) {
+  if (m.drift) {  // whole networks, at least one; the best checkpoint a prefix of the chain
+    const size_t steps = m.final_params.size() / count, best = m.best_params.size() / count;
+    if (m.final_params.empty() || m.final_params.size() % count != 0 || m.best_params.size() % count != 0 ||
+        best > steps) {
+      return absl::InvalidArgumentError(absl::StrCat("sampler file holds ", m.final_params.size(),
+                                                     " weights; a chain of its drifts needs a multiple of ", count));
+    }
+  } else if (m.final_params.size() != count || (!m.best_params.empty() && m.best_params.size() != count)) {
     return absl::InvalidArgumentError(absl::StrCat("sampler file holds ", m.final_params.size(),
                                                    " weights; its architecture needs ", count));
   }

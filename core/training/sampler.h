@@ -18,11 +18,15 @@
 //     u64 len, dynamics name ("gm" | "vp"), i64 dim, f64 t_end, f64 t_min, f64 beta_min, f64 beta_max,
 //     u64 m, m x f32 frequencies, i64 default_steps, u64 residual (0 | 1), u64 prior keys, per key: u64 len,
 //     name, u64 n, n x f64
+//                            bit 2 (version 3): a drift chain (ingd) follows: f64 epsilon; the weights above are
+//                            its drifts' networks one after another (the best checkpoint: a prefix of them)
 //   u64 checksum             FNV-1a 64 of every byte before it
-// A file without a score model is written as version 1 (what builds before score models read).
+// A file is written in the oldest version that holds it: 1 for a generator, 2 for a score model, 3 for a drift
+// chain (what builds before each read).
 #ifndef SAMPLED_CORE_TRAINING_SAMPLER_H_
 #define SAMPLED_CORE_TRAINING_SAMPLER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,7 +42,15 @@
 namespace sampled::training {
 
 constexpr int64_t kDrawBlockRows = 1024;
-constexpr uint64_t kSamplerFileVersion = 2;
+constexpr uint64_t kSamplerFileVersion = 3;
+
+// ingd's sampler (000 Def. 4.1, Alg. 1 with the drift model): a time-varying generator made of drifts,
+//   x_0 = z ~ N(0, I_d),  x_{k+1} = x_k + epsilon h_k(x_k),
+// each h_k a network of the sampler's shape (d -> d). Its weights hold the K networks one after another (K x P
+// floats); the generator at time k epsilon is the first k of them.
+struct DriftChain {
+  double epsilon = 0;
+};
 
 struct SamplerModel {
   MlpShape shape;                   // latent -> d
@@ -49,6 +61,8 @@ struct SamplerModel {
   // A score model (ndsm, ndsm-cv, dsm): `shape` is its score network, and draws run its reverse dynamics
   // instead of x = g(z).
   std::optional<ScoreSdeModel> score_model;
+  // A drift chain (ingd): `shape` is one drift's network, and the weights are the chain's.
+  std::optional<DriftChain> drift;
 
   const std::vector<float>& params(bool best) const {
     return best && !best_params.empty() ? best_params : final_params;
@@ -68,8 +82,16 @@ void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_
 void Draw(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t n, int threads,
           PointsF* out);
 
-// How a draw runs (score models; a generator ignores it).
+// How a draw runs (score models: steps and dynamics; a drift chain: steps, the number of its drifts taken;
+// a generator ignores it).
 using DrawOptions = ReverseOptions;
+
+// The number of drifts a chain's weights hold (0 when they are not a whole number of networks).
+int64_t DriftSteps(const MlpShape& shape, const std::vector<float>& params);
+// x <- x + epsilon h_k(x) for the drifts k in [first, first + count) of the chain `params`, in order; CANCELLED
+// when `cancelled` is set between two of them.
+absl::Status ApplyDrifts(const MlpShape& shape, const std::vector<float>& params, int64_t first, int64_t count,
+                         double epsilon, int threads, const std::atomic<bool>* cancelled, PointsF* x);
 
 // A score model's prior as a target (ScoreSdePrior of its model), built once for many draws; null for a
 // generator and for a vp model. INVALID_ARGUMENT when it cannot be built.

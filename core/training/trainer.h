@@ -27,6 +27,7 @@
 #include "core/targets/target.h"
 #include "core/training/adam.h"
 #include "core/training/mlp.h"
+#include "core/training/sampler.h"
 #include "core/training/score_sde.h"
 
 namespace sampled::training {
@@ -76,6 +77,15 @@ struct TrainConfig {
   std::optional<double> cv_eps;                    // ndsm-cv: a fixed eps instead of the learned eps_phi(t)
   std::optional<int64_t> sample_steps;             // reverse steps of a draw that does not say; default 1000
   std::optional<std::string> score_form;           // residual (gm default) | plain (004's network; dsm default)
+  // Natural-gradient generators (ingd; 000 Alg. 1 with the drift model). hidden, activation, lr and batch are
+  // the drift network's and the particle cloud's.
+  std::optional<std::string> stats;                // gaussian | rbf (default) | rbf+pairs: KiNG's statistics
+  std::optional<int64_t> basis;                    // RBF basis points; default 100
+  std::optional<std::string> pairs;                // rbf+pairs: "0-1,2-5"
+  std::optional<std::string> feature_bandwidth;    // RBF bandwidth rule; default median-scaled:0.5
+  std::optional<double> epsilon;                   // the time step of a drift; default 0.1
+  std::optional<int64_t> inner_steps;              // Adam steps fitting each drift (Eq. 7); default 100
+  std::optional<double> ridge;                     // added to F = Cov_q[T]'s diagonal; default 1e-3
   uint64_t seed = 0;
   int threads = 0;                                 // 0: DefaultComputeThreads()
 };
@@ -118,6 +128,12 @@ struct TrainSettings {
   double cv_eps = 0;             // the fixed eps (ndsm: 0); unused when eps_phi is learned
   int64_t sample_steps = 1000;
   std::string score_form = "plain";  // "residual": s = the noising's stationary score + the network
+  // ingd: `sampler` is one drift's network (d -> d); the statistics as KiNG's options (stats, basis, pairs,
+  // feature_bandwidth; core/flows/king_common.h reads them).
+  std::map<std::string, std::string> statistics;
+  double epsilon = 0.1;
+  int64_t inner_steps = 100;
+  double ridge = 1e-3;
   uint64_t seed = 0;
   int threads = 0;
 };
@@ -149,6 +165,8 @@ struct TrainingState {
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   // Scalars a method fixes once and keeps (sd-generator's nearest-mean noise level).
   std::map<std::string, double> values;
+  // ingd: the drifts taken so far, one network after another (`sampler` is the last, where the next starts).
+  std::vector<float> chain;
 };
 
 // Statistics of one iteration.
@@ -170,13 +188,18 @@ class Trainer {
   // A score model's draws (004): what a sampler of its weights needs besides them; null for the
   // generators and neural samplers (draws x = g(z)).
   virtual const ScoreSdeModel* score_model() const { return nullptr; }
+  // What a sampler of the run's state is made of: the sampler network's weights, or (ingd) the chain of drifts,
+  // whose settings drift_chain() gives (nullopt for every other method).
+  virtual const std::vector<float>& SamplerWeights(const TrainingState& state) const { return state.sampler.params; }
+  virtual std::optional<DriftChain> drift_chain() const { return std::nullopt; }
 };
 
 // What a method learns and from what (each kind reads its own TrainConfig fields; TrainFieldDocs lists them):
 //   kNeuralSampler: a sampler x = g(z) and a score network, from a density (kl, fisher)
 //   kGenerator:     a generator x = g(xi), from data (sd-generator)
 //   kScoreModel:    a score network s(y, t) drawn from by reverse dynamics, from data (ndsm, ndsm-cv, dsm)
-enum class TrainKind { kNeuralSampler, kGenerator, kScoreModel };
+//   kDriftChain:    a chain of drift networks from x_0 ~ N(0, I), from data (ingd)
+enum class TrainKind { kNeuralSampler, kGenerator, kScoreModel, kDriftChain };
 
 struct TrainMethod {
   std::string name;
@@ -228,6 +251,7 @@ const TrainMethod& SdGeneratorTrainMethod();
 const TrainMethod& NdsmTrainMethod();
 const TrainMethod& NdsmCvTrainMethod();
 const TrainMethod& DsmTrainMethod();
+const TrainMethod& IngdTrainMethod();
 
 // What the trainers share.
 // The end of every trainer's iteration, once it is known to be finite (the caller has moved its networks in):

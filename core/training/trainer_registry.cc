@@ -94,7 +94,8 @@ absl::StatusOr<ScoreLoss> ParseScoreLoss(const std::string& name) {
 const std::vector<const TrainMethod*>& TrainMethods() {
   static const std::vector<const TrainMethod*> methods = {&KlTrainMethod(),   &FisherTrainMethod(),
                                                           &SdGeneratorTrainMethod(), &NdsmTrainMethod(),
-                                                          &NdsmCvTrainMethod(), &DsmTrainMethod()};
+                                                          &NdsmCvTrainMethod(), &DsmTrainMethod(),
+                                                          &IngdTrainMethod()};
   return methods;
 }
 
@@ -126,6 +127,21 @@ std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMetho
       });
     }
     return docs;
+  }
+  if (method.kind == TrainKind::kDriftChain) {
+    return {
+        {"stats", "the sufficient statistics T: gaussian ([x, x x^T]) | rbf | rbf+pairs (KiNG's); default rbf"},
+        {"basis", "RBF basis points, redrawn each step from the cloud and the data batch; default 100"},
+        {"feature_bandwidth", "the RBF features' bandwidth: a value or a median rule; default median-scaled:0.5"},
+        {"pairs", "rbf+pairs: the coordinate pairs of the pairwise statistics x_i x_j, e.g. 0-1,2-5"},
+        {"epsilon", "the time step of a drift (x <- x + epsilon h(x)); default 0.1"},
+        {"inner_steps", "Adam steps fitting each drift to Eq. 7, from the last drift's weights; default 100"},
+        {"lr", "the drift fit's Adam learning rate; default 1e-2"},
+        {"ridge", "added to the diagonal of F = Cov_q[T] (Eq. 7's metric); default 1e-3"},
+        {"hidden", "each drift network's hidden widths; default 67 (000 Fig. 2)"},
+        {"activation", "the drift networks': elu | gelu | silu | tanh | leaky-relu; default elu"},
+        {"batch", "the particle cloud (fixed latents pushed through the drifts) and the data batch per step; default 1000"},
+    };
   }
   if (method.kind == TrainKind::kGenerator) {
     return {
@@ -180,6 +196,18 @@ absl::Status RefuseUnused(const TrainMethod& m, const TrainConfig& c) {
   };
   const bool sampler = m.kind == TrainKind::kNeuralSampler, generator = m.kind == TrainKind::kGenerator;
   const bool score_model = m.kind == TrainKind::kScoreModel, gm = score_model && m.name != "dsm";
+  const bool drift = m.kind == TrainKind::kDriftChain;
+  if (!drift) {
+    check(c.stats.has_value(), "stats");
+    check(c.basis.has_value(), "basis");
+    check(c.pairs.has_value(), "pairs");
+    check(c.feature_bandwidth.has_value(), "feature_bandwidth");
+    check(c.epsilon.has_value(), "epsilon");
+    check(c.inner_steps.has_value(), "inner_steps");
+    check(c.ridge.has_value(), "ridge");
+  } else {
+    check(c.latent.has_value(), "latent");  // the latent is x_0 ~ N(0, I_d)
+  }
   if (!sampler) {
     check(c.score_hidden.has_value(), "score_hidden");
     check(c.score_activation.has_value(), "score_activation");
@@ -320,6 +348,34 @@ absl::Status ResolveGenerator(const TrainConfig& config, int64_t latent, Activat
   return absl::OkStatus();
 }
 
+// ingd's part: the drift network, the statistics and the fit (000 Alg. 1, Eq. 7).
+absl::Status ResolveDriftChain(const TrainConfig& config, Activation act, int64_t d, const TrainLimits& limits,
+                               TrainSettings& s) {
+  s.sampler = MlpShape{d, d, config.hidden.value_or(std::vector<int64_t>{67}), act};
+  SAMPLED_RETURN_IF_ERROR(CheckShape("the drift network", s.sampler, limits));
+  s.score = MlpShape{0, 0, {}, act};
+  const auto put = [&](const char* key, const std::optional<std::string>& v) {
+    if (v) s.statistics[key] = *v;
+  };
+  put("stats", config.stats);
+  put("pairs", config.pairs);
+  put("feature_bandwidth", config.feature_bandwidth);
+  if (config.basis) s.statistics["basis"] = absl::StrCat(*config.basis);
+  s.epsilon = config.epsilon.value_or(0.1);
+  SAMPLED_RETURN_IF_ERROR(CheckPositive("epsilon", s.epsilon));
+  s.inner_steps = config.inner_steps.value_or(100);
+  if (s.inner_steps < 1 || s.inner_steps > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("inner_steps must be between 1 and 100000, got ", s.inner_steps));
+  }
+  s.ridge = config.ridge.value_or(1e-3);
+  if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
+    return absl::InvalidArgumentError(absl::StrCat("ridge must be a finite number >= 0, got ", s.ridge));
+  }
+  s.batch = config.batch.value_or(1000);
+  s.sampler_adam.lr = config.lr.value_or(1e-2);
+  return absl::OkStatus();
+}
+
 // kl and fisher's part: the sampler and its score network (003 Sec. 4.1's defaults).
 absl::Status ResolveNeuralSampler(const TrainMethod& method, const TrainConfig& config, int64_t latent,
                                   Activation act, int64_t d, const TrainLimits& limits, TrainSettings& s) {
@@ -369,7 +425,8 @@ absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, cons
   if (!method->needs_samples() && !target.has_density()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "training method '", method->name, "' needs a target with a density (its score); this target is defined by ",
-        target.family(), " (train a generator or a score model on data targets instead: sd-generator, ndsm, ndsm-cv, dsm)"));
+        target.family(), " (train a generator or a score model on data targets instead: sd-generator, ingd, ndsm, "
+        "ndsm-cv, dsm)"));
   }
   SAMPLED_RETURN_IF_ERROR(RefuseUnused(*method, config));
   TrainSettings s;
@@ -388,6 +445,8 @@ absl::StatusOr<TrainSettings> ResolveTrainConfig(const TrainConfig& config, cons
     SAMPLED_RETURN_IF_ERROR(ResolveScoreModel(*method, config, act, d, limits, s));
   } else if (method->kind == TrainKind::kGenerator) {
     SAMPLED_RETURN_IF_ERROR(ResolveGenerator(config, latent, act, d, limits, s));
+  } else if (method->kind == TrainKind::kDriftChain) {
+    SAMPLED_RETURN_IF_ERROR(ResolveDriftChain(config, act, d, limits, s));
   } else {
     SAMPLED_RETURN_IF_ERROR(ResolveNeuralSampler(*method, config, latent, act, d, limits, s));
   }

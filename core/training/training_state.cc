@@ -1,4 +1,6 @@
 // A training run's initial state and its checkpoint encoding.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "core/common/byte_codec.h"
 #include "core/common/status_macros.h"
@@ -37,6 +39,23 @@ absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& sett
     }
   }
   state.score.params = InitialParameters(settings.score, state.rng);
+  if (settings.method == "ingd") {
+    // Each drift starts from the last one; the first from h = 0 (the output layer zeroed), so that a drift is
+    // only what Eq. 7's fit puts in it.
+    const MlpShape& h = settings.sampler;
+    std::fill(state.sampler.params.begin() + h.weight_offset(h.layers() - 1), state.sampler.params.end(), 0.0f);
+    if (from_sampler != nullptr) {
+      const int64_t p = h.parameter_count();
+      if (from_sampler->empty() || static_cast<int64_t>(from_sampler->size()) % p != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the drift chain to continue from has ", from_sampler->size(), " weights, not a whole number of this "
+            "architecture's ", p, "-parameter drifts (give the same hidden widths and activation)"));
+      }
+      state.chain = *from_sampler;
+      state.sampler.params.assign(from_sampler->end() - p, from_sampler->end());
+    }
+    return state;
+  }
   if (from_sampler != nullptr) {
     if (static_cast<int64_t>(from_sampler->size()) != settings.sampler.parameter_count()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -58,15 +77,16 @@ std::string SerializeTrainingState(const TrainingState& state) {
   w.Floats(state.best_params);
   w.I64(state.best_step);
   w.F64(state.best_metric);
-  // Since sd-generator: the method's kept scalars, when it keeps any (a state without them ends here, and
-  // reads in builds older than them).
-  if (!state.values.empty()) {
+  // Since sd-generator: the method's kept scalars, and since ingd its chain of drifts, when there are any (a
+  // state without them ends here, and reads in builds older than them).
+  if (!state.values.empty() || !state.chain.empty()) {
     w.U64(state.values.size());
     for (const auto& [key, value] : state.values) {
       w.String(key);
       w.F64(value);
     }
   }
+  if (!state.chain.empty()) w.Floats(state.chain);
   return out;
 }
 
@@ -89,6 +109,7 @@ absl::StatusOr<TrainingState> ParseTrainingState(std::string_view bytes) {
       state.values[key] = value;
     }
   }
+  if (!r.Done() && !r.Floats(&state.chain)) return absl::InvalidArgumentError("training state's chain is truncated");
   if (!r.Done()) return absl::InvalidArgumentError("training state has trailing bytes");
   SAMPLED_RETURN_IF_ERROR(state.rng.Deserialize(rng));
   return state;

@@ -280,6 +280,13 @@ absl::StatusOr<StartTrainingArgs> FromProto(const v1::StartTrainingRequest& requ
   if (s.has_dt()) c.dt = s.dt();
   if (s.has_dt_last()) c.dt_last = s.dt_last();
   if (s.has_cv_eps()) c.cv_eps = s.cv_eps();
+  if (s.has_stats()) c.stats = s.stats();
+  if (s.has_basis()) c.basis = s.basis();
+  if (s.has_pairs()) c.pairs = s.pairs();
+  if (s.has_feature_bandwidth()) c.feature_bandwidth = s.feature_bandwidth();
+  if (s.has_epsilon()) c.epsilon = s.epsilon();
+  if (s.has_inner_steps()) c.inner_steps = s.inner_steps();
+  if (s.has_ridge()) c.ridge = s.ridge();
   c.seed = s.seed();
   a.steps = s.steps();
   a.eval_every = s.eval_every();
@@ -309,6 +316,10 @@ void ToProto(const SamplerEntry& e, v1::Sampler* out) {
     out->set_kind("score-model");
     out->set_dynamics(training::NoisingDynamicsName(m->dynamics));
     out->set_default_steps(m->default_steps);
+  } else if (const auto& c = e.model->drift) {
+    out->set_kind("drift-chain");
+    out->set_default_steps(training::DriftSteps(e.model->shape, e.model->final_params));
+    out->set_epsilon(c->epsilon);
   } else {
     out->set_kind("generator");
   }

@@ -1,5 +1,6 @@
 #include "server/jobs/training_job.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/memory/memory.h"
@@ -112,7 +113,8 @@ absl::StatusOr<std::shared_ptr<TrainingJob>> TrainingJob::Restore(JobSnapshot sn
     return static_cast<size_t>(n);
   };
   if (state.sampler.params.size() != parameters(spec.settings.sampler) ||
-      state.score.params.size() != parameters(spec.settings.score)) {
+      state.score.params.size() != parameters(spec.settings.score) ||
+      state.chain.size() % std::max<size_t>(1, parameters(spec.settings.sampler)) != 0) {
     return absl::DataLossError("the training checkpoint's networks do not fit the job's settings");
   }
   snapshot.method = spec.settings.method;
@@ -157,7 +159,7 @@ int64_t TrainingJob::StateBytes() const {
     return static_cast<int64_t>((n.params.size() + n.adam.m.size() + n.adam.v.size()) * sizeof(float));
   };
   return bytes(state_.worker().sampler) + bytes(state_.worker().score) +
-         static_cast<int64_t>(state_.worker().best_params.size() * sizeof(float));
+         static_cast<int64_t>((state_.worker().best_params.size() + state_.worker().chain.size()) * sizeof(float));
 }
 
 absl::Status TrainingJob::GuardedStep(training::TrainStats& stats) {
@@ -181,6 +183,7 @@ training::SamplerModel TrainingJob::ModelOf(const std::vector<float>& params) co
   model.shape = spec_.settings.sampler;
   model.final_params = params;
   if (const training::ScoreSdeModel* m = trainer_->score_model()) model.score_model = *m;
+  model.drift = trainer_->drift_chain();
   return model;
 }
 
@@ -238,7 +241,7 @@ void TrainingJob::ConsiderBest(const std::map<std::string, double>& metrics) {
   auto it = metrics.find(best_by_);
   if (it == metrics.end()) return;
   if (state_.worker().best_step < 0 || it->second < state_.worker().best_metric) {
-    state_.worker().best_params = state_.worker().sampler.params;
+    state_.worker().best_params = trainer_->SamplerWeights(state_.worker());
     state_.worker().best_step = state_.worker().step;
     state_.worker().best_metric = it->second;
     best_metrics_ = metrics;
@@ -276,7 +279,7 @@ bool TrainingJob::RunSlice(absl::Duration slice, const std::function<bool()>& ot
     std::string metrics_error;
     if (evaluate) {
       // A failed evaluation is reported beside the metrics; the weights are fine, the run goes on.
-      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.worker().sampler.params, state_.worker().step);
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(trainer_->SamplerWeights(state_.worker()), state_.worker().step);
       evaluated_at_ = state_.worker().step;
       if (m.ok()) {
         last_metrics_ = *std::move(m);
@@ -343,7 +346,7 @@ void TrainingJob::EndRun(absl::Status status) {
   const bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
   if (leaves) {
     if (evaluated_at != state_.worker().step) {
-      absl::StatusOr<std::map<std::string, double>> m = Evaluate(state_.worker().sampler.params, state_.worker().step);
+      absl::StatusOr<std::map<std::string, double>> m = Evaluate(trainer_->SamplerWeights(state_.worker()), state_.worker().step);
       if (m.ok()) {
         metrics = *std::move(m);
         ConsiderBest(metrics);
@@ -353,7 +356,7 @@ void TrainingJob::EndRun(absl::Status status) {
         });
       }
     }
-    auto model = std::make_shared<training::SamplerModel>(ModelOf(state_.worker().sampler.params));
+    auto model = std::make_shared<training::SamplerModel>(ModelOf(trainer_->SamplerWeights(state_.worker())));
     if (state_.worker().best_step >= 0 && state_.worker().best_step != state_.worker().step) model->best_params = state_.worker().best_params;
     model->last_finite = !status.ok() && non_finite;
     model->provenance_json =

@@ -126,6 +126,13 @@ Record EncodeTrainConfig(const training::TrainConfig& c) {
   SetOptional(r, "dt", c.dt);
   SetOptional(r, "dt_last", c.dt_last);
   SetOptional(r, "cv_eps", c.cv_eps);
+  SetOptional(r, "stats", c.stats);
+  SetOptional(r, "basis", c.basis);
+  SetOptional(r, "pairs", c.pairs);
+  SetOptional(r, "feature_bandwidth", c.feature_bandwidth);
+  SetOptional(r, "epsilon", c.epsilon);
+  SetOptional(r, "inner_steps", c.inner_steps);
+  SetOptional(r, "ridge", c.ridge);
   r.SetInt("seed", static_cast<int64_t>(c.seed));
   return r;
 }
@@ -170,6 +177,13 @@ training::TrainConfig DecodeTrainConfig(const Record& r) {
   c.dt = r.GetOptionalDouble("dt");
   c.dt_last = r.GetOptionalDouble("dt_last");
   c.cv_eps = r.GetOptionalDouble("cv_eps");
+  c.stats = r.GetOptional("stats");
+  c.basis = r.GetOptionalInt("basis");
+  c.pairs = r.GetOptional("pairs");
+  c.feature_bandwidth = r.GetOptional("feature_bandwidth");
+  c.epsilon = r.GetOptionalDouble("epsilon");
+  c.inner_steps = r.GetOptionalInt("inner_steps");
+  c.ridge = r.GetOptionalDouble("ridge");
   c.seed = static_cast<uint64_t>(r.GetInt("seed"));
   return c;
 }

@@ -61,7 +61,7 @@ def test_sample_options_and_refusals(client):
     for bad in (0, -1):
         with pytest.raises(sampled.SampledError) as e:
             sampler.sample(10, seed=1, steps=bad)
-        assert e.value.code.name == "INVALID_ARGUMENT" and "steps (a score model's reverse steps) must be" in \
+        assert e.value.code.name == "INVALID_ARGUMENT" and "steps (a score model's reverse steps, a drift chain's drifts) must be" in \
             e.value.details
     with pytest.raises(sampled.SampledError) as e:
         sampler.sample(10, seed=1, steps=10 ** 9)

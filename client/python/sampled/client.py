@@ -438,9 +438,13 @@ class Session:
               gmm_components: Optional[int] = None, gmm_covariance: Optional[str] = None,
               noise_steps: Optional[int] = None, dt: Optional[float] = None, dt_last: Optional[float] = None,
               times: Optional[int] = None, cv_every: Optional[int] = None, cv_eps: Optional[float] = None,
-              sample_steps: Optional[int] = None, score_form: Optional[str] = None) -> Job:
-        """Starts a training job: kl or fisher (003) on a density target; sd-generator (002 Alg. 2) or a score
-        model (ndsm, ndsm-cv, dsm: 004) on a data target; unset options take the method's defaults
+              sample_steps: Optional[int] = None, score_form: Optional[str] = None, stats: Optional[str] = None,
+              basis: Optional[int] = None, pairs: Optional[str] = None, feature_bandwidth: Optional[str] = None,
+              epsilon: Optional[float] = None, inner_steps: Optional[int] = None,
+              ridge: Optional[float] = None) -> Job:
+        """Starts a training job: kl or fisher (003) on a density target; sd-generator (002 Alg. 2), ingd (000
+        Alg. 1, a chain of drifts) or a score model (ndsm, ndsm-cv, dsm: 004) on a data target; unset options take
+        the method's defaults
         (docs/api.md, `samplectl train methods`). The job's sampler is job.sampler()."""
         spec = training_pb2.TrainSpec(method=method, steps=steps, hidden=list(hidden), score_hidden=list(score_hidden),
                                       seed=seed, eval_every=eval_every, eval_draws=eval_draws,
@@ -453,7 +457,9 @@ class Session:
                             ("gmm_components", gmm_components), ("gmm_covariance", gmm_covariance),
                             ("noise_steps", noise_steps), ("dt", dt), ("dt_last", dt_last), ("times", times),
                             ("cv_every", cv_every), ("cv_eps", cv_eps), ("sample_steps", sample_steps),
-                            ("score_form", score_form)):
+                            ("score_form", score_form), ("stats", stats), ("basis", basis), ("pairs", pairs),
+                            ("feature_bandwidth", feature_bandwidth), ("epsilon", epsilon),
+                            ("inner_steps", inner_steps), ("ridge", ridge)):
             if value is not None:
                 setattr(spec, name, value)
         job = _create(self._client, self._client._training.StartTraining,

@@ -8,8 +8,10 @@ The file: b"SMPSAMPLER\\n", then little-endian u64 fields: version, provenance J
 activation name, hidden widths, the final weights and the best checkpoint's (float32, torch.nn.Linear
 layout W_0, b_0, W_1, b_1, ...), flags (bit 0: last finite weights of a failed run; bit 1, version 2: a
 score model of 004 follows: its dynamics, time span, time-feature frequencies, default steps and Gaussian-mixture
-prior), and an FNV-1a 64 checksum of every byte before it. A score model's draws run its reverse SDE or
-probability-flow ODE (`LocalSampler.sample(..., steps=, dynamics=)`), as the server's do.
+prior; bit 2, version 3: a drift chain of ingd follows, its epsilon: the weights are its drift networks one
+after another), and an FNV-1a 64 checksum of every byte before it. A score model's draws run its reverse SDE or
+probability-flow ODE (`LocalSampler.sample(..., steps=, dynamics=)`), as the server's do; a drift chain's move
+x_0 ~ N(0, I) by each drift in turn, x <- x + epsilon h_k(x) (`steps`: the first k drifts).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import List, Optional
 import numpy as np
 
 MAGIC = b"SMPSAMPLER\n"
-VERSION = 2
+VERSION = 3
 
 
 def _fnv1a(data: bytes) -> int:
@@ -90,7 +92,7 @@ class LocalSampler:
             return v
 
         version = u64()
-        if version not in (1, VERSION):
+        if version not in (1, 2, VERSION):
             raise ValueError(f"sampler file version {version} is not supported (this package reads {VERSION})")
         self.provenance = json.loads(raw(u64()).decode() or "{}")
         self.latent, self.dim = u64(), u64()
@@ -114,11 +116,18 @@ class LocalSampler:
                 prior[key] = np.frombuffer(raw(8 * u64()), dtype="<f8")
             m["prior"] = prior
             self.score_model = m
+        self.epsilon: Optional[float] = f64() if flags & 4 else None  # a drift chain's time step
         widths = [self.latent] + self.hidden + [self.dim]
         need = sum(widths[i + 1] * widths[i] + widths[i + 1] for i in range(len(widths) - 1))
-        if self.final_weights.size != need:
+        if self.epsilon is not None:
+            if self.final_weights.size == 0 or self.final_weights.size % need or (best.size % need):
+                raise ValueError(f"sampler file holds {self.final_weights.size} weights; a chain of its drifts needs "
+                                 f"a multiple of {need}")
+            self.drifts = self.final_weights.size // need
+        elif self.final_weights.size != need:
             raise ValueError(f"sampler file holds {self.final_weights.size} weights; its architecture needs {need}")
         self._widths = widths
+        self._need = need
 
     def _layers(self, weights: np.ndarray):
         off, out = 0, []
@@ -131,9 +140,10 @@ class LocalSampler:
             out.append((w, b))
         return out
 
-    def forward(self, z: np.ndarray, checkpoint: str = "final") -> np.ndarray:
-        """g(z) for latents z (n x latent)."""
-        weights = self.best_weights if checkpoint == "best" and self.best_weights is not None else self.final_weights
+    def forward(self, z: np.ndarray, checkpoint: str = "final", weights: Optional[np.ndarray] = None) -> np.ndarray:
+        """g(z) for latents z (n x latent) (a drift chain: one drift network, given as `weights`)."""
+        if weights is None:
+            weights = self.best_weights if checkpoint == "best" and self.best_weights is not None else self.final_weights
         h = np.asarray(z, dtype=np.float32)
         layers = self._layers(weights)
         for i, (w, b) in enumerate(layers):
@@ -147,6 +157,16 @@ class LocalSampler:
         """n draws from numpy's default generator with `seed`: a generator's g(z), z ~ N(0, I); a score
         model's reverse dynamics (`steps`, 0: its default; `dynamics` "sde" or "ode") from its prior."""
         rng = np.random.default_rng(seed)
+        if self.epsilon is not None:  # a drift chain: x_0 ~ N(0, I_d), then its first `steps` drifts (0: all)
+            weights = self.best_weights if checkpoint == "best" and self.best_weights is not None else self.final_weights
+            chain = weights.size // self._need
+            if steps > chain:
+                raise ValueError(f"steps {steps} is past the {chain} drifts of this sampler")
+            x = rng.standard_normal((n, self.dim), dtype=np.float32)
+            eps = np.float32(self.epsilon)
+            for k in range(steps or chain):
+                x = x + eps * self.forward(x, weights=weights[k * self._need:(k + 1) * self._need])
+            return x
         if self.score_model is None:
             return self.forward(rng.standard_normal((n, self.latent), dtype=np.float32), checkpoint)
         if dynamics not in ("sde", "ode"):
