@@ -13,7 +13,7 @@ namespace {
 
 // Evaluate: a header naming the target and the samples (a target, a job, or chunks that follow), then
 // the evaluation runs on a worker and finishes the call.
-class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest> {
+class EvaluateReactor final : public ReadReactor<v1::EvaluateRequest> {
  public:
   EvaluateReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::EvaluateResponse* response)
       : ctx_(ctx),
@@ -24,6 +24,7 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   }
 
   void OnReadDone(bool ok) override {
+    SAMPLED_REACTOR_CALLBACK();
     if (!ok) {
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the evaluation was cancelled"));
       return Submit();
@@ -65,11 +66,13 @@ class EvaluateReactor final : public grpc::ServerReadReactor<v1::EvaluateRequest
   // A client that gives up (or a server shutting down) ends the call now, and an evaluation still running
   // stops at its next block.
   void OnCancel() override {
+    SAMPLED_REACTOR_CALLBACK();
     stop_->store(true);
     Fail(absl::CancelledError("the evaluation was cancelled"));
   }
 
   void OnDone() override {
+    SAMPLED_REACTOR_DONE();
     handle_->Detach();
     delete this;
   }

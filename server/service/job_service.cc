@@ -8,7 +8,7 @@ namespace {
 // WatchJob: writes the job's state at once, then its latest state after every change notification
 // (the job rate-limits progress notifications), and finishes after writing a terminal state. One write
 // is in flight at a time; changes that arrive meanwhile are folded into the next write.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
+class WatchReactor final : public WriteReactor<v1::JobEvent> {
  public:
   explicit WatchReactor(std::shared_ptr<Job> job) : job_(std::move(job)) {
     listener_ = std::make_shared<Listener>(this);
@@ -17,6 +17,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   }
 
   void OnWriteDone(bool ok) override {
+    SAMPLED_REACTOR_CALLBACK();
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -25,10 +26,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     MaybeWrite();
   }
   void OnCancel() override {
+    SAMPLED_REACTOR_CALLBACK();
     absl::MutexLock lock(&mu_);
     FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
   }
   void OnDone() override {
+    SAMPLED_REACTOR_DONE();
     job_->Unsubscribe(listener_.get());
     listener_->handle.Detach();
     delete this;
@@ -84,10 +87,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 };
 
 // A watch of an unknown job: finishes with the lookup's error.
-class FailedWatch final : public grpc::ServerWriteReactor<v1::JobEvent> {
+class FailedWatch final : public WriteReactor<v1::JobEvent> {
  public:
   explicit FailedWatch(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
-  void OnDone() override { delete this; }
+  void OnDone() override { SAMPLED_REACTOR_DONE(); delete this; }
 };
 
 }  // namespace

@@ -163,7 +163,7 @@ class ExportReactor final : public WriteReactorBase<ExportReactor, v1::SamplerFi
 };
 
 // ImportSampler: the session first, then the file's bytes (bounded); decoded and stored at the half-close.
-class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequest> {
+class ImportReactor final : public ReadReactor<v1::ImportSamplerRequest> {
  public:
   ImportReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Sampler* response)
       : ctx_(ctx), backend_(backend), response_(response) {
@@ -171,6 +171,7 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequ
   }
 
   void OnReadDone(bool ok) override {
+    SAMPLED_REACTOR_CALLBACK();
     if (!ok) {
       if (ctx_->IsCancelled()) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the import was cancelled"));
       if (session_id_.empty()) {
@@ -202,7 +203,7 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportSamplerRequ
     }
     StartRead(&request_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override { SAMPLED_REACTOR_DONE(); delete this; }
 
  private:
   grpc::CallbackServerContext* ctx_;

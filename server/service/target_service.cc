@@ -12,7 +12,7 @@ namespace {
 
 // UploadTarget: a header, then chunks appended to an ArrayAssembler as they arrive; the target is
 // stored when the client half-closes. Any error finishes the call at once and stores nothing.
-class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetRequest> {
+class UploadReactor final : public ReadReactor<v1::UploadTargetRequest> {
  public:
   UploadReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Target* response)
       : ctx_(ctx), backend_(backend), response_(response) {
@@ -20,6 +20,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
   }
 
   void OnReadDone(bool ok) override {
+    SAMPLED_REACTOR_CALLBACK();
     if (!ok) {
       // The stream ended: a half-close stores the upload; a cancelled or broken call stores nothing.
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
@@ -62,7 +63,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override { SAMPLED_REACTOR_DONE(); delete this; }
 
  private:
   void Fail(const absl::Status& s) {
@@ -83,7 +84,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTargetReque
 // UploadModel: a header (checked at once: a server without --allow-torchscript refuses before any bytes
 // are sent), then the archive's bytes, bounded by --max-model-bytes; loaded, checked and stored at the
 // half-close, on a sample worker.
-class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelRequest> {
+class ModelUploadReactor final : public ReadReactor<v1::UploadModelRequest> {
  public:
   ModelUploadReactor(grpc::CallbackServerContext* ctx, Backend* backend, v1::Target* response)
       : ctx_(ctx), backend_(backend), response_(response) {
@@ -91,6 +92,7 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
   }
 
   void OnReadDone(bool ok) override {
+    SAMPLED_REACTOR_CALLBACK();
     if (!ok) {
       if (ctx_->IsCancelled()) return Fail(absl::CancelledError("the upload was cancelled"));
       if (!have_header_) return Fail(absl::InvalidArgumentError("model upload ended before its header"));
@@ -125,7 +127,7 @@ class ModelUploadReactor final : public grpc::ServerReadReactor<v1::UploadModelR
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override { SAMPLED_REACTOR_DONE(); delete this; }
 
  private:
   void Fail(const absl::Status& s) {

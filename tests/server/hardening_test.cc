@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -250,6 +251,15 @@ TEST_F(HugeLimitsTest, Finding3AllocationFailuresAreStatusesNotCrashes) {
 // The process's resident bytes after glibc has handed its free pages back: blocks that gRPC's threads
 // allocated and freed (message buffers, per-thread arenas) stay resident until trimmed, and would count as
 // growth that no live object holds (CI once saw 19 MB of them beside a 64 MB target).
+// Under a sanitizer the allocator is the sanitizer's (shadow memory, quarantine, redzones): resident growth
+// is not the program's, and the tests compare it only in the plain build (deploy/sanitizers.sh runs them for
+// their races and memory errors).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kResidentIsTheProgram = false;
+#else
+constexpr bool kResidentIsTheProgram = true;
+#endif
+
 int64_t ResidentBytes() {
 #if defined(__GLIBC__)
   ::malloc_trim(0);
@@ -272,6 +282,14 @@ class MemoryBudgetTest : public HardeningTest {
   }
   MemoryBudgetTest() : HardeningTest(Budget()) {}
   int64_t Used(server::MemoryKind k) { return t_.server->backend().memory().used(k); }
+  // A charge goes with the last holder of its object, which may be a call worker finishing its task just after
+  // the reply (CI under load saw a deleted job's charge still held when DeleteJob returned): wait for it.
+  int64_t UsedOnceReleased(std::optional<server::MemoryKind> k) {
+    const auto used = [&] { return k ? Used(*k) : t_.server->backend().memory().used(); };
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    while (used() != 0 && absl::Now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return used();
+  }
 };
 
 TEST_F(MemoryBudgetTest, Finding2RequestsPastTheBudgetAreRefusedBeforeAllocating) {
@@ -286,7 +304,7 @@ TEST_F(MemoryBudgetTest, Finding2RequestsPastTheBudgetAreRefusedBeforeAllocating
   const int64_t rss_client = ResidentBytes();
   auto upload = c_.UploadTarget(s, "big", big);
   EXPECT_EQ(upload.status().code(), absl::StatusCode::kResourceExhausted) << upload.status();
-  EXPECT_LT(ResidentBytes() - rss_client, int64_t{64} << 20);
+  if (kResidentIsTheProgram) EXPECT_LT(ResidentBytes() - rss_client, int64_t{64} << 20);
   EXPECT_EQ(Used(server::MemoryKind::kUploads), 0);
   // A KiNG flow whose basis asks for gigabytes of Jacobians.
   auto data = c_.UploadTarget(s, "data", Normal(2000, 8, 6));
@@ -298,25 +316,23 @@ TEST_F(MemoryBudgetTest, Finding2RequestsPastTheBudgetAreRefusedBeforeAllocating
   auto flow = c_.StartFlow(s, data->id(), king);
   EXPECT_EQ(flow.status().code(), absl::StatusCode::kResourceExhausted) << flow.status();
   EXPECT_THAT(flow.status().message(), HasSubstr("king flow of 50000 particles"));
-  EXPECT_LT(ResidentBytes() - rss0, (int64_t{128} << 20) + (int64_t{64} << 20));  // the client's array, < 64 MB
+  if (kResidentIsTheProgram) {
+    EXPECT_LT(ResidentBytes() - rss0, (int64_t{128} << 20) + (int64_t{64} << 20));  // the client's array, < 64 MB
+  }
   // What fits is charged while it lives: a flow's state and workspace, then nothing once deleted.
   auto sd = c_.StartFlow(s, data->id(), Spec("sd", 1000, 0));
   ASSERT_TRUE(sd.ok()) << sd.status();
   EXPECT_GT(Used(server::MemoryKind::kJobs), 1000 * 8 * 8);
   ASSERT_TRUE(c_.DeleteJob(sd->id()).ok());
-  EXPECT_EQ(Used(server::MemoryKind::kJobs), 0);
+  EXPECT_EQ(UsedOnceReleased(server::MemoryKind::kJobs), 0);
   ASSERT_TRUE(c_.DeleteTarget(s, data->id()).ok());
-  EXPECT_EQ(Used(server::MemoryKind::kTargets), 0);
-  EXPECT_EQ(t_.server->backend().memory().used(), 0);
+  EXPECT_EQ(UsedOnceReleased(server::MemoryKind::kTargets), 0);
+  EXPECT_EQ(UsedOnceReleased(std::nullopt), 0);
 }
 
 // The accounted bytes of a stored target match the process's resident growth (within 16 MB).
 TEST(MemoryAccountingTest, AccountedTargetBytesMatchResidentGrowth) {
-#if defined(__SANITIZE_ADDRESS__)
-  // ASan's allocator keeps freed blocks in quarantine and adds redzones and shadow: resident growth is not
-  // the program's (deploy/sanitizers.sh runs this file for its memory errors, the plain build for this check).
-  GTEST_SKIP() << "resident memory under AddressSanitizer is not the program's";
-#endif
+  if (!kResidentIsTheProgram) GTEST_SKIP() << "resident memory under a sanitizer is not the program's";
   server::ServerOptions o = TestOptions();
   o.max_memory = int64_t{1} << 30;
   TestServer t(o);
