@@ -4,8 +4,11 @@
 #                                    (ctest -LE 'slow|paper': C++ tests and the Python tests against the
 #                                    instrumented server)
 #   ./deploy/sanitizers.sh thread    TSan build in build-tsan (ParallelFor serial: Debian's libgomp is not
-#                                    instrumented); the server's concurrency tests: jobs, cancellation,
-#                                    shutdown, fair scheduling, concurrent Sample and delete, the state store
+#                                    instrumented; Abseil's synchronisation annotated by
+#                                    core/common/tsan_absl_sync.cc, gRPC's reactor ordering by
+#                                    server/service/reactors.h); the server's concurrency tests: jobs,
+#                                    cancellation, shutdown, fair scheduling, concurrent Sample and delete,
+#                                    the state store
 #   ./deploy/sanitizers.sh           both
 # Suppressions (deploy/sanitizers/*.supp) name third-party code only, each with its reason.
 set -euo pipefail
