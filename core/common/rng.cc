@@ -4,6 +4,8 @@
 #include <sstream>
 #include <vector>
 
+#include "core/common/parallel.h"
+
 namespace sampled {
 namespace {
 
@@ -36,6 +38,23 @@ void FillNormalImpl(std::mt19937_64& engine, T* out, int64_t n) {
 
 void Rng::FillNormal(double* out, int64_t n) { FillNormalImpl(engine_, out, n); }
 void Rng::FillNormal(float* out, int64_t n) { FillNormalImpl(engine_, out, n); }
+
+uint64_t BlockSeed(uint64_t seed, int64_t block) {
+  const auto split_mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  return split_mix(split_mix(seed) ^ static_cast<uint64_t>(block));
+}
+
+void FillNormalBlocks(uint64_t seed, float* out, int64_t n, int threads) {
+  ParallelFor(n, kNormalBlock, threads, [&](int64_t begin, int64_t end, int) {
+    Rng rng(BlockSeed(seed, begin / kNormalBlock));
+    rng.FillNormal(out + begin, end - begin);
+  });
+}
 
 double Rng::Normal() {
   double v;

@@ -42,6 +42,18 @@ class Rng {
   std::mt19937_64 engine_;
 };
 
+// A seed for block `block` of a stream seeded by `seed` (SplitMix64 twice): independent streams for blocks
+// that are filled in any order or on any thread.
+uint64_t BlockSeed(uint64_t seed, int64_t block);
+
+// Values per block of FillNormalBlocks.
+constexpr int64_t kNormalBlock = 8192;
+
+// out[0..n) standard normals in blocks of kNormalBlock values, block b drawn by Rng(BlockSeed(seed, b)), the
+// blocks on up to `threads` threads (0: the default): the values depend on the seed alone, not on the thread
+// count. For hot loops where one generator's serial Box-Muller would leave the other threads idle.
+void FillNormalBlocks(uint64_t seed, float* out, int64_t n, int threads);
+
 }  // namespace sampled
 
 #endif  // SAMPLED_CORE_COMMON_RNG_H_

@@ -18,13 +18,6 @@ constexpr std::string_view kMagic("SMPSAMPLER\n", 11);
 constexpr int64_t kMaxFileWidth = int64_t{1} << 20;
 constexpr int64_t kMaxFileLayers = 1024;
 
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 uint64_t Fnv1a(std::string_view bytes) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (char c : bytes) {
@@ -84,9 +77,7 @@ absl::Status ReadScoreModel(ByteReader& r, const MlpShape& shape, ScoreSdeModel*
 
 }  // namespace
 
-uint64_t DrawBlockSeed(uint64_t seed, int64_t block) {
-  return SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(block));
-}
+uint64_t DrawBlockSeed(uint64_t seed, int64_t block) { return BlockSeed(seed, block); }
 
 void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t first_block,
                 int64_t blocks, int threads, PointsF* out) {

@@ -184,7 +184,9 @@ int RunBenchmark(const Options& o, const std::vector<Case>& cases) {
   int rc = 0;
   for (const Case& c : cases) {
     const bool sample = c.method == "sample";
-    const int repeats = sample ? 100 : (c.batch >= 5000 ? 5 : 20);
+    // SAMPLED_BENCH_REPEATS: more iterations, for a profiler (perf record) to see the steps, not the set-up.
+    const char* more = std::getenv("SAMPLED_BENCH_REPEATS");
+    const int repeats = more != nullptr ? std::max(1, std::atoi(more)) : sample ? 100 : (c.batch >= 5000 ? 5 : 20);
     const double ours = sample ? OurSampleSeconds(c, o.threads, repeats) : OurIterationSeconds(c, o.threads, repeats);
     std::string line =
         c.method == "sd-generator"
