@@ -149,126 +149,86 @@ bool Mutex::ReaderTryLock() {
   return got;
 }
 
-void Mutex::LockWhen(const Condition& cond) {
-  static const MuCondFn real = Real<MuCondFn>("5Mutex8LockWhenERKNS0_9ConditionE");
+// A wait on `mu` for `cond` that returns holding it: `held` says whether the caller holds it before (Await:
+// released while waiting) or not (LockWhen). `call` runs the library's wait with the condition to use.
+template <typename Call>
+bool Waiting(Mutex* mu, const Condition& cond, bool held, Call call) {
   const Outer o;
-  Acquiring a{&cond, this};
+  Acquiring a{&cond, mu};
   __tsan_release(&a);
   const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreLock(o, this);
-  real(this, c);
-  PostLock(o, this);
+  if (held) {
+    PreUnlock(o, mu);
+    PostUnlock(o, mu);
+  }
+  PreLock(o, mu);
+  const bool r = call(o.outer ? wrapped : cond);
+  PostLock(o, mu);
+  return r;
+}
+
+// A condition-variable wait: `mu` released while the library's `call` waits, held again after.
+template <typename Call>
+bool Released(Mutex* mu, Call call) {
+  const Outer o;
+  PreUnlock(o, mu);
+  PostUnlock(o, mu);
+  const bool r = call();
+  PreLock(o, mu);
+  PostLock(o, mu);
+  return r;
+}
+
+void Mutex::LockWhen(const Condition& cond) {
+  static const MuCondFn real = Real<MuCondFn>("5Mutex8LockWhenERKNS0_9ConditionE");
+  Waiting(this, cond, /*held=*/false, [&](const Condition& c) { return real(this, c), true; });
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
   static const MuCondTimeoutFn real =
       Real<MuCondTimeoutFn>("5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const Outer o;
-  Acquiring a{&cond, this};
-  __tsan_release(&a);
-  const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreLock(o, this);
-  const bool r = real(this, c, timeout);
-  PostLock(o, this);
-  return r;
+  return Waiting(this, cond, /*held=*/false, [&](const Condition& c) { return real(this, c, timeout); });
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   static const MuCondDeadlineFn real =
       Real<MuCondDeadlineFn>("5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const Outer o;
-  Acquiring a{&cond, this};
-  __tsan_release(&a);
-  const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreLock(o, this);
-  const bool r = real(this, c, deadline);
-  PostLock(o, this);
-  return r;
+  return Waiting(this, cond, /*held=*/false, [&](const Condition& c) { return real(this, c, deadline); });
 }
 
-// Await releases the mutex while it waits and holds it again when it returns.
 void Mutex::Await(const Condition& cond) {
   static const MuCondFn real = Real<MuCondFn>("5Mutex5AwaitERKNS0_9ConditionE");
-  const Outer o;
-  Acquiring a{&cond, this};
-  __tsan_release(&a);
-  const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreUnlock(o, this);
-  PostUnlock(o, this);
-  real(this, c);
-  PreLock(o, this);
-  PostLock(o, this);
+  Waiting(this, cond, /*held=*/true, [&](const Condition& c) { return real(this, c), true; });
 }
 
 bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   static const MuCondTimeoutFn real =
       Real<MuCondTimeoutFn>("5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const Outer o;
-  Acquiring a{&cond, this};
-  __tsan_release(&a);
-  const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreUnlock(o, this);
-  PostUnlock(o, this);
-  const bool r = real(this, c, timeout);
-  PreLock(o, this);
-  PostLock(o, this);
-  return r;
+  return Waiting(this, cond, /*held=*/true, [&](const Condition& c) { return real(this, c, timeout); });
 }
 
 bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   static const MuCondDeadlineFn real =
       Real<MuCondDeadlineFn>("5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const Outer o;
-  Acquiring a{&cond, this};
-  __tsan_release(&a);
-  const Condition wrapped(&Acquiring::Eval, static_cast<void*>(&a));
-  const Condition& c = o.outer ? wrapped : cond;
-  PreUnlock(o, this);
-  PostUnlock(o, this);
-  const bool r = real(this, c, deadline);
-  PreLock(o, this);
-  PostLock(o, this);
-  return r;
+  return Waiting(this, cond, /*held=*/true, [&](const Condition& c) { return real(this, c, deadline); });
 }
 
 void CondVar::Wait(Mutex* mu) {
   using Fn = void (*)(CondVar*, Mutex*);
   static const Fn real = Real<Fn>("7CondVar4WaitEPNS0_5MutexE");
-  const Outer o;
-  PreUnlock(o, mu);
-  PostUnlock(o, mu);
-  real(this, mu);
-  PreLock(o, mu);
-  PostLock(o, mu);
+  Released(mu, [&] { return real(this, mu), true; });
 }
 
 bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout) {
   using Fn = bool (*)(CondVar*, Mutex*, absl::Duration);
   static const Fn real = Real<Fn>("7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
-  const Outer o;
-  PreUnlock(o, mu);
-  PostUnlock(o, mu);
-  const bool r = real(this, mu, timeout);
-  PreLock(o, mu);
-  PostLock(o, mu);
-  return r;
+  return Released(mu, [&] { return real(this, mu, timeout); });
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
   using Fn = bool (*)(CondVar*, Mutex*, absl::Time);
   static const Fn real = Real<Fn>("7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
-  const Outer o;
-  PreUnlock(o, mu);
-  PostUnlock(o, mu);
-  const bool r = real(this, mu, deadline);
-  PreLock(o, mu);
-  PostLock(o, mu);
-  return r;
+  return Released(mu, [&] { return real(this, mu, deadline); });
 }
 
 // Notification: mutex_ then the atomic notified_yet_, which HasBeenNotified reads inline (instrumented) with

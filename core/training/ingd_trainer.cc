@@ -25,6 +25,7 @@
 #include "core/flows/king_common.h"
 #include "core/flows/natural_gradient.h"
 #include "core/flows/options.h"
+#include "core/training/data_batch.h"
 #include "core/training/trainer.h"
 
 namespace sampled::training {
@@ -47,7 +48,7 @@ class IngdTrainer final : public Trainer {
     const int64_t n = settings_.batch, d = shape.out;
     SAMPLED_RETURN_IF_ERROR(Cloud(state));
     Rng rng = state.rng;  // committed only when the whole iteration is finite
-    GatherData(rng);
+    batch_.Gather(data_, settings_.batch, rng, &x_);
     y_ = cloud_.cast<double>();
     SAMPLED_ASSIGN_OR_RETURN(std::unique_ptr<SufficientStatistics> t, builder_.Build(y_, &x_, nullptr, rng, threads_));
     SAMPLED_RETURN_IF_ERROR(t->Evaluate(y_, &ty_, &jac_));
@@ -124,23 +125,6 @@ class IngdTrainer final : public Trainer {
     return absl::OkStatus();
   }
 
-  // A fresh data batch into x_: `batch` distinct rows, or every row when there are no more.
-  void GatherData(Rng& rng) {
-    const int64_t n = data_.rows(), batch = std::min<int64_t>(settings_.batch, n);
-    if (batch == n) {
-      if (x_.rows() != n) x_ = data_;
-      return;
-    }
-    if (static_cast<int64_t>(perm_.size()) != n) {
-      perm_.resize(n);
-      for (int64_t i = 0; i < n; ++i) perm_[i] = i;
-    }
-    index_.resize(batch);
-    rng.SampleWithoutReplacement(n, batch, perm_.data(), index_.data());
-    x_.resize(batch, data_.cols());
-    for (int64_t i = 0; i < batch; ++i) x_.row(i) = data_.row(index_[i]);
-  }
-
   const TrainSettings settings_;
   const std::shared_ptr<const Target> target_;
   const Points& data_;
@@ -151,7 +135,7 @@ class IngdTrainer final : public Trainer {
   int64_t cloud_drifts_ = -1;
   Points x_, y_, tx_, ty_, jac_, dh_;
   MlpCache cache_;
-  std::vector<int64_t> perm_, index_;
+  DataBatch batch_;
   std::vector<float> grad_;
 };
 

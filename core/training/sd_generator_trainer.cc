@@ -21,6 +21,7 @@
 #include "core/flows/kernel_flow_util.h"
 #include "core/flows/schedule.h"
 #include "core/flows/sd_flow.h"
+#include "core/training/data_batch.h"
 #include "core/training/sd_generator.h"
 
 namespace sampled::training {
@@ -81,7 +82,7 @@ class SdGeneratorTrainer final : public Trainer {
       eps_.resize(batch, shape.out);
       FillNormalBlocks(BlockSeed(draws, 1), eps_.data(), eps_.size(), threads_);
     }
-    GatherData(rng);
+    batch_.Gather(data_, settings_.batch, rng, &x_);
     gradients_.Goal(x_, eps_, bandwidth, noise, &goal_);
 
     double first_loss = 0, grad_norm = 0;
@@ -116,23 +117,6 @@ class SdGeneratorTrainer final : public Trainer {
   const TrainSettings& settings() const override { return settings_; }
 
  private:
-  // A fresh data batch into x_: `batch` distinct rows, or every row when there are no more.
-  void GatherData(Rng& rng) {
-    const int64_t n = data_.rows(), batch = std::min<int64_t>(settings_.batch, n);
-    if (batch == n) {
-      if (x_.rows() != n) x_ = data_.cast<float>();
-      return;
-    }
-    if (static_cast<int64_t>(perm_.size()) != n) {
-      perm_.resize(n);
-      for (int64_t i = 0; i < n; ++i) perm_[i] = i;
-    }
-    index_.resize(batch);
-    rng.SampleWithoutReplacement(n, batch, perm_.data(), index_.data());
-    x_.resize(batch, data_.cols());
-    for (int64_t i = 0; i < batch; ++i) x_.row(i) = data_.row(index_[i]).cast<float>();
-  }
-
   const TrainSettings settings_;
   const std::shared_ptr<const Target> target_;
   const Points& data_;
@@ -142,7 +126,7 @@ class SdGeneratorTrainer final : public Trainer {
   SdGeneratorGradients<float> gradients_;
   // Scratch reused by every iteration.
   PointsF xi_, eps_, x_, goal_;
-  std::vector<int64_t> perm_, index_;
+  DataBatch batch_;
   std::vector<float> grad_;
   ParticleMedian<float> median_;
 };

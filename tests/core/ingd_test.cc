@@ -14,20 +14,17 @@
 #include <gtest/gtest.h>
 
 #include "core/common/rng.h"
-#include "core/targets/empirical_target.h"
 #include "core/training/sampler.h"
 #include "core/training/trainer.h"
+#include "tests/core/training_test_util.h"
 
 namespace sampled::training {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::shared_ptr<const Target> Data(const Points& points) {
-  auto t = EmpiricalTarget::Create(Points(points));
-  EXPECT_TRUE(t.ok()) << t.status();
-  return std::shared_ptr<const Target>(std::move(*t));
-}
+using test_util::Data;
+using test_util::MakeRun;
+using test_util::TrainRun;
 
 // n draws of N(mean, cov) in 2-D.
 Points Gaussian(int64_t n, const Eigen::Vector2d& mean, const Eigen::Matrix2d& cov, uint64_t seed) {
@@ -49,25 +46,7 @@ TrainConfig Config() {
   return c;
 }
 
-struct IngdRun {
-  TrainSettings settings;
-  std::unique_ptr<Trainer> trainer;
-  TrainingState state;
-};
-
-IngdRun Make(const TrainConfig& c, std::shared_ptr<const Target> data) {
-  IngdRun r;
-  auto s = ResolveTrainConfig(c, *data);
-  EXPECT_TRUE(s.ok()) << s.status();
-  r.settings = *s;
-  auto t = CreateTrainer(r.settings, data);
-  EXPECT_TRUE(t.ok()) << t.status();
-  r.trainer = std::move(*t);
-  r.state = *MakeInitialTrainingState(r.settings);
-  return r;
-}
-
-SamplerModel ModelOf(const IngdRun& run) {
+SamplerModel ModelOf(const TrainRun& run) {
   SamplerModel m;
   m.shape = run.settings.sampler;
   m.final_params = run.trainer->SamplerWeights(run.state);
@@ -232,7 +211,7 @@ TEST(IngdTest, GaussianStatisticsTrackTheClosedFormNaturalGradientPath) {
   c.stats = "gaussian";
   c.batch = 2000;
   c.epsilon = 0.05;
-  IngdRun run = Make(c, data);
+  TrainRun run = MakeRun(c, data);
   const GaussianNgd ngd(p);
   const Moments q0{Eigen::Vector2d::Zero(), Eigen::Matrix2d::Identity()};
   Moments iterate = q0, path = q0;
@@ -282,7 +261,7 @@ TEST(IngdTest, RbfStatisticsPopulateBothModes) {
   auto data = Data(x);
   TrainConfig c = Config();
   c.batch = 1000;
-  IngdRun run = Make(c, data);
+  TrainRun run = MakeRun(c, data);
   for (int k = 0; k < 60; ++k) ASSERT_TRUE(run.trainer->Step(run.state, nullptr).ok());
   PointsF draws;
   ASSERT_TRUE(DrawModel(ModelOf(run), false, {}, 9, 4000, 2, &draws).ok());
@@ -308,13 +287,13 @@ TEST(IngdTest, RestoredRunsContinueTheSameWayAndTheChainIsASampler) {
   TrainConfig c = Config();
   c.batch = 300;
   c.inner_steps = 10;
-  IngdRun straight = Make(c, data);
+  TrainRun straight = MakeRun(c, data);
   for (int k = 0; k < 6; ++k) ASSERT_TRUE(straight.trainer->Step(straight.state, nullptr).ok());
-  IngdRun first = Make(c, data);
+  TrainRun first = MakeRun(c, data);
   for (int k = 0; k < 3; ++k) ASSERT_TRUE(first.trainer->Step(first.state, nullptr).ok());
   auto parsed = ParseTrainingState(SerializeTrainingState(first.state));
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  IngdRun resumed = Make(c, data);
+  TrainRun resumed = MakeRun(c, data);
   resumed.state = *parsed;
   for (int k = 0; k < 3; ++k) ASSERT_TRUE(resumed.trainer->Step(resumed.state, nullptr).ok());
   EXPECT_EQ(resumed.state.chain, straight.state.chain);

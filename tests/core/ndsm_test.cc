@@ -19,11 +19,15 @@
 #include "core/targets/target_family.h"
 #include "core/training/sampler.h"
 #include "core/training/trainer.h"
+#include "tests/core/training_test_util.h"
 
 namespace sampled::training {
 namespace {
 
 using ::testing::HasSubstr;
+using test_util::Data;
+using test_util::MakeRun;
+using test_util::TrainRun;
 
 // Four well-separated Gaussian clusters in 2-D (the low-dimensional mixtures of 004 Sec. 4), n points.
 Points Clusters(int64_t n, uint64_t seed) {
@@ -38,36 +42,12 @@ Points Clusters(int64_t n, uint64_t seed) {
   return x;
 }
 
-std::shared_ptr<const Target> Data(const Points& points) {
-  auto t = EmpiricalTarget::Create(Points(points));
-  EXPECT_TRUE(t.ok()) << t.status();
-  return std::shared_ptr<const Target>(std::move(*t));
-}
-
 TrainConfig Config(const std::string& method) {
   TrainConfig c;
   c.method = method;
   c.seed = 5;
   c.threads = 2;
   return c;
-}
-
-struct TrainRun {
-  TrainSettings settings;
-  std::unique_ptr<Trainer> trainer;
-  TrainingState state;
-};
-
-TrainRun Make(const TrainConfig& c, std::shared_ptr<const Target> data) {
-  TrainRun r;
-  auto s = ResolveTrainConfig(c, *data);
-  EXPECT_TRUE(s.ok()) << s.status();
-  r.settings = *s;
-  auto t = CreateTrainer(r.settings, data);
-  EXPECT_TRUE(t.ok()) << t.status();
-  r.trainer = std::move(*t);
-  r.state = *MakeInitialTrainingState(r.settings);
-  return r;
 }
 
 // The sampler a run's current weights make.
@@ -152,7 +132,7 @@ LossCase GmCase(int64_t batch, const std::string& form = "residual", double dt_l
   c.batch = batch;
   c.hidden = std::vector<int64_t>{16, 16};
   c.gmm_components = 4;
-  LossCase lc{Make(c, data), {}};
+  LossCase lc{MakeRun(c, data), {}};
   const ScoreSdeModel& m = *lc.run.trainer->score_model();
   auto prior = ScoreSdePrior(m);
   Rng rng(9);
@@ -212,7 +192,7 @@ TEST(NdsmLossTest, TheDsmGradientMatchesDifferences) {
   auto data = Data(Clusters(400, 2));
   TrainConfig c = Config("dsm");
   c.hidden = std::vector<int64_t>{16, 16};
-  TrainRun run = Make(c, data);
+  TrainRun run = MakeRun(c, data);
   const ScoreSdeModel& m = *run.trainer->score_model();
   ScoreBatch batch;
   Rng rng(3);
@@ -276,7 +256,7 @@ TEST(ScoreModelSamplerTest, TheFileRoundTripsAndDrawsDoNotDependOnTheChunking) {
   TrainConfig c = Config("ndsm");
   c.hidden = std::vector<int64_t>{8};
   c.gmm_components = 2;
-  TrainRun run = Make(c, data);
+  TrainRun run = MakeRun(c, data);
   SamplerModel model = ModelOf(run);
   model.provenance_json = "{}";
   auto back = DecodeSamplerFile(EncodeSamplerFile(model));
@@ -325,7 +305,7 @@ TEST_P(ScoreModelTrainingTest, DrawsComeCloserToTheDataThanThePriorsDo) {
   TrainConfig c = Config(GetParam());
   if (GetParam() != "dsm") c.gmm_components = 1;
   c.hidden = std::vector<int64_t>{64, 64, 64};
-  TrainRun run = Make(c, data);
+  TrainRun run = MakeRun(c, data);
   TrainStats stats;
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE(run.trainer->Step(run.state, &stats).ok()) << i;
   SamplerModel model = ModelOf(run);
@@ -368,11 +348,11 @@ TEST(ScoreModelResumeTest, AResumedRunContinuesBitForBit) {
   TrainConfig c = Config("ndsm-cv");
   c.hidden = std::vector<int64_t>{16};
   c.cv_every = 2;
-  TrainRun a = Make(c, data);
+  TrainRun a = MakeRun(c, data);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(a.trainer->Step(a.state, nullptr).ok());
   auto restored = ParseTrainingState(SerializeTrainingState(a.state));
   ASSERT_TRUE(restored.ok());
-  TrainRun b = Make(c, data);
+  TrainRun b = MakeRun(c, data);
   b.state = *restored;
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(a.trainer->Step(a.state, nullptr).ok());
@@ -380,7 +360,7 @@ TEST(ScoreModelResumeTest, AResumedRunContinuesBitForBit) {
   }
   EXPECT_EQ(a.state.sampler.params, b.state.sampler.params);
   EXPECT_EQ(a.state.score.params, b.state.score.params);
-  EXPECT_NE(a.state.score.params, Make(c, data).state.score.params);  // eps_phi was trained
+  EXPECT_NE(a.state.score.params, MakeRun(c, data).state.score.params);  // eps_phi was trained
 }
 
 }  // namespace

@@ -15,17 +15,13 @@
 #include "core/targets/empirical_target.h"
 #include "core/targets/target_family.h"
 #include "core/training/trainer.h"
+#include "tests/core/training_test_util.h"
 
 namespace sampled::training {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::shared_ptr<const Target> Data(const Points& points) {
-  auto t = EmpiricalTarget::Create(Points(points));
-  EXPECT_TRUE(t.ok()) << t.status();
-  return std::shared_ptr<const Target>(std::move(*t));
-}
+using test_util::Data;
 
 // x = B xi + mu with xi ~ N(0, I_k): the data of 002 App. C.4 at dimension d.
 Points LinearData(int64_t n, int64_t d, int64_t k, uint64_t seed, Eigen::MatrixXd* b, Eigen::RowVectorXd* mu) {

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,21 @@ def samplectl(server):
         assert r.returncode == 0, r.stderr
         return r.stdout
     return ctl
+
+
+# Four well-separated 2-D clusters (the low-dimensional data of the trainers-from-data tests).
+CENTRES = np.array([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
+
+
+def four_clusters(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    return CENTRES[rng.integers(0, 4, n)] + 0.3 * rng.normal(size=(n, 2))
+
+
+def cluster_shares(draws):
+    """Each cluster's share of the draws (nearest centre), and every draw's nearest centre."""
+    nearest = np.argmin(((draws[:, None, :] - CENTRES[None]) ** 2).sum(-1), axis=1)
+    return np.bincount(nearest, minlength=4) / len(draws), nearest
 
 
 def train_killed_and_resumed(tmp_path, data, method, draw, kill_after=200, **train):

@@ -7,19 +7,8 @@ import numpy as np
 import pytest
 
 import sampled
-from conftest import samplectl, train_killed_and_resumed
-
-CENTRES = np.array([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
-
-
-def _clusters(n=2000, seed=0):
-    rng = np.random.default_rng(seed)
-    return CENTRES[rng.integers(0, 4, n)] + 0.3 * rng.normal(size=(n, 2))
-
-
-def _shares(draws):
-    nearest = np.argmin(((draws[:, None, :] - CENTRES[None]) ** 2).sum(-1), axis=1)
-    return np.bincount(nearest, minlength=4) / len(draws), nearest
+from conftest import CENTRES, cluster_shares as _shares, four_clusters as _clusters, samplectl, \
+    train_killed_and_resumed
 
 
 def test_defaults_learn_four_clusters(client):
