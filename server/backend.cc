@@ -802,13 +802,16 @@ absl::StatusOr<int64_t> Backend::TrainingBytes(const training::TrainSettings& t,
     if (auto s = t.statistics.find("stats"); s == t.statistics.end() || s->second != "gaussian") {
       int64_t given = 100;
       if (basis != t.statistics.end() && !absl::SimpleAtoi(basis->second, &given)) given = 100;
-      b = given + (s != t.statistics.end() && s->second == "rbf+pairs" ? d * (d - 1) / 2 : 0);
+      const auto pairs = t.statistics.find("pairs");  // distinct pairs (ParsePairs refuses repeats)
+      b = given + (pairs != t.statistics.end() ? std::count(pairs->second.begin(), pairs->second.end(), ',') + 1 : 0);
     }
     SAMPLED_RETURN_IF_ERROR(CheckArrayValues(t.batch, d * b, "ingd's statistics Jacobian (batch by d x statistics)"));
+    SAMPLED_RETURN_IF_ERROR(CheckArrayValues(b, b, "ingd's F = Cov[T] (statistics by statistics)"));
     SAMPLED_RETURN_IF_ERROR(CheckArrayValues(drifts, params, "ingd's chain of drifts (steps by the drift's parameters)"));
     const int64_t width = t.sampler.in + t.sampler.out +
                           2 * std::accumulate(t.sampler.hidden.begin(), t.sampler.hidden.end(), int64_t{0});
-    return 3 * drifts * params * 4 + 5 * params * 4 + (t.batch * d * b + 4 * t.batch * b) * 8 + 2 * b * b * 8 +
+    // The chain up to twice over while it grows, the best prefix, the sampler's copy and its file: 5 chains.
+    return 5 * drifts * params * 4 + 5 * params * 4 + (t.batch * d * b + 4 * t.batch * b) * 8 + 2 * b * b * 8 +
            4 * t.batch * width * 4;
   }
   const bool score_network = t.score.in > 0;  // the generator methods have none: one stream
@@ -876,6 +879,11 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   }
   TrainingJobSpec spec;
   training::TrainConfig config = args.config;
+  if (config.method == "ingd" && args.steps > limits.max_sample_steps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ingd makes one drift per step, and a draw runs every drift: steps must be at most the server's ",
+        limits.max_sample_steps, " steps per draw (--max-sample-steps), got ", args.steps));
+  }
   config.threads = options_.torch_threads;
   SAMPLED_ASSIGN_OR_RETURN(spec.settings, training::ResolveTrainConfig(config, *target.target, train_limits()));
   int64_t from_drifts = 0;  // a drift chain continued: the drifts it already holds
@@ -1043,6 +1051,11 @@ absl::StatusOr<std::shared_ptr<SampleStream>> Backend::BeginSample(const SampleA
     if (args.ode) {
       return absl::InvalidArgumentError(absl::StrCat("sampler '", args.sampler_id, "' is a drift chain (ingd): ode "
                                                      "applies to score models (ndsm, ndsm-cv, dsm) only"));
+    }
+    if (!args.steps.has_value() && drifts > limits.max_sample_steps) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sampler '", args.sampler_id, "' holds ", drifts, " drifts, past the server's ", limits.max_sample_steps,
+          " steps per draw (--max-sample-steps); give steps (its first drifts)"));
     }
     if (args.steps.has_value() && *args.steps > drifts) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -1,5 +1,7 @@
 #include "core/flows/sufficient_statistics.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "absl/strings/numbers.h"
@@ -208,6 +210,11 @@ absl::StatusOr<std::vector<std::pair<int, int>>> ParsePairs(const std::string& t
                                                      d, " (indices are 0 to ", d - 1, ")"));
     }
     if (i == j) return absl::InvalidArgumentError(absl::StrCat("option 'pairs': pair ", item, " repeats a coordinate"));
+    const std::pair<int, int> pair(std::min(i, j), std::max(i, j));
+    if (std::find(pairs.begin(), pairs.end(), pair) != pairs.end() ||
+        std::find(pairs.begin(), pairs.end(), std::make_pair(pair.second, pair.first)) != pairs.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("option 'pairs': pair ", item, " is given twice"));
+    }
     pairs.emplace_back(i, j);
   }
   if (pairs.empty()) return absl::InvalidArgumentError("option 'pairs': give at least one pair I-J");

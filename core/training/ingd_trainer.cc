@@ -63,10 +63,12 @@ class IngdTrainer final : public Trainer {
           "ingd iteration ", iteration, ": the statistics' covariance F cannot be factorised (raise ridge)"));
     }
 
+    // |grad L|^2_{F^-1}: the natural gradient's squared norm, the history's score_loss.
+    const double first = grad.dot(solve.solve(grad));
     // Eq. 7 by Adam on the drift's weights, from the last drift's.
     Network h = state.sampler;
     h.adam = AdamState();
-    double first = 0, last = 0, grad_norm = 0;
+    double last = 0, grad_norm = 0;
     for (int64_t k = 0; k <= settings_.inner_steps; ++k) {
       MlpForward(shape, h.params, cloud_, threads_, &cache_, &out_);
       const Points o = out_.cast<double>();
@@ -75,7 +77,6 @@ class IngdTrainer final : public Trainer {
       m /= static_cast<double>(n);
       const Eigen::VectorXd r = grad - m, u = solve.solve(r);
       const double loss = r.dot(u);
-      if (k == 0) first = loss;
       last = loss;
       if (!std::isfinite(loss)) {
         return NonFiniteError(absl::StrCat("ingd's drift fit turned non-finite at iteration ", iteration,
@@ -117,6 +118,7 @@ class IngdTrainer final : public Trainer {
     }
     dh_.resize(settings_.batch, shape.out);
     if (cloud_drifts_ == drifts && cloud_.rows() == settings_.batch) return absl::OkStatus();
+    cloud_drifts_ = -1;  // until the recomputation below completes
     cloud_.resize(settings_.batch, shape.out);
     Rng z(settings_.seed ^ kCloudSalt);
     z.FillNormal(cloud_.data(), cloud_.size());

@@ -343,7 +343,9 @@ void TrainingJob::EndRun(absl::Status status) {
   // What is left in the session: the final weights of a succeeded run, the last ones of a cancelled run
   // that took a step, the last finite ones of a run whose loss turned non-finite.
   const bool non_finite = training::IsNonFinite(status);
-  const bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
+  bool leaves = status.ok() ? took_steps : (status.code() == absl::StatusCode::kCancelled ? took_steps : non_finite);
+  // A drift chain (ingd) that holds no drift yet is no sampler (its first iteration failed).
+  if (trainer_->SamplerWeights(state_.worker()).empty()) leaves = false;
   if (leaves) {
     if (evaluated_at != state_.worker().step) {
       absl::StatusOr<std::map<std::string, double>> m = Evaluate(trainer_->SamplerWeights(state_.worker()), state_.worker().step);

@@ -29,12 +29,13 @@ def test_defaults_learn_four_clusters(client):
     for k in range(4):
         mine = draws[nearest == k]
         assert np.linalg.norm(mine.mean(0) - CENTRES[k]) < 0.4, (k, mine.mean(0))
-    # The natural gradient's norm (score_loss) falls as the statistics reach the data's; Eq. 7's residual
-    # (sampler_loss) stays below it.
+    # The natural gradient's squared norm (score_loss) falls as the statistics reach the data's (10.9 to 0.015
+    # measured); Eq. 7's residual after each fit (sampler_loss) is a fifth of it at the first drift (from h = 0),
+    # under 0.2 for the next two, and from the tenth at the level of the Monte Carlo noise (about 0.003).
     history = job.history()
     natural, residual = history["score_loss"], history["sampler_loss"]
-    assert natural[-1] < 0.1 * natural[0], (natural[0], natural[-1])
-    assert (residual < natural + 1e-9).all()
+    assert natural[-1] < 0.01 * natural[0], (natural[0], natural[-1])
+    assert residual.max() < 0.5 * natural[0] and residual[10:].max() < 0.01 * natural[0], residual
     # steps k: the generator at time k epsilon; the first drifts move N(0, I) only part of the way.
     early = sampler.sample(4096, seed=2, steps=3)
     assert np.abs(early).mean() < np.abs(draws).mean() - 0.3
@@ -59,6 +60,7 @@ def test_refusals(client):
         (dict(basis=5000), "exceeds the 1600 points"),
         (dict(stats="rbf+pairs"), "pairs"),
         (dict(pairs="0-1"), "applies only to stats=rbf+pairs"),
+        (dict(stats="rbf+pairs", pairs="0-1,1-0"), "is given twice"),
         (dict(latent=3), "latent is not used by method 'ingd'"),
         (dict(gmm_components=3), "gmm_components is not used by method 'ingd'"),
         (dict(ridge=-1.0), "ridge must be"),

@@ -116,11 +116,18 @@ class LocalSampler:
                 prior[key] = np.frombuffer(raw(8 * u64()), dtype="<f8")
             m["prior"] = prior
             self.score_model = m
-        self.epsilon: Optional[float] = f64() if flags & 4 else None  # a drift chain's time step
+        self.epsilon: Optional[float] = None  # a drift chain's time step
+        if flags & 4:
+            if version < 3 or flags & 2:
+                raise ValueError("sampler file's drift-chain flag is set in a file that cannot hold one")
+            self.epsilon = f64()
+            if not (math.isfinite(self.epsilon) and self.epsilon > 0) or self.latent != self.dim:
+                raise ValueError("sampler file's drift chain is malformed (epsilon > 0, a d -> d network)")
         widths = [self.latent] + self.hidden + [self.dim]
         need = sum(widths[i + 1] * widths[i] + widths[i + 1] for i in range(len(widths) - 1))
         if self.epsilon is not None:
-            if self.final_weights.size == 0 or self.final_weights.size % need or (best.size % need):
+            if self.final_weights.size == 0 or self.final_weights.size % need or best.size % need or \
+                    best.size > self.final_weights.size:
                 raise ValueError(f"sampler file holds {self.final_weights.size} weights; a chain of its drifts needs "
                                  f"a multiple of {need}")
             self.drifts = self.final_weights.size // need
@@ -160,8 +167,10 @@ class LocalSampler:
         if self.epsilon is not None:  # a drift chain: x_0 ~ N(0, I_d), then its first `steps` drifts (0: all)
             weights = self.best_weights if checkpoint == "best" and self.best_weights is not None else self.final_weights
             chain = weights.size // self._need
-            if steps > chain:
-                raise ValueError(f"steps {steps} is past the {chain} drifts of this sampler")
+            if dynamics != "sde":
+                raise ValueError("a drift chain has no ode: dynamics applies to score models")
+            if steps < 0 or steps > chain:
+                raise ValueError(f"steps must be between 0 (all) and the {chain} drifts of this sampler, got {steps}")
             x = rng.standard_normal((n, self.dim), dtype=np.float32)
             eps = np.float32(self.epsilon)
             for k in range(steps or chain):
