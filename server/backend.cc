@@ -879,7 +879,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
   }
   TrainingJobSpec spec;
   training::TrainConfig config = args.config;
-  if (config.method == "ingd" && args.steps > limits.max_sample_steps) {
+  if (training::TrainsDriftChain(config.method) && args.steps > limits.max_sample_steps) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ingd makes one drift per step, and a draw runs every drift: steps must be at most the server's ",
         limits.max_sample_steps, " steps per draw (--max-sample-steps), got ", args.steps));
@@ -918,7 +918,7 @@ absl::StatusOr<JobSnapshot> Backend::StartTrainingNow(const StartTrainingArgs& a
           from.model->shape.hidden.size(), " hidden layers, ", ActivationName(from.model->shape.activation),
           ", output ", from.model->shape.out, "); give the same latent, hidden and activation to continue it"));
     }
-    if (from.model->drift.has_value() != (spec.settings.method == "ingd")) {
+    if (from.model->drift.has_value() != training::TrainsDriftChain(spec.settings.method)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "sampler '", args.from_sampler_id, "' is ", from.model->drift ? "a drift chain (ingd)" : "not a drift chain",
           "; continue it with ", from.model->drift ? "method ingd" : "the method that made it"));

@@ -71,9 +71,9 @@ class IngdTrainer final : public Trainer {
     double last = 0, grad_norm = 0;
     for (int64_t k = 0; k <= settings_.inner_steps; ++k) {
       MlpForward(shape, h.params, cloud_, threads_, &cache_, &out_);
-      const Points o = out_.cast<double>();
+      h64_ = out_.cast<double>();
       Eigen::VectorXd m = Eigen::VectorXd::Zero(b);  // E_q[J_T h] = (1/n) sum_i J_i h_i
-      for (int64_t a = 0; a < d; ++a) m.noalias() += jac_.middleCols(a * b, b).transpose() * o.col(a);
+      for (int64_t a = 0; a < d; ++a) m.noalias() += jac_.middleCols(a * b, b).transpose() * h64_.col(a);
       m /= static_cast<double>(n);
       const Eigen::VectorXd r = grad - m, u = solve.solve(r);
       const double loss = r.dot(u);
@@ -135,7 +135,7 @@ class IngdTrainer final : public Trainer {
   // The cloud and the chain length it was pushed through (-1: none yet), and scratch reused by every step.
   PointsF cloud_, out_, dy_;
   int64_t cloud_drifts_ = -1;
-  Points x_, y_, tx_, ty_, jac_, dh_;
+  Points x_, y_, tx_, ty_, jac_, dh_, h64_;
   MlpCache cache_;
   DataBatch batch_;
   std::vector<float> grad_;

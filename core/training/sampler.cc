@@ -79,13 +79,21 @@ absl::Status ReadScoreModel(ByteReader& r, const MlpShape& shape, ScoreSdeModel*
 
 uint64_t DrawBlockSeed(uint64_t seed, int64_t block) { return BlockSeed(seed, block); }
 
-void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t first_block,
-                int64_t blocks, int threads, PointsF* out) {
-  PointsF z(blocks * kDrawBlockRows, shape.in);
+namespace {
+// The latents of blocks [first_block, first_block + blocks) of the seed's stream, `width` per row, into z.
+void BlockLatents(uint64_t seed, int64_t first_block, int64_t blocks, int64_t width, PointsF* z) {
+  z->resize(blocks * kDrawBlockRows, width);
   for (int64_t b = 0; b < blocks; ++b) {
     Rng rng(DrawBlockSeed(seed, first_block + b));
-    rng.FillNormal(z.data() + b * kDrawBlockRows * shape.in, kDrawBlockRows * shape.in);
+    rng.FillNormal(z->data() + b * kDrawBlockRows * width, kDrawBlockRows * width);
   }
+}
+}  // namespace
+
+void DrawBlocks(const MlpShape& shape, const std::vector<float>& params, uint64_t seed, int64_t first_block,
+                int64_t blocks, int threads, PointsF* out) {
+  PointsF z;
+  BlockLatents(seed, first_block, blocks, shape.in, &z);
   // MlpForward's row blocks divide kDrawBlockRows, so a row's value does not depend on its neighbours.
   MlpForward(shape, params, z, threads, nullptr, out);
 }
@@ -142,12 +150,7 @@ absl::Status DrawModelBlocks(const SamplerModel& model, const Target* prior, boo
       return absl::InvalidArgumentError(absl::StrCat("steps ", options.steps, " is past the ", available,
                                                      " drifts this sampler holds"));
     }
-    const int64_t d = model.shape.out;
-    out->resize(blocks * kDrawBlockRows, d);
-    for (int64_t b = 0; b < blocks; ++b) {
-      Rng rng(DrawBlockSeed(seed, first_block + b));
-      rng.FillNormal(out->data() + b * kDrawBlockRows * d, kDrawBlockRows * d);
-    }
+    BlockLatents(seed, first_block, blocks, model.shape.out, out);
     return ApplyDrifts(model.shape, params, 0, options.steps > 0 ? options.steps : available, model.drift->epsilon,
                        threads, options.cancelled, out);
   }

@@ -217,6 +217,8 @@ const std::vector<const TrainMethod*>& TrainMethods();
 std::vector<std::pair<std::string, std::string>> TrainFieldDocs(const TrainMethod& method);
 // INVALID_ARGUMENT naming the known methods.
 absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name);
+// Whether `method` is a known method of kind kDriftChain (its sampler is a chain that grows a drift a step).
+bool TrainsDriftChain(const std::string& method);
 
 // Fills in the defaults and checks `config` against its method, the target and `limits`: INVALID_ARGUMENT
 // for an unknown method, activation or score loss, or a value out of range (RESOURCE_EXHAUSTED past a

@@ -186,6 +186,11 @@ absl::StatusOr<const TrainMethod*> FindTrainMethod(const std::string& name) {
       absl::StrCat("unknown training method '", name, "'; known: ", absl::StrJoin(names, ", ")));
 }
 
+bool TrainsDriftChain(const std::string& method) {
+  const absl::StatusOr<const TrainMethod*> m = FindTrainMethod(method);
+  return m.ok() && (*m)->kind == TrainKind::kDriftChain;
+}
+
 namespace {
 
 // A field given to a method that does not read it is refused, not ignored.

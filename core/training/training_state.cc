@@ -39,7 +39,7 @@ absl::StatusOr<TrainingState> MakeInitialTrainingState(const TrainSettings& sett
     }
   }
   state.score.params = InitialParameters(settings.score, state.rng);
-  if (settings.method == "ingd") {
+  if (TrainsDriftChain(settings.method)) {
     // Each drift starts from the last one; the first from h = 0 (the output layer zeroed), so that a drift is
     // only what Eq. 7's fit puts in it.
     const MlpShape& h = settings.sampler;
