@@ -68,12 +68,38 @@ struct MedianSpec {
 // The spec a flow's configuration asks for (FlowConfig::median_pairs, FlowConfig::seed).
 inline MedianSpec MedianSpecOf(const FlowConfig& c) { return {c.median_pairs.value_or(kDefaultMedianPairs), c.seed}; }
 
+// FlowState::values key of the initial- rules' median (schedule.h): measured at the first step, then held.
+constexpr char kInitialMedianSq[] = "initial_median_sq";
+
+// After a committed step: keeps the initial median the step measured (ParticleMedian::Measure).
+template <typename Rules>
+void HoldInitialMedian(const Rules& rules, const SigmaMedians& m, FlowState& state) {
+  if (rules.needs_initial_median()) state.values.emplace(kInitialMedianSq, m.initial);
+}
+
 // Median pairwise squared distance of the particles for the median rules: over a fixed random subset of
 // pairs by default, exact with MedianSpec::pairs = 0 (computed in Scalar). Not thread-safe.
 template <typename Scalar>
 class ParticleMedian {
  public:
   explicit ParticleMedian(MedianSpec spec = {}) : spec_(spec), subset_(std::max<int64_t>(1, spec.pairs), spec.seed) {}
+
+  // The medians `rules` (KernelSigmas or SigmaRule) read at `state`'s step: `now` over state.particles,
+  // `initial` held in state.values (measured on state.particles when the state holds none yet;
+  // HoldInitialMedian keeps it when the step commits).
+  template <typename Rules>
+  SigmaMedians Measure(const Rules& rules, const FlowState& state, const Eigen::RowVectorXd& center, Rng& rng,
+                       int threads) {
+    SigmaMedians m;
+    if (rules.needs_median()) m.now = (*this)(state.particles, center, rng, threads);
+    if (rules.needs_initial_median()) {
+      const auto it = state.values.find(kInitialMedianSq);
+      m.initial = it != state.values.end() ? it->second
+                  : rules.needs_median()   ? m.now
+                                           : (*this)(state.particles, center, rng, threads);
+    }
+    return m;
+  }
 
   // `center` is the point the exact path centres on before casting; `rng` draws its subset of
   // particles beyond kMedianMaxPoints (the subset estimator consumes no randomness).

@@ -56,6 +56,10 @@ absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim
   if (!r.ok() || r->kind() == SigmaRule::Kind::kFollow || r->needs_schedule_length()) {
     return options.Error("feature_bandwidth", absl::StrCat("'", rule, "' is not a fixed value or median rule"));
   }
+  if (r->needs_initial_median()) {
+    return options.Error("feature_bandwidth", "takes no initial- rule (the features are redrawn from the particles "
+                                              "and targets of each step); give a median rule or a value");
+  }
   c.feature_bandwidth = *r;
   if (c.kind == KingStatsConfig::Kind::kRbfPairs) {
     if (!options.Has("pairs")) return options.Error("pairs", "stats=rbf+pairs needs pairs, e.g. pairs=0-1,2-5");

@@ -32,9 +32,9 @@ class MmdGaussianFlow final : public Flow {
     const int64_t m = y.rows(), d = y.cols();
     Rng rng = state.rng;
     center_ = y.colwise().mean();
-    const double median_sq = p_.sigmas.needs_median() ? median_(y, center_, rng, p_.threads) : 0.0;
+    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
     double bandwidth, noise;
-    p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
+    p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
       return absl::FailedPreconditionError(absl::StrCat("mmd-gaussian step ", state.step + 1,
                                                         ": the kernel bandwidth is ", bandwidth, "; give a bandwidth"));
@@ -62,6 +62,7 @@ class MmdGaussianFlow final : public Flow {
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("mmd-gaussian", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
+    HoldInitialMedian(p_.sigmas, medians, state);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     return absl::OkStatus();

@@ -18,13 +18,23 @@ absl::Status Malformed(const std::string& field, const std::string& spec, const 
   const std::string follow = field == "bandwidth" ? "noise" : "bandwidth";
   return absl::InvalidArgumentError(absl::StrCat(
       field, " '", spec, "': ", why,
-      "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median, median-distance, median-scaled:F",
+      "; expected SIGMA, constant:SIGMA, cosine:S2MAX,S2MIN, median, svgd-median, median-distance, median-scaled:F "
+      "(each median rule also as initial-RULE: over the initial particles, held)",
       field == "noise" ? ", none" : "", " or ", follow));
 }
 
 }  // namespace
 
 absl::StatusOr<SigmaRule> SigmaRule::Parse(const std::string& spec, const std::string& field) {
+  constexpr absl::string_view kInitial = "initial-";
+  if (absl::StartsWith(spec, kInitial)) {
+    absl::StatusOr<SigmaRule> r = Parse(spec.substr(kInitial.size()), field);
+    if (!r.ok() || !r->is_median() || r->initial_) {
+      return Malformed(field, spec, "initial- takes a median rule (initial-median, initial-svgd-median, ...)");
+    }
+    r->initial_ = true;
+    return r;
+  }
   SigmaRule r;
   const std::string follow = field == "bandwidth" ? "noise" : "bandwidth";
   if (spec == "median") {
@@ -63,7 +73,8 @@ absl::StatusOr<SigmaRule> SigmaRule::Parse(const std::string& spec, const std::s
   return r;
 }
 
-double SigmaRule::Sigma(int64_t step, int64_t total, double median_sq, int64_t n) const {
+double SigmaRule::Sigma(int64_t step, int64_t total, const SigmaMedians& medians, int64_t n) const {
+  const double median_sq = initial_ ? medians.initial : medians.now;
   switch (kind_) {
     case Kind::kNone:
     case Kind::kFollow:
@@ -87,6 +98,11 @@ double SigmaRule::Sigma(int64_t step, int64_t total, double median_sq, int64_t n
 }
 
 std::string SigmaRule::ToString() const {
+  if (initial_) {
+    SigmaRule now = *this;
+    now.initial_ = false;
+    return absl::StrCat("initial-", now.ToString());
+  }
   switch (kind_) {
     case Kind::kNone: return "none";
     case Kind::kFollow: return "follow";
@@ -134,7 +150,8 @@ absl::StatusOr<KernelSigmas> KernelSigmas::Resolve(const std::optional<std::stri
   return s;
 }
 
-void KernelSigmas::At(int64_t step, double median_sq, int64_t n, double* bandwidth, double* noise) const {
+void KernelSigmas::At(int64_t step, const SigmaMedians& median_sq, int64_t n, double* bandwidth,
+                      double* noise) const {
   if (bandwidth_.kind() == SigmaRule::Kind::kFollow) {
     *noise = noise_.Sigma(step, schedule_steps_, median_sq, n);
     *bandwidth = *noise;

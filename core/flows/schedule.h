@@ -10,6 +10,9 @@
 //   svgd-median            Liu & Wang's SVGD rule: sigma^2 = median(|y - y'|^2) / (2 log(N + 1))
 //   median-distance        the plain median heuristic: sigma = median |y - y'| (000 App. F)
 //   median-scaled:F        sigma^2 = F median(|y - y'|^2) (F > 0; median-scaled:0.5 is k = exp(-D^2 / median D^2))
+//   initial-RULE           any median rule above over the *initial* particles (the base data), measured at
+//                          the first step and held: initial-median is 002 Sec. 7.1's constant schedule as its
+//                          text reads ("the median squared pairwise distance among the source (base) data")
 //   none                   (noise only) no noise is injected: z = y
 //   noise | bandwidth      follow the other rule: the bandwidth equals the noise level, or the noise level
 //                          equals the bandwidth (002 Remark 2)
@@ -24,6 +27,13 @@
 
 namespace sampled {
 
+// The median pairwise squared distances the median rules read: over the particles now, and over the
+// initial particles (the initial- rules).
+struct SigmaMedians {
+  double now = 0;
+  double initial = 0;
+};
+
 class SigmaRule {
  public:
   enum class Kind { kNone, kConstant, kCosine, kMedian, kSvgdMedian, kMedianScaled, kFollow };
@@ -33,20 +43,28 @@ class SigmaRule {
   static absl::StatusOr<SigmaRule> Parse(const std::string& spec, const std::string& field);
 
   Kind kind() const { return kind_; }
-  bool needs_median() const {
+  bool is_median() const {
     return kind_ == Kind::kMedian || kind_ == Kind::kSvgdMedian || kind_ == Kind::kMedianScaled;
   }
+  // Whether the rule reads the median of the particles now, or of the initial particles (initial-).
+  bool needs_median() const { return is_median() && !initial_; }
+  bool needs_initial_median() const { return is_median() && initial_; }
   bool needs_schedule_length() const { return kind_ == Kind::kCosine; }
 
   // Sigma at 0-based `step` of a schedule of `total` steps, for `n` particles whose median pairwise
-  // squared distance is `median_sq` (used by the median rules only). 0 for kNone; kFollow is resolved
+  // squared distances are `medians` (used by the median rules only). 0 for kNone; kFollow is resolved
   // by the caller.
-  double Sigma(int64_t step, int64_t total, double median_sq, int64_t n) const;
+  double Sigma(int64_t step, int64_t total, const SigmaMedians& medians, int64_t n) const;
+  // The same with one median for both (the rules that read none, or a caller that measured the one it needs).
+  double Sigma(int64_t step, int64_t total, double median_sq, int64_t n) const {
+    return Sigma(step, total, SigmaMedians{median_sq, median_sq}, n);
+  }
 
   std::string ToString() const;
 
  private:
   Kind kind_ = Kind::kNone;
+  bool initial_ = false;  // a median rule over the initial particles
   double a_ = 0, b_ = 0;  // constant: a_ = sigma; cosine: a_ = S2MAX, b_ = S2MIN; median-scaled: a_ = F
 };
 
@@ -61,8 +79,12 @@ class KernelSigmas {
                                               const std::string& default_noise, int64_t schedule_steps);
 
   bool needs_median() const { return bandwidth_.needs_median() || noise_.needs_median(); }
+  bool needs_initial_median() const { return bandwidth_.needs_initial_median() || noise_.needs_initial_median(); }
   // Bandwidth and noise sigma at `step`.
-  void At(int64_t step, double median_sq, int64_t n, double* bandwidth, double* noise) const;
+  void At(int64_t step, const SigmaMedians& medians, int64_t n, double* bandwidth, double* noise) const;
+  void At(int64_t step, double median_sq, int64_t n, double* bandwidth, double* noise) const {
+    At(step, SigmaMedians{median_sq, median_sq}, n, bandwidth, noise);
+  }
 
  private:
   SigmaRule bandwidth_, noise_;

@@ -38,10 +38,9 @@ class SdFlow final : public Flow {
     // and float32 keeps more digits near the origin.
     center_ = y.colwise().mean();
 
-    double median_sq = 0;
-    if (p_.sigmas.needs_median()) median_sq = median_(y, center_, rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
     double bandwidth, noise;
-    p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
+    p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
       return absl::FailedPreconditionError(absl::StrCat(
           "sd step ", state.step + 1, ": the kernel bandwidth is ", bandwidth,
@@ -83,6 +82,7 @@ class SdFlow final : public Flow {
     SAMPLED_RETURN_IF_ERROR(CommitDisplacement("sd", "lower the step size or fix the bandwidth", displacement_, next_,
                                                &memory_, rng, step_size, state, stats));
     if (chose_step_size) state.values[kAutoStepSize] = step_size;
+    HoldInitialMedian(p_.sigmas, medians, state);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     (void)n;

@@ -32,9 +32,9 @@ class SvgdFlow final : public Flow {
     Rng rng = state.rng;
     center_ = y.colwise().mean();
 
-    const double median_sq = p_.sigmas.needs_median() ? median_(y, center_, rng, p_.threads) : 0.0;
+    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
     double bandwidth, noise;
-    p_.sigmas.At(state.step, median_sq, m, &bandwidth, &noise);
+    p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
       return absl::FailedPreconditionError(absl::StrCat("svgd step ", state.step + 1, ": the kernel bandwidth is ",
                                                         bandwidth, " (all particles coincide?); give a bandwidth"));
@@ -81,6 +81,7 @@ class SvgdFlow final : public Flow {
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("svgd", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
+    HoldInitialMedian(p_.sigmas, medians, state);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     return absl::OkStatus();

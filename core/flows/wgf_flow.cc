@@ -30,9 +30,9 @@ class WgfFlow final : public Flow {
     const int64_t m = y.rows();
     Rng rng = state.rng;
     center_ = y.colwise().mean();
-    const double median_sq = p_.sigmas.needs_median() ? median_(y, center_, rng, p_.threads) : 0.0;
+    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
     double h, unused_noise;
-    p_.sigmas.At(state.step, median_sq, m, &h, &unused_noise);
+    p_.sigmas.At(state.step, medians, m, &h, &unused_noise);
     if (!(h > 0 && std::isfinite(h))) {
       return absl::FailedPreconditionError(
           absl::StrCat("wgf step ", state.step + 1, ": the kernel bandwidth is ", h, "; give a bandwidth"));
@@ -55,6 +55,7 @@ class WgfFlow final : public Flow {
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("wgf", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
+    HoldInitialMedian(p_.sigmas, medians, state);
     stats->bandwidth = h;
     return absl::OkStatus();
   }

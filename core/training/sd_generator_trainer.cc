@@ -66,12 +66,18 @@ class SdGeneratorTrainer final : public Trainer {
       }
       bandwidth = noise = it->second;
     } else {
-      double median_sq = 0;
-      if (sigmas_.needs_median()) {
+      SigmaMedians medians;
+      const auto held = values.find(kInitialMedianSq);
+      if (sigmas_.needs_median() || (sigmas_.needs_initial_median() && held == values.end())) {
         const Points y = gradients_.output().cast<double>();
-        median_sq = median_(y, y.colwise().mean(), rng, threads_);
+        medians.now = median_(y, y.colwise().mean(), rng, threads_);
       }
-      sigmas_.At(state.step, median_sq, batch, &bandwidth, &noise);
+      if (sigmas_.needs_initial_median()) {
+        // initial-: the first iteration's generated batch, held.
+        medians.initial = held != values.end() ? held->second : medians.now;
+        values.emplace(kInitialMedianSq, medians.initial);
+      }
+      sigmas_.At(state.step, medians, batch, &bandwidth, &noise);
     }
     if (!(bandwidth > 0 && std::isfinite(bandwidth)) || !std::isfinite(noise)) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -26,6 +26,32 @@ TEST(SigmaRuleTest, MedianRules) {
   EXPECT_NEAR(lw->Sigma(0, 0, 3.0, 99), std::sqrt(3.0 / (2 * std::log(100.0))), 1e-12);
 }
 
+TEST(SigmaRuleTest, InitialRulesReadTheInitialMedian) {
+  auto held = SigmaRule::Parse("initial-median", "noise");
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->needs_initial_median());
+  EXPECT_FALSE(held->needs_median());
+  EXPECT_EQ(held->ToString(), "initial-median");
+  EXPECT_NEAR(held->Sigma(0, 0, SigmaMedians{/*now=*/1.0, /*initial=*/3.0}, 99), std::sqrt(6.0 / std::log(100.0)),
+              1e-12);
+  auto scaled = SigmaRule::Parse("initial-median-scaled:0.5", "bandwidth");
+  ASSERT_TRUE(scaled.ok());
+  EXPECT_EQ(scaled->ToString(), "initial-median-scaled:0.5");
+  EXPECT_NEAR(scaled->Sigma(0, 0, SigmaMedians{1.0, 8.0}, 10), 2.0, 1e-12);
+  for (const char* bad : {"initial-0.5", "initial-cosine:4,1", "initial-none", "initial-initial-median", "initial-"}) {
+    auto r = SigmaRule::Parse(bad, "noise");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("initial- takes a median rule"), std::string::npos) << r.status();
+  }
+  auto sigmas = KernelSigmas::Resolve(std::string("initial-median"), std::string("median"), "median", "none", 0);
+  ASSERT_TRUE(sigmas.ok());
+  EXPECT_TRUE(sigmas->needs_median() && sigmas->needs_initial_median());
+  double bw, noise;
+  sigmas->At(0, SigmaMedians{1.0, 4.0}, 10, &bw, &noise);
+  EXPECT_NEAR(bw, std::sqrt(8.0 / std::log(11.0)), 1e-12);
+  EXPECT_NEAR(noise, std::sqrt(2.0 / std::log(11.0)), 1e-12);
+}
+
 TEST(SigmaRuleTest, ParsesNumbersAndRefusesNonsense) {
   EXPECT_DOUBLE_EQ(SigmaRule::Parse("0.25", "bandwidth")->Sigma(0, 0, 0, 0), 0.25);
   EXPECT_DOUBLE_EQ(SigmaRule::Parse("constant:2", "noise")->Sigma(7, 0, 0, 0), 2.0);

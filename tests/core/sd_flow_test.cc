@@ -1,7 +1,10 @@
 #include "core/flows/sd_flow.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -200,6 +203,58 @@ TEST(SdFlowTest, FirstStepNormChoosesAndKeepsTheStepSize) {
   c.step_size = 0.1;
   EXPECT_THAT(std::string(CreateFlow(c, DataTarget(x)).status().message()),
               ::testing::HasSubstr("give step_size or first_step_norm, not both"));
+}
+
+// initial-median (002 Sec. 7.1's constant schedule): footnote 15 over the initial particles, held while the
+// particles contract, and kept in the state so that a restored flow goes on with it; median follows them.
+TEST(SdFlowTest, InitialMedianIsMeasuredOnceAndHeld) {
+  const Points x = RandomPoints(300, 2, 30).array() * 0.1;  // a tight target: the particles contract onto it
+  for (const char* method : {"sd", "wgf", "king"}) {
+    SCOPED_TRACE(method);
+    std::vector<double> held, followed;
+    for (const char* rule : {"initial-median", "median"}) {
+      FlowConfig c;
+      c.method = method;
+      c.bandwidth = rule;
+      c.median_pairs = 0;  // exact: compared with the closed form below
+      c.step_size = 0.5;
+      auto flow = CreateFlow(c, DataTarget(x));
+      ASSERT_TRUE(flow.ok()) << flow.status();
+      InitialParticles init;
+      init.count = 200;
+      init.std = 3.0;
+      auto state = MakeInitialState(init, 2, 31);
+      ASSERT_TRUE(state.ok());
+      std::vector<double>& sigmas = std::string(rule) == "median" ? followed : held;
+      for (int k = 0; k < 30; ++k) {
+        StepStats stats;
+        ASSERT_TRUE((*flow)->Step(*state, &stats).ok());
+        sigmas.push_back(stats.bandwidth);
+        if (k == 14) {  // a new flow object on the serialised state: the held median comes with the state
+          auto restored = ParseFlowState(SerializeFlowState(*state));
+          ASSERT_TRUE(restored.ok());
+          *state = *std::move(restored);
+          flow = CreateFlow(c, DataTarget(x));
+          ASSERT_TRUE(flow.ok());
+        }
+      }
+      if (std::string(rule) == "initial-median") {
+        ASSERT_TRUE(state->values.count("initial_median_sq"));
+        auto first = MakeInitialState(init, 2, 31);
+        Points y = first->particles;
+        std::vector<double> d2;
+        for (int64_t i = 0; i < y.rows(); ++i) {
+          for (int64_t j = i + 1; j < y.rows(); ++j) d2.push_back((y.row(i) - y.row(j)).squaredNorm());
+        }
+        std::nth_element(d2.begin(), d2.begin() + d2.size() / 2, d2.end());
+        // The exact rule's median of an even count may average the two middle values: compare loosely.
+        EXPECT_NEAR(state->values.at("initial_median_sq"), d2[d2.size() / 2], 1e-3 * d2[d2.size() / 2]);
+      }
+    }
+    for (double s : held) EXPECT_DOUBLE_EQ(s, held.front());
+    EXPECT_LT(followed.back(), 0.7 * followed.front());  // the per-step rule shrinks with the particles
+    EXPECT_NEAR(followed.front(), held.front(), 1e-9 * held.front());  // the same rule at the first step
+  }
 }
 
 // A failed step leaves the state as it was.
