@@ -98,10 +98,12 @@ FlowConfig PeerConfig(const std::string& method, DType dtype) {
     c.noise = "constant:1";  // sigma = 1 noise and kernel bandwidth, as the peer
     c.dtype = dtype;
   } else if (method == "svgd") {
-    c.step_size = 0.1;  // svgd-median bandwidth by default, as the peer
+    c.step_size = 0.1;
+    c.bandwidth = "svgd-median";  // the peer's (Liu & Wang's) rule; ours by default is median-scaled:0.5
     c.dtype = dtype;
   } else if (method == "mmd") {
     c.step_size = 0.1;
+    c.options = {{"velocity", "mmd2-gradient"}};  // the peer's form (ours by default is 000 App. E's)
     c.dtype = dtype;
   } else if (method == "king") {
     c.step_size = 0.1;  // rbf statistics on 200 basis points, lambda = ridge = 1e-3: the peer's defaults

@@ -1,11 +1,15 @@
 // 002 Table 1 in our terms: the 25-Gaussian grid of 002 Sec. 7.2.1 (means {-4,-2,0,2,4}^2, std 0.3, 1024
 // points), 1024 particles from N((-8, 8), I), 1000 steps at step size 0.1, under the 16 conditions
 // ADAGRAD x BATCH (128) x CONST x ANNEAL, for SD flow, MMD flow (Gaussian kernel, 002 Eq. 51) and SVGD (the
-// grid's exact score), 3 seeds. CONST=Y: the footnote-15 median bandwidth; CONST=N: the cosine schedule
-// sigma^2 10 -> 0.5. ANNEAL=Y: noise injected at the bandwidth; ANNEAL=N: none. A run converges when its
+// grid's exact score), 3 seeds. CONST=Y: the footnote-15 median bandwidth over the initial particles, held
+// (`initial-median`, 002 Sec. 7.1: "the median squared pairwise distance among the source (base) data"; the
+// environment's SAMPLED_TABLE1_CONSTANT=median runs the per-step reading instead); CONST=N: the cosine schedule
+// sigma^2 10 -> 0.5 (SAMPLED_TABLE1_ROWS=constant runs the CONST=Y rows only). ANNEAL=Y: noise injected at the bandwidth; ANNEAL=N: none. A run converges when its
 // minimum CFD (every 10 steps, K = 256 seeded frequencies) falls below the equal-distribution threshold
 // (the largest CFD between two independent 1024-point samples of the grid over 200 trials).
+#include <cstdlib>
 #include <map>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -32,7 +36,18 @@ const PaperRow kPaper[16] = {
     {1, 0, 1, 0.0359, 0.1884, 0.0412}, {1, 0, 1, 0.0399, 0.1895, 0.0414}, {1, 0, 1, 0.0381, 0.1892, 0.0377},
     {1, 0, 1, 0.0385, 0.1902, 0.0359}};
 
-constexpr int kSeeds = 3;
+// 3 seeds for the documented table (SAMPLED_TABLE1_SEEDS=3); 2 in the test command, to leave room for the
+// defaults experiment (tests/experiments/defaults_test.cc) within the same CI time.
+int Seeds() {
+  const char* seeds = std::getenv("SAMPLED_TABLE1_SEEDS");
+  return seeds != nullptr && std::atoi(seeds) > 0 ? std::atoi(seeds) : 2;
+}
+
+// The CONST=Y bandwidth rule: initial-median unless the environment names another.
+std::string ConstantRule() {
+  const char* rule = std::getenv("SAMPLED_TABLE1_CONSTANT");
+  return rule != nullptr && *rule != '\0' ? rule : "initial-median";
+}
 constexpr int kSteps = 1000;
 
 std::shared_ptr<const Target> Grid() {
@@ -74,7 +89,7 @@ RunResult RunCondition(const std::string& method, const Condition& c, int seed,
   f.step_size = 0.1;
   f.optimizer = c.adagrad ? "adagrad" : "sgd";
   f.batch_size = c.batch ? 128 : 0;
-  f.bandwidth = c.constant ? "median" : "cosine:10,0.5";
+  f.bandwidth = c.constant ? ConstantRule() : "cosine:10,0.5";
   f.noise = c.anneal ? "bandwidth" : "none";
   f.schedule_steps = kSteps;
   f.dtype = DType::kFloat32;
@@ -109,21 +124,30 @@ TEST(SdGridTable1Experiment, SixteenConditions) {
     threshold = std::max(threshold, CharacteristicFunctionDistance(Draw(*density, 1024, rng), Draw(*density, 1024, rng),
                                                                    frequencies));
   }
-  std::printf("\n002 Table 1 in our terms (threshold %.4f; paper 0.0651 over 1000 trials)\n", threshold);
+  const std::string constant_rule = ConstantRule();
+  const int seeds = Seeds();
+  std::printf("\n002 Table 1 in our terms (threshold %.4f; paper 0.0651 over 1000 trials; CONST=Y: %s)\n", threshold,
+              constant_rule.c_str());
   std::printf(
       "| ADAGRAD | BATCH | CONST | ANNEAL | SD | MMD | SVGD | SD min CFD | MMD min CFD | SVGD min CFD | paper SD/MMD/SVGD "
       "| components held SD/MMD/SVGD | final bandwidth SD/MMD/SVGD |\n"
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  const char* rows = std::getenv("SAMPLED_TABLE1_ROWS");
+  const bool constant_only = rows != nullptr && std::string(rows) == "constant";
   int row = 0;
   for (bool adagrad : {false, true}) {
     for (bool batch : {false, true}) {
       for (bool constant : {false, true}) {
         for (bool anneal : {false, true}) {
           const Condition c{adagrad, batch, constant, anneal};
+          if (constant_only && !constant) {
+            ++row;
+            continue;
+          }
           std::map<std::string, int> converged;
           std::map<std::string, std::vector<double>> mins, occupied, bandwidth;
           for (const char* method : {"sd", "mmd-gaussian", "svgd"}) {
-            for (int seed = 0; seed < kSeeds; ++seed) {
+            for (int seed = 0; seed < seeds; ++seed) {
               const RunResult r = RunCondition(method, c, seed, density, data, frequencies);
               mins[method].push_back(r.min_cfd);
               occupied[method].push_back(r.occupied);
@@ -134,17 +158,18 @@ TEST(SdGridTable1Experiment, SixteenConditions) {
           const PaperRow& p = kPaper[row++];
           auto mean = [&](std::map<std::string, std::vector<double>>& m, const char* k) { return Summarise(m[k]).mean; };
           std::printf(
-              "| %s | %s | %s | %s | %d/3 | %d/3 | %d/3 | %.4f | %.4f | %.4f | %d/%d/%d (CFD %.4f / %.4f / %.4f) "
+              "| %s | %s | %s | %s | %d/%d | %d/%d | %d/%d | %.4f | %.4f | %.4f | %d/%d/%d (CFD %.4f / %.4f / %.4f) "
               "| %.0f / %.0f / %.0f | %.2f / %.2f / %.2f |\n",
-              adagrad ? "Y" : "N", batch ? "Y" : "N", constant ? "Y" : "N", anneal ? "Y" : "N", converged["sd"],
-              converged["mmd-gaussian"], converged["svgd"], mean(mins, "sd"), mean(mins, "mmd-gaussian"),
+              adagrad ? "Y" : "N", batch ? "Y" : "N", constant ? "Y" : "N", anneal ? "Y" : "N", converged["sd"], seeds,
+              converged["mmd-gaussian"], seeds, converged["svgd"], seeds, mean(mins, "sd"), mean(mins, "mmd-gaussian"),
               mean(mins, "svgd"), p.sd, p.mmd, p.svgd, p.sd_cfd, p.mmd_cfd, p.svgd_cfd, mean(occupied, "sd"),
               mean(occupied, "mmd-gaussian"), mean(occupied, "svgd"), mean(bandwidth, "sd"),
               mean(bandwidth, "mmd-gaussian"), mean(bandwidth, "svgd"));
           std::fflush(stdout);
-          // SD converges under every cosine schedule, and with AdaGrad under the constant (median) one.
-          if (!constant || adagrad) {
-            EXPECT_EQ(converged["sd"], kSeeds) << "condition row " << row;
+          // SD converges under every cosine schedule; under the constant schedule in every condition with the
+          // initial-particle median (002's 16 of 16), only with AdaGrad with the per-step median.
+          if (!constant || adagrad || constant_rule == "initial-median") {
+            EXPECT_EQ(converged["sd"], seeds) << "condition row " << row;
           }
         }
       }
