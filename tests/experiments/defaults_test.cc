@@ -32,7 +32,9 @@ std::shared_ptr<const Target> Gaussian() {
   return Family("gaussian", kDim, {{"mean", std::vector<double>(kDim, 1.0)}, {"std", stds}});
 }
 
-double Mmd(const Points& x, const Points& fresh, double h) { return std::sqrt(std::max(0.0, UnbiasedMmd2(x, fresh, h))); }
+double Mmd(const Points& x, const Points& fresh, double h) {
+  return std::sqrt(std::max(0.0, UnbiasedMmd2(x, fresh, h)));
+}
 
 TEST(FlowDefaultsExperiment, EveryMethodReachesTheNullUntuned) {
   auto density = Gaussian();

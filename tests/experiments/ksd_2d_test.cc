@@ -7,7 +7,9 @@
 // (seed 0; the sweep is in docs/experiments.md). The paper's values come out best or close for SVGD (with
 // the AdaGrad of the published SVGD code), LD and HMC, and we keep them; MALA is best at 0.03 and Stein
 // KiNG at 1.
+#include <cstdio>
 #include <map>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -69,7 +71,7 @@ double FinalKsd(const Method& m, const std::string& target_name, int seed) {
 TEST(Ksd2dExperiment, TheSixDensities) {
   std::printf("\n003 Table 1 in our terms: KSD (IMQ) after 500 iterations, 500 particles, 5 seeds\n");
   std::printf("| sampler | gaussian | mog2 | rosenbrock | donut | funnel | squiggle |\n| --- | --- | --- | --- | --- | --- | --- |\n");
-  std::map<std::string, std::vector<double>> means;
+  std::map<std::string, std::vector<double>> means, sds;
   for (const Method& m : kMethods) {
     std::string row = absl::StrFormat("| %s |", m.name);
     for (const char* target : kTargets) {
@@ -78,6 +80,7 @@ TEST(Ksd2dExperiment, TheSixDensities) {
       const MeanError e = Summarise(values);
       const double sd = e.error * std::sqrt(5.0);
       means[m.name].push_back(e.mean);
+      sds[m.name].push_back(sd);
       absl::StrAppendFormat(&row, " %.3f ± %.3f |", e.mean, sd);
       EXPECT_TRUE(std::isfinite(e.mean)) << m.name << " " << target;
     }
@@ -95,6 +98,22 @@ TEST(Ksd2dExperiment, TheSixDensities) {
     EXPECT_LT(means["SVGD"][t], means["LD"][t]) << kTargets[t];
     for (const char* chain : {"LD", "MALA", "HMC"}) EXPECT_LT(means[chain][t], 0.5) << chain << " " << kTargets[t];
   }
+  // LD and HMC agree with 003's rows within two standard errors of the difference (5 seeds each side) where
+  // the densities agree: every one but the funnel (ours is the foundation issue's x1 ~ N(4, 9), wider).
+  for (const char* chain : {"LD", "HMC"}) {
+    for (size_t t = 0; t < std::size(kTargets); ++t) {
+      if (std::string(kTargets[t]) == "funnel") continue;
+      double paper_mean = 0, paper_sd = 0;
+      ASSERT_EQ(std::sscanf(kPaper.at(chain)[t].c_str(), "%lf ± %lf", &paper_mean, &paper_sd), 2);
+      const double se = std::sqrt((sds[chain][t] * sds[chain][t] + paper_sd * paper_sd) / 5.0);
+      EXPECT_LT(std::abs(means[chain][t] - paper_mean), 2 * se) << chain << " on " << kTargets[t];
+    }
+  }
+  // Stein KiNG (docs/experiments.md): competitive on the Gaussian (below LD) and the squiggle (within 25% of
+  // LD), behind LD on the multimodal and curved densities (mog2, rosenbrock, donut).
+  EXPECT_LT(means["Stein KiNG"][0], means["LD"][0]);
+  EXPECT_LT(means["Stein KiNG"][5], 1.25 * means["LD"][5]);
+  for (size_t t : {1u, 2u, 3u}) EXPECT_GT(means["Stein KiNG"][t], means["LD"][t]) << kTargets[t];
 }
 
 }  // namespace

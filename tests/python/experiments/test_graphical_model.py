@@ -1,14 +1,15 @@
 """000 Sec. 5.2 in our terms: a 30-D Gaussian graphical model, particles moved by ntKiNG with plain RBF
 statistics and with RBF plus the model's pairwise potentials x_i x_j (the informed statistics), graph
 recovered by the graphical lasso (sklearn, 5-fold CV, |Theta_ij| < 0.1 truncated) after 30 and 100
-iterations. The informed statistics must recover at least as many true edges as plain RBF at 30 iterations.
+iterations. Asserted, as docs/experiments.md states: the informed statistics recover at least 17 of the 19
+true edges with at most 3 false ones at 30 iterations, at least as many as plain RBF, and plain RBF finds more
+at 100 iterations than at 30. sklearn (Debian python3-sklearn, installed by deploy/install-deps.sh) is required:
+without it the test fails rather than skips.
 """
 
 import numpy as np
-import pytest
 
-sklearn = pytest.importorskip("sklearn")
-from sklearn.covariance import GraphicalLassoCV  # noqa: E402
+from sklearn.covariance import GraphicalLassoCV
 
 
 def graphical_model(seed=0, d=30, p_edge=0.05, weight=0.3):
@@ -63,4 +64,8 @@ def test_informed_statistics_recover_the_graph_faster(client):
     print(f"| (the 200 target samples themselves) | {reference[0]} ({reference[1]}) | |")
     for name, ((t30, f30), (t100, f100)) in table.items():
         print(f"| {name} | {t30} ({f30}) | {t100} ({f100}) |")
-    assert table["rbf+pairs"][0][0] >= table["rbf"][0][0]
+    assert len(true_edges) == 19
+    (pairs_true, pairs_false), _ = table["rbf+pairs"]
+    assert pairs_true >= 17 and pairs_false <= 3, table
+    assert pairs_true >= table["rbf"][0][0], table
+    assert table["rbf"][1][0] > table["rbf"][0][0], table  # plain RBF improves from 30 to 100 iterations
