@@ -4,6 +4,7 @@
 #define SAMPLED_CORE_FLOWS_KERNEL_FLOW_UTIL_H_
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -11,10 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/common/points.h"
 #include "core/common/rng.h"
 #include "core/flows/flow.h"
 #include "core/flows/optimizer.h"
+#include "core/flows/options.h"
 #include "core/flows/schedule.h"
 #include "core/kernels/pairwise_median.h"
 
@@ -120,6 +125,9 @@ class ParticleMedian {
 // The settings of a kernel flow's step (SD, SVGD, WGF, MMD-Gaussian).
 struct KernelFlowParams {
   double step_size = 0.1;
+  // > 0 (option first_step_norm; sd, mmd-gaussian): the step size is chosen at the first step so that the
+  // first perturbation has this norm (001 App. C), then held (KernelFlowStepSize).
+  double first_step_norm = 0;
   Optimizer optimizer;
   KernelSigmas sigmas;
   int64_t batch = 0;  // 0: full batch
@@ -144,6 +152,50 @@ inline absl::Status ReadKernelFlowConfig(const FlowConfig& c, const std::optiona
   p->threads = c.threads;
   p->median = MedianSpecOf(c);
   return absl::OkStatus();
+}
+
+// The option's description in the methods' listings.
+inline OptionDoc FirstStepNormDoc() {
+  return {"first_step_norm", "instead of step_size: choose the step size so that the first perturbation moves "
+                             "the particles by this much (root mean square over particles), 001 App. C (e.g. 0.5)"};
+}
+
+// Reads the option first_step_norm into p (after ReadKernelFlowConfig): refused together with a step size.
+inline absl::Status ReadFirstStepNorm(const FlowConfig& c, OptionReader& options, KernelFlowParams* p) {
+  absl::StatusOr<double> norm = options.Double("first_step_norm", 0.0, 0.0, 1e300);
+  if (!norm.ok()) return norm.status();
+  p->first_step_norm = *norm;
+  if (p->first_step_norm > 0 && c.step_size.has_value()) {
+    return options.Error("first_step_norm", "sets the step size itself; give step_size or first_step_norm, not both");
+  }
+  return absl::OkStatus();
+}
+
+// FlowState::values key of the step size first_step_norm chose.
+constexpr char kAutoStepSize[] = "auto_step_size";
+
+// The step size of this step: p.step_size, or with p.first_step_norm the one that makes the first
+// perturbation (the M x d displacement of `direction` under p.optimizer) move the particles by that norm, root
+// mean square over the particles (|D|_F / sqrt(M)), chosen at the first step and read from state.values
+// afterwards. 001 App. C: "the first perturbation to the base data would have a norm of 0.5" — read per
+// point; read as the whole array's Frobenius norm, 001 App. C.1.2's offset SD run stalls (tests/experiments/
+// sd_helix_test.cc, docs/experiments.md). `*chosen` is set when it was
+// chosen now: the caller keeps it in state.values[kAutoStepSize] once the step commits.
+inline absl::StatusOr<double> KernelFlowStepSize(const KernelFlowParams& p, const char* method, const Points& direction,
+                                                 const FlowState& state, Points* memory, Points* displacement,
+                                                 bool* chosen) {
+  *chosen = false;
+  if (!(p.first_step_norm > 0)) return p.step_size;
+  const auto it = state.values.find(kAutoStepSize);
+  if (it != state.values.end()) return it->second;
+  p.optimizer.Displacement(direction, 1.0, state.optimizer_state, memory, displacement);
+  const double norm = displacement->norm() / std::sqrt(static_cast<double>(std::max<int64_t>(1, displacement->rows())));
+  if (!(norm > 0 && std::isfinite(norm))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        method, ": the first perturbation is zero, so first_step_norm cannot set the step size; give step_size"));
+  }
+  *chosen = true;
+  return p.first_step_norm / norm;
 }
 
 }  // namespace sampled

@@ -59,9 +59,14 @@ class MmdGaussianFlow final : public Flow {
     weight_diff_ = scale_q * sq_.col(d) - scale_p * sp_.col(d);
     direction_ = scale_p * sp_.leftCols(d) - scale_q * sq_.leftCols(d) +
                  (zc.array().colwise() * weight_diff_.array()).matrix();
-    p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
+    bool chose_step_size = false;
+    SAMPLED_ASSIGN_OR_RETURN(const double step_size, KernelFlowStepSize(p_, "mmd-gaussian", direction_, state, &memory_,
+                                                                        &displacement_, &chose_step_size));
+    p_.optimizer.Displacement(direction_, step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
-        CommitDisplacement("mmd-gaussian", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
+        CommitDisplacement("mmd-gaussian", "lower the step size", displacement_, next_, &memory_, rng, step_size, state,
+                           stats));
+    if (chose_step_size) state.values[kAutoStepSize] = step_size;
     HoldInitialMedian(p_.sigmas, medians, state);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
@@ -84,9 +89,10 @@ class MmdGaussianFlow final : public Flow {
 absl::StatusOr<std::unique_ptr<Flow>> CreateMmdGaussianFlow(const FlowConfig& c,
                                                             std::shared_ptr<const Target> target) {
   OptionReader options(c.options, "mmd-gaussian");
-  SAMPLED_RETURN_IF_ERROR(options.Finish());
   MmdGaussianParams p;
   SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "median", "none", &p));
+  SAMPLED_RETURN_IF_ERROR(ReadFirstStepNorm(c, options, &p));
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
   // Step size 1 by default: Eq. 51's weights K / (N sigma^2) make the velocity small wherever the kernel is
   // wide (0.1, 002's value for its 2-D grid, ends a 10-D run at 6x the equal-distribution null after 500
   // steps; 1 ends it at 1.6x: tests/experiments/defaults_test.cc).
@@ -104,7 +110,7 @@ const FlowMethod& MmdGaussianFlowMethod() {
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth, FlowField::kBatchSize,
        FlowField::kDType, FlowField::kMedianPairs},
-      {},
+      {FirstStepNormDoc()},
       CreateMmdGaussianFlow};
   return kMethod;
 }

@@ -16,12 +16,7 @@
 namespace sampled {
 namespace {
 
-constexpr char kAutoStepSize[] = "auto_step_size";
-
-struct SdParams : KernelFlowParams {
-  // > 0: choose the step size at the first step so that the first perturbation has this norm (001 App. C).
-  double first_step_norm = 0;
-};
+using SdParams = KernelFlowParams;
 
 template <typename Scalar>
 class SdFlow final : public Flow {
@@ -59,25 +54,9 @@ class SdFlow final : public Flow {
     GatherCentred(y, center_, p_.batch, rng, y_perm_, index_, &y_);
 
     SdFlowDirection(z_, x_, y_, bandwidth, ws_, p_.threads, &mean_p_, &direction_);
-    double step_size = p_.step_size;
     bool chose_step_size = false;
-    if (p_.first_step_norm > 0) {
-      auto it = state.values.find(kAutoStepSize);
-      if (it != state.values.end()) {
-        step_size = it->second;
-      } else {
-        // 001 App. C: the step size that makes the first perturbation's norm first_step_norm (the Frobenius
-        // norm of the whole M x d perturbation).
-        p_.optimizer.Displacement(direction_, 1.0, state.optimizer_state, &memory_, &displacement_);
-        const double norm = displacement_.norm();
-        if (!(norm > 0 && std::isfinite(norm))) {
-          return absl::FailedPreconditionError(
-              "sd: the first perturbation is zero, so first_step_norm cannot set the step size; give step_size");
-        }
-        step_size = p_.first_step_norm / norm;
-        chose_step_size = true;
-      }
-    }
+    SAMPLED_ASSIGN_OR_RETURN(const double step_size, KernelFlowStepSize(p_, "sd", direction_, state, &memory_,
+                                                                        &displacement_, &chose_step_size));
     p_.optimizer.Displacement(direction_, step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(CommitDisplacement("sd", "lower the step size or fix the bandwidth", displacement_, next_,
                                                &memory_, rng, step_size, state, stats));
@@ -105,12 +84,9 @@ class SdFlow final : public Flow {
 absl::StatusOr<std::unique_ptr<Flow>> CreateSdFlow(const FlowConfig& c, std::shared_ptr<const Target> target) {
   OptionReader options(c.options, "sd");
   SdParams p;
-  SAMPLED_ASSIGN_OR_RETURN(p.first_step_norm, options.Double("first_step_norm", 0.0, 0.0, 1e300));
-  SAMPLED_RETURN_IF_ERROR(options.Finish());
-  if (p.first_step_norm > 0 && c.step_size.has_value()) {
-    return options.Error("first_step_norm", "sets the step size itself; give step_size or first_step_norm, not both");
-  }
   SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "median", "bandwidth", &p));
+  SAMPLED_RETURN_IF_ERROR(ReadFirstStepNorm(c, options, &p));
+  SAMPLED_RETURN_IF_ERROR(options.Finish());
   return MakeKernelFlow<SdFlow>(c.dtype, std::move(p), std::move(target));
 }
 
@@ -137,8 +113,7 @@ const FlowMethod& SdFlowMethod() {
       /*needs_density=*/false,
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kNoise, FlowField::kBandwidth,
        FlowField::kBatchSize, FlowField::kDType, FlowField::kMedianPairs},
-      {{"first_step_norm", "instead of step_size: choose the step size so that the first perturbation (the whole "
-                           "M x d array) has this Frobenius norm, 001 App. C (e.g. 0.5)"}},
+      {FirstStepNormDoc()},
       CreateSdFlow};
   return kMethod;
 }

@@ -176,8 +176,9 @@ TEST(SdFlowTest, Float32FollowsFloat64) {
   EXPECT_LT((f64.particles - f32.particles).cwiseAbs().maxCoeff(), 1e-3);
 }
 
-// 001 App. C: with first_step_norm the first perturbation has that Frobenius norm, and the chosen step size
-// stays (in the state, so a checkpoint keeps it).
+// 001 App. C: with first_step_norm the first perturbation moves the particles by that norm (root mean square
+// over the particles), and the chosen step size stays (in the state, so a checkpoint keeps it); mmd-gaussian
+// takes the option too.
 TEST(SdFlowTest, FirstStepNormChoosesAndKeepsTheStepSize) {
   const Points x = RandomPoints(200, 2, 20, 3.0);
   FlowConfig c;
@@ -192,7 +193,7 @@ TEST(SdFlowTest, FirstStepNormChoosesAndKeepsTheStepSize) {
   const Points y0 = state->particles;
   StepStats first, second;
   ASSERT_TRUE((*flow)->Step(*state, &first).ok());
-  EXPECT_NEAR((state->particles - y0).norm(), 0.5, 1e-12);
+  EXPECT_NEAR((state->particles - y0).norm() / std::sqrt(100.0), 0.5, 1e-12);
   ASSERT_TRUE(state->values.count("auto_step_size"));
   EXPECT_DOUBLE_EQ(state->values.at("auto_step_size"), first.step_size);
   auto restored = ParseFlowState(SerializeFlowState(*state));
@@ -203,6 +204,14 @@ TEST(SdFlowTest, FirstStepNormChoosesAndKeepsTheStepSize) {
   c.step_size = 0.1;
   EXPECT_THAT(std::string(CreateFlow(c, DataTarget(x)).status().message()),
               ::testing::HasSubstr("give step_size or first_step_norm, not both"));
+  c.step_size.reset();
+  c.method = "mmd-gaussian";
+  auto mmd = CreateFlow(c, DataTarget(x));
+  ASSERT_TRUE(mmd.ok()) << mmd.status();
+  auto other = MakeInitialState(init, 2, 21);
+  ASSERT_TRUE((*mmd)->Step(*other, &first).ok());
+  EXPECT_NEAR((other->particles - y0).norm() / std::sqrt(100.0), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(other->values.at("auto_step_size"), first.step_size);
 }
 
 // initial-median (002 Sec. 7.1's constant schedule): footnote 15 over the initial particles, held while the
