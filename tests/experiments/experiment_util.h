@@ -2,6 +2,7 @@
 #ifndef SAMPLED_TESTS_EXPERIMENTS_EXPERIMENT_UTIL_H_
 #define SAMPLED_TESTS_EXPERIMENTS_EXPERIMENT_UTIL_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -64,6 +65,27 @@ inline Points Stack(const Points& a, const Points& b) {
   Points s(a.rows() + b.rows(), a.cols());
   s << a, b;
   return s;
+}
+
+// Nearest-neighbour distances from each row of `from` to the rows of `to` (skipping the same index when
+// `same` is set): 002 App. C.3's check that synthetic points do not collapse onto the data.
+inline std::vector<double> NearestDistances(const Points& from, const Points& to, bool same) {
+  std::vector<double> out;
+  for (int64_t i = 0; i < from.rows(); ++i) {
+    double best = 1e300;
+    for (int64_t j = 0; j < to.rows(); ++j) {
+      if (same && i == j) continue;
+      best = std::min(best, (from.row(i) - to.row(j)).squaredNorm());
+    }
+    out.push_back(std::sqrt(best));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline // The q-quantile of sorted values (the nearest rank below).
+double Quantile(const std::vector<double>& sorted, double q) {
+  return sorted[static_cast<size_t>(q * (sorted.size() - 1))];
 }
 
 }  // namespace sampled::experiments

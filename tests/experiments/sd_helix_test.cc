@@ -83,26 +83,6 @@ TEST(SdHelixExperiment, ConvergesOffsetAndCentred) {
 }
 
 
-// Nearest-neighbour distances from each row of `from` to the rows of `to` (skipping the same index when
-// `same` is set): 002 App. C.3's check that synthetic points do not collapse onto the data.
-std::vector<double> NearestDistances(const Points& from, const Points& to, bool same) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < from.rows(); ++i) {
-    double best = 1e300;
-    for (int64_t j = 0; j < to.rows(); ++j) {
-      if (same && i == j) continue;
-      best = std::min(best, (from.row(i) - to.row(j)).squaredNorm());
-    }
-    out.push_back(std::sqrt(best));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-double Quantile(const std::vector<double>& sorted, double q) {
-  return sorted[static_cast<size_t>(q * (sorted.size() - 1))];
-}
-
 // 001 App. C.1 as 001 specifies it: 500 base points, the 1024 target points above, cosine schedule
 // sigma^2 4 -> 0.5 over 500 steps with the kernel bandwidth at the noise level, the step size chosen so that
 // the first perturbation has norm 0.5 (first_step_norm), SD flow against MMD gradient flow (Gaussian kernel,
