@@ -28,18 +28,24 @@ std::shared_ptr<const Target> Helix() {
   return Family("mixture", 3, {{"means", means}, {"std", {0.25}}});
 }
 
+// The helix's 1024 target points and the CFD's frequencies, shared by the experiments below.
+struct HelixProblem {
+  std::shared_ptr<const Target> density = Helix();
+  Rng rng{77};
+  Points data_points = Draw(*density, 1024, rng);
+  std::shared_ptr<const Target> data = DataTarget(data_points);
+  Points frequencies = CfdFrequencies(256, 3, 9);
+};
+
 TEST(SdHelixExperiment, ConvergesOffsetAndCentred) {
-  auto density = Helix();
-  Rng rng(77);
-  const Points data_points = Draw(*density, 1024, rng);
-  auto data = DataTarget(data_points);
-  const Points frequencies = CfdFrequencies(256, 3, 9);
+  HelixProblem h;
   double threshold = 0;
   for (int trial = 0; trial < 200; ++trial) {
     threshold = std::max(threshold,
-                         CharacteristicFunctionDistance(Draw(*density, 1024, rng), Draw(*density, 1024, rng), frequencies));
+                         CharacteristicFunctionDistance(Draw(*h.density, 1024, h.rng), Draw(*h.density, 1024, h.rng),
+                                                        h.frequencies));
   }
-  const Eigen::RowVectorXd mean = data_points.colwise().mean();
+  const Eigen::RowVectorXd mean = h.data_points.colwise().mean();
   std::printf("\n002 Sec. 7.2.2 in our terms: helix of 30 Gaussians in R^3 (threshold %.4f; paper 0.0612)\n", threshold);
   std::printf("| base | SD | MMD | SVGD | SD min CFD | MMD min CFD | SVGD min CFD |\n| --- | --- | --- | --- | --- | --- | --- |\n");
   for (bool offset : {true, false}) {
@@ -56,7 +62,7 @@ TEST(SdHelixExperiment, ConvergesOffsetAndCentred) {
         f.dtype = DType::kFloat32;
         f.seed = seed;
         f.threads = 2;
-        auto flow = CreateFlow(f, std::string(method) == "svgd" ? density : data);
+        auto flow = CreateFlow(f, std::string(method) == "svgd" ? h.density : h.data);
         ASSERT_TRUE(flow.ok()) << flow.status();
         InitialParticles init;
         init.count = 1024;
@@ -67,7 +73,7 @@ TEST(SdHelixExperiment, ConvergesOffsetAndCentred) {
         for (int step = 1; step <= 1000; ++step) {
           if (!(*flow)->Step(*state, &stats).ok()) break;
           if (step % 10 == 0) {
-            best = std::min(best, CharacteristicFunctionDistance(state->particles, data_points, frequencies));
+            best = std::min(best, CharacteristicFunctionDistance(state->particles, h.data_points, h.frequencies));
           }
         }
         mins[method].push_back(best);
@@ -86,21 +92,18 @@ TEST(SdHelixExperiment, ConvergesOffsetAndCentred) {
 // 001 App. C.1 as 001 specifies it: 500 base points, the 1024 target points above, cosine schedule
 // sigma^2 4 -> 0.5 over 500 steps with the kernel bandwidth at the noise level, the step size chosen so that
 // the first perturbation has norm 0.5 (first_step_norm), SD flow against MMD gradient flow (Gaussian kernel,
-// Eq. 51); base N(m, I) centred on the target mean (C.1.1) or offset by (5, 5, 5) (C.1.2), full data and
+// Eq. 51); base N(m, I) centred on the target mean (C.1.1) or offset by (5, 5, 5) (C.1.2), full h.data and
 // (offset) batches of 128; 2 seeds. With 002 App. C.3's nearest-neighbour check on the SD runs.
 TEST(SdHelixExperiment, Paper001AppendixC1) {
-  auto density = Helix();
-  Rng rng(77);
-  const Points data_points = Draw(*density, 1024, rng);
-  auto data = DataTarget(data_points);
-  const Points frequencies = CfdFrequencies(256, 3, 9);
+  HelixProblem h;
   double threshold = 0;
   for (int trial = 0; trial < 200; ++trial) {
-    threshold = std::max(threshold, CharacteristicFunctionDistance(Draw(*density, 500, rng), data_points, frequencies));
+    threshold = std::max(threshold,
+                         CharacteristicFunctionDistance(Draw(*h.density, 500, h.rng), h.data_points, h.frequencies));
   }
-  const Eigen::RowVectorXd mean = data_points.colwise().mean();
-  const double target_spread = std::sqrt((data_points.rowwise() - mean).squaredNorm() / data_points.rows());
-  const std::vector<double> target_nn = NearestDistances(data_points, data_points, true);
+  const Eigen::RowVectorXd mean = h.data_points.colwise().mean();
+  const double target_spread = std::sqrt((h.data_points.rowwise() - mean).squaredNorm() / h.data_points.rows());
+  const std::vector<double> target_nn = NearestDistances(h.data_points, h.data_points, true);
   std::printf("\n001 App. C.1 in our terms: 500 base points, 500 steps, first perturbation of norm 0.5 (threshold "
               "%.4f: the largest CFD of 500 exact draws against the 1024 targets over 200 trials)\n", threshold);
   std::printf("| base | batch | SD final CFD | MMD final CFD | SD min | MMD min | spread / target's SD, MMD | "
@@ -127,7 +130,7 @@ TEST(SdHelixExperiment, Paper001AppendixC1) {
         f.batch_size = c.batch;
         f.seed = seed;
         f.threads = 2;
-        auto flow = CreateFlow(f, data);
+        auto flow = CreateFlow(f, h.data);
         ASSERT_TRUE(flow.ok()) << flow.status();
         InitialParticles init;
         init.count = 500;
@@ -138,14 +141,14 @@ TEST(SdHelixExperiment, Paper001AppendixC1) {
         for (int step = 1; step <= 500; ++step) {
           ASSERT_TRUE((*flow)->Step(*state, &stats).ok()) << method;
           if (step % 10 == 0) {
-            best = std::min(best, CharacteristicFunctionDistance(state->particles, data_points, frequencies));
+            best = std::min(best, CharacteristicFunctionDistance(state->particles, h.data_points, h.frequencies));
           }
         }
         const Points& y = state->particles;
-        finals[method].push_back(CharacteristicFunctionDistance(y, data_points, frequencies));
+        finals[method].push_back(CharacteristicFunctionDistance(y, h.data_points, h.frequencies));
         mins[method].push_back(best);
         spreads[method].push_back(std::sqrt((y.rowwise() - mean).squaredNorm() / y.rows()) / target_spread);
-        if (std::string(method) == "sd" && seed == 0) nn = NearestDistances(y, data_points, false);
+        if (std::string(method) == "sd" && seed == 0) nn = NearestDistances(y, h.data_points, false);
       }
     }
     sd_final[key] = Summarise(finals["sd"]).mean;
@@ -162,7 +165,7 @@ TEST(SdHelixExperiment, Paper001AppendixC1) {
   }
   // 001's claims: SD fits the target in every condition; MMD flow has the higher CFD when the base overlaps
   // the target and fails offset, spreading its particles (Remark 2); SD's batch run is as good as its
-  // full-data run within 2x while MMD's batch run plateaus above its full-data one. 002 App. C.3: SD's
+  // full-h.data run within 2x while MMD's batch run plateaus above its full-h.data one. 002 App. C.3: SD's
   // points do not collapse onto the targets (their median nearest-target distance is at least half the
   // targets' own).
   for (const auto& [key, cfd] : sd_final) EXPECT_LT(cfd, threshold) << key;
