@@ -74,12 +74,14 @@ struct MedianSpec {
 inline MedianSpec MedianSpecOf(const FlowConfig& c) { return {c.median_pairs.value_or(kDefaultMedianPairs), c.seed}; }
 
 // FlowState::values key of the initial- rules' median (schedule.h): measured at the first step, then held.
-constexpr char kInitialMedianSq[] = "initial_median_sq";
+inline constexpr char kInitialMedianSq[] = "initial_median";  // short: no allocation to look it up
 
 // After a committed step: keeps the initial median the step measured (ParticleMedian::Measure).
 template <typename Rules>
 void HoldInitialMedian(const Rules& rules, const SigmaMedians& m, FlowState& state) {
-  if (rules.needs_initial_median()) state.values.emplace(kInitialMedianSq, m.initial);
+  if (rules.needs_initial_median() && state.values.count(kInitialMedianSq) == 0) {
+    state.values.emplace(kInitialMedianSq, m.initial);
+  }
 }
 
 // Median pairwise squared distance of the particles for the median rules: over a fixed random subset of
@@ -172,7 +174,7 @@ inline absl::Status ReadFirstStepNorm(const FlowConfig& c, OptionReader& options
 }
 
 // FlowState::values key of the step size first_step_norm chose.
-constexpr char kAutoStepSize[] = "auto_step_size";
+inline constexpr char kAutoStepSize[] = "auto_step_size";
 
 // The step size of this step: p.step_size, or with p.first_step_norm the one that makes the first
 // perturbation (the M x d displacement of `direction` under p.optimizer) move the particles by that norm, root

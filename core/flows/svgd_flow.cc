@@ -116,7 +116,7 @@ absl::StatusOr<std::unique_ptr<Flow>> CreateSvgdFlow(const FlowConfig& c, std::s
   // puts k at about 1/N at the median distance, so under plain SGD a particle's velocity is about 2/N of its
   // score and the particles crawl (their code relies on AdaGrad's normalisation). In 10-D, 512 particles, 500
   // steps: 11x the equal-distribution null with svgd-median, below it with median-scaled:0.5
-  // (tests/experiments/defaults_test.cc).
+  // (docs/experiments.md, "Every flow method at its defaults").
   SAMPLED_RETURN_IF_ERROR(ReadKernelFlowConfig(c, c.noise, "median-scaled:0.5", "none", &p));
   return MakeKernelFlow<SvgdFlow>(c.dtype, std::move(p), std::move(target));
 }

@@ -248,7 +248,7 @@ TEST(SdFlowTest, InitialMedianIsMeasuredOnceAndHeld) {
         }
       }
       if (std::string(rule) == "initial-median") {
-        ASSERT_TRUE(state->values.count("initial_median_sq"));
+        ASSERT_TRUE(state->values.count("initial_median"));
         auto first = MakeInitialState(init, 2, 31);
         Points y = first->particles;
         std::vector<double> d2;
@@ -257,7 +257,7 @@ TEST(SdFlowTest, InitialMedianIsMeasuredOnceAndHeld) {
         }
         std::nth_element(d2.begin(), d2.begin() + d2.size() / 2, d2.end());
         // The exact rule's median of an even count may average the two middle values: compare loosely.
-        EXPECT_NEAR(state->values.at("initial_median_sq"), d2[d2.size() / 2], 1e-3 * d2[d2.size() / 2]);
+        EXPECT_NEAR(state->values.at("initial_median"), d2[d2.size() / 2], 1e-3 * d2[d2.size() / 2]);
       }
     }
     for (double s : held) EXPECT_DOUBLE_EQ(s, held.front());

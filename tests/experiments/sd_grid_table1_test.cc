@@ -1,7 +1,7 @@
 // 002 Table 1 in our terms: the 25-Gaussian grid of 002 Sec. 7.2.1 (means {-4,-2,0,2,4}^2, std 0.3, 1024
 // points), 1024 particles from N((-8, 8), I), 1000 steps at step size 0.1, under the 16 conditions
 // ADAGRAD x BATCH (128) x CONST x ANNEAL, for SD flow, MMD flow (Gaussian kernel, 002 Eq. 51) and SVGD (the
-// grid's exact score), 3 seeds. CONST=Y: the footnote-15 median bandwidth over the initial particles, held
+// grid's exact score), 2 seeds (3 for the documented table). CONST=Y: the footnote-15 median bandwidth over the initial particles, held
 // (`initial-median`, 002 Sec. 7.1: "the median squared pairwise distance among the source (base) data"; the
 // environment's SAMPLED_TABLE1_CONSTANT=median runs the per-step reading instead); CONST=N: the cosine schedule
 // sigma^2 10 -> 0.5 (SAMPLED_TABLE1_ROWS=constant runs the CONST=Y rows only). ANNEAL=Y: noise injected at the bandwidth; ANNEAL=N: none. A run converges when its
