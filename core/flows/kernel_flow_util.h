@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -76,12 +78,11 @@ inline MedianSpec MedianSpecOf(const FlowConfig& c) { return {c.median_pairs.val
 // FlowState::values key of the initial- rules' median (schedule.h): measured at the first step, then held.
 inline constexpr char kInitialMedianSq[] = "initial_median";  // short: no allocation to look it up
 
-// After a committed step: keeps the initial median the step measured (ParticleMedian::Measure).
+// After a committed step: keeps the initial median the step measured (ParticleMedian::Measure) in a
+// state's values (FlowState::values, TrainingState::values).
 template <typename Rules>
-void HoldInitialMedian(const Rules& rules, const SigmaMedians& m, FlowState& state) {
-  if (rules.needs_initial_median() && state.values.count(kInitialMedianSq) == 0) {
-    state.values.emplace(kInitialMedianSq, m.initial);
-  }
+void HoldInitialMedian(const Rules& rules, const SigmaMedians& m, std::map<std::string, double>& values) {
+  if (rules.needs_initial_median() && values.count(kInitialMedianSq) == 0) values.emplace(kInitialMedianSq, m.initial);
 }
 
 // Median pairwise squared distance of the particles for the median rules: over a fixed random subset of
@@ -91,19 +92,17 @@ class ParticleMedian {
  public:
   explicit ParticleMedian(MedianSpec spec = {}) : spec_(spec), subset_(std::max<int64_t>(1, spec.pairs), spec.seed) {}
 
-  // The medians `rules` (KernelSigmas or SigmaRule) read at `state`'s step: `now` over state.particles,
-  // `initial` held in state.values (measured on state.particles when the state holds none yet;
-  // HoldInitialMedian keeps it when the step commits).
+  // The medians `rules` (KernelSigmas or SigmaRule) read at this step: `now` over the points y, `initial`
+  // held in the state's `values` (measured on y when they hold none yet; HoldInitialMedian keeps it when the
+  // step commits).
   template <typename Rules>
-  SigmaMedians Measure(const Rules& rules, const FlowState& state, const Eigen::RowVectorXd& center, Rng& rng,
-                       int threads) {
+  SigmaMedians Measure(const Rules& rules, const Points& y, const std::map<std::string, double>& values,
+                       const Eigen::RowVectorXd& center, Rng& rng, int threads) {
     SigmaMedians m;
-    if (rules.needs_median()) m.now = (*this)(state.particles, center, rng, threads);
+    if (rules.needs_median()) m.now = (*this)(y, center, rng, threads);
     if (rules.needs_initial_median()) {
-      const auto it = state.values.find(kInitialMedianSq);
-      m.initial = it != state.values.end() ? it->second
-                  : rules.needs_median()   ? m.now
-                                           : (*this)(state.particles, center, rng, threads);
+      const auto it = values.find(kInitialMedianSq);
+      m.initial = it != values.end() ? it->second : rules.needs_median() ? m.now : (*this)(y, center, rng, threads);
     }
     return m;
   }

@@ -32,7 +32,7 @@ class MmdGaussianFlow final : public Flow {
     const int64_t m = y.rows(), d = y.cols();
     Rng rng = state.rng;
     center_ = y.colwise().mean();
-    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.sigmas, y, state.values, center_, rng, p_.threads);
     double bandwidth, noise;
     p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
@@ -67,7 +67,7 @@ class MmdGaussianFlow final : public Flow {
         CommitDisplacement("mmd-gaussian", "lower the step size", displacement_, next_, &memory_, rng, step_size, state,
                            stats));
     if (chose_step_size) state.values[kAutoStepSize] = step_size;
-    HoldInitialMedian(p_.sigmas, medians, state);
+    HoldInitialMedian(p_.sigmas, medians, state.values);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     return absl::OkStatus();

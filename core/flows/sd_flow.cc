@@ -33,7 +33,7 @@ class SdFlow final : public Flow {
     // and float32 keeps more digits near the origin.
     center_ = y.colwise().mean();
 
-    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.sigmas, y, state.values, center_, rng, p_.threads);
     double bandwidth, noise;
     p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
@@ -61,7 +61,7 @@ class SdFlow final : public Flow {
     SAMPLED_RETURN_IF_ERROR(CommitDisplacement("sd", "lower the step size or fix the bandwidth", displacement_, next_,
                                                &memory_, rng, step_size, state, stats));
     if (chose_step_size) state.values[kAutoStepSize] = step_size;
-    HoldInitialMedian(p_.sigmas, medians, state);
+    HoldInitialMedian(p_.sigmas, medians, state.values);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     (void)n;

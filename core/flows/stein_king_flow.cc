@@ -40,7 +40,7 @@ class SteinKingFlow final : public Flow {
           absl::StrCat("stein-king step ", state.step + 1, ": the score is not finite at some particle"));
     }
     grad_ = -ty_.colwise().mean().transpose();  // E_p[T] - E_q[T] with E_p[T] = 0
-    const SigmaMedians medians = median_.Measure(p_.bandwidth, state, y.colwise().mean(), rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.bandwidth, y, state.values, y.colwise().mean(), rng, p_.threads);
     const double sigma = p_.bandwidth.Sigma(state.step, 0, medians, y.rows());
     if (!(sigma > 0 && std::isfinite(sigma))) {
       return absl::FailedPreconditionError(absl::StrCat("stein-king step ", state.step + 1,
@@ -52,7 +52,7 @@ class SteinKingFlow final : public Flow {
     p_.optimizer.Displacement(velocity_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("stein-king", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
-    HoldInitialMedian(p_.bandwidth, medians, state);
+    HoldInitialMedian(p_.bandwidth, medians, state.values);
     stats->bandwidth = sigma;
     return absl::OkStatus();
   }

@@ -32,7 +32,7 @@ class SvgdFlow final : public Flow {
     Rng rng = state.rng;
     center_ = y.colwise().mean();
 
-    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.sigmas, y, state.values, center_, rng, p_.threads);
     double bandwidth, noise;
     p_.sigmas.At(state.step, medians, m, &bandwidth, &noise);
     if (!(bandwidth > 0 && std::isfinite(bandwidth))) {
@@ -81,7 +81,7 @@ class SvgdFlow final : public Flow {
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("svgd", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
-    HoldInitialMedian(p_.sigmas, medians, state);
+    HoldInitialMedian(p_.sigmas, medians, state.values);
     stats->bandwidth = bandwidth;
     stats->noise = noise;
     return absl::OkStatus();

@@ -30,7 +30,7 @@ class WgfFlow final : public Flow {
     const int64_t m = y.rows();
     Rng rng = state.rng;
     center_ = y.colwise().mean();
-    const SigmaMedians medians = median_.Measure(p_.sigmas, state, center_, rng, p_.threads);
+    const SigmaMedians medians = median_.Measure(p_.sigmas, y, state.values, center_, rng, p_.threads);
     double h, unused_noise;
     p_.sigmas.At(state.step, medians, m, &h, &unused_noise);
     if (!(h > 0 && std::isfinite(h))) {
@@ -55,7 +55,7 @@ class WgfFlow final : public Flow {
     p_.optimizer.Displacement(direction_, p_.step_size, state.optimizer_state, &memory_, &displacement_);
     SAMPLED_RETURN_IF_ERROR(
         CommitDisplacement("wgf", "lower the step size", displacement_, next_, &memory_, rng, p_.step_size, state, stats));
-    HoldInitialMedian(p_.sigmas, medians, state);
+    HoldInitialMedian(p_.sigmas, medians, state.values);
     stats->bandwidth = h;
     return absl::OkStatus();
   }

@@ -49,8 +49,9 @@ class Target {
   virtual absl::Status ScoreJacobian(const Points& x, std::vector<MatrixXd>* out) const;
 
   // What Fisher training needs (003 Eq. 9) at the rows of x, in closed form where a family has it: the
-  // score, its divergence (the Laplacian of log q, n) and grad_x [1/2 |s|^2 + div s] (n x d). UNIMPLEMENTED
-  // by default: Fisher training then takes them by autograd from torch_log_density().
+  // score, its divergence (the Laplacian of log q, n) and grad_x [1/2 |s|^2 + div s] (n x d). Families without
+  // a closed form return the status code UNIMPLEMENTED (the default), and Fisher training then takes the terms
+  // by autograd from torch_log_density() (core/training/target_terms.cc).
   virtual absl::Status FisherTerms(const Points& x, Points* score, VectorXd* laplacian, Points* gradient) const;
 
   // True when Sample draws exact independent samples.

@@ -67,15 +67,10 @@ class SdGeneratorTrainer final : public Trainer {
       bandwidth = noise = it->second;
     } else {
       SigmaMedians medians;
-      const auto held = values.find(kInitialMedianSq);
-      if (sigmas_.needs_median() || (sigmas_.needs_initial_median() && held == values.end())) {
+      if (sigmas_.needs_median() || sigmas_.needs_initial_median()) {  // initial-: the first generated batch's
         const Points y = gradients_.output().cast<double>();
-        medians.now = median_(y, y.colwise().mean(), rng, threads_);
-      }
-      if (sigmas_.needs_initial_median()) {
-        // initial-: the first iteration's generated batch, held.
-        medians.initial = held != values.end() ? held->second : medians.now;
-        values.emplace(kInitialMedianSq, medians.initial);
+        medians = median_.Measure(sigmas_, y, values, y.colwise().mean(), rng, threads_);
+        HoldInitialMedian(sigmas_, medians, values);  // `values` is committed with the iteration
       }
       sigmas_.At(state.step, medians, batch, &bandwidth, &noise);
     }
