@@ -42,7 +42,9 @@ std::string FlowFieldDoc(FlowField f) {
   switch (f) {
     case FlowField::kStepSize: return "step size eta > 0 (default: the method's, e.g. 0.1 for sd, 1 for king)";
     case FlowField::kOptimizer: return "sgd (default) or adagrad";
-    case FlowField::kNoise: return "noise rule (README, Flow methods); default: follows the bandwidth";
+    case FlowField::kNoise:
+      return "noise rule (README, Flow methods); default: the method's (sd: follows the bandwidth; svgd, "
+             "mmd-gaussian: none)";
     case FlowField::kBandwidth: return "kernel bandwidth rule (README, Flow methods); default: the method's median rule";
     case FlowField::kBatchSize: return "points per batch; 0 (default): the full batch";
     case FlowField::kDType:
