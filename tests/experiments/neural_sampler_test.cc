@@ -10,7 +10,9 @@
 // score network must track the moving sampler), 2000 iterations, 5 score steps of ssm. Chosen from three
 // runs (docs/experiments.md): 128 wide with 1e-3 for both ended noisy (donut's final KSD 1.8x its minimum).
 // SAMPLED_NS_ITERATIONS / _WIDTH / _LR / _SCORE_LR override them; SAMPLED_NS_PAPER=1 runs 003's settings
-// (the `paper` label).
+// (the `paper` label). The test command trains Fisher samplers only on the densities its assertions read;
+// SAMPLED_NS_FULL_TABLE=1 runs every cell.
+#include <cmath>
 #include <cstdlib>
 #include <map>
 
@@ -150,6 +152,16 @@ TEST(NeuralSamplerExperiment, Table1) {
   for (const std::string& method : methods) {
     std::string final_row = absl::StrFormat("| %s final |", method), min_row = absl::StrFormat("| %s min |", method);
     for (const char* t : kTargets) {
+      // In the test command Fisher training runs on the three densities its assertions read (within CI
+      // time); SAMPLED_NS_FULL_TABLE=1 (and the paper settings) run the whole row for docs/experiments.md.
+      const bool asserted = method != "fisher" || std::string(t) == "donut" || std::string(t) == "funnel" ||
+                            std::string(t) == "squiggle";
+      if (!asserted && !Paper() && std::getenv("SAMPLED_NS_FULL_TABLE") == nullptr) {
+        results[method].push_back(Result{std::nan(""), std::nan("")});
+        absl::StrAppend(&final_row, " - |");
+        absl::StrAppend(&min_row, " - |");
+        continue;
+      }
       const Result r = Train(*server.client, method, t);
       results[method].push_back(r);
       absl::StrAppendFormat(&final_row, " %.3f |", r.final_ksd);

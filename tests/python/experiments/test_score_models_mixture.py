@@ -3,14 +3,14 @@ anisotropic components; GM + NDSM-CV (learned eps_phi), GM + NDSM (eps = 0), bot
 residual score form), GM + NDSM with eps = 0 and with eps = 1 in 004's plain form (where Thm 3.1's variance
 matters: with the residual form an untrained network already leaves the prior's dynamics, so a noisy one does
 little harm), and OU + DSM; each at its defaults but the iteration count (SAMPLED_SCORE_ITERATIONS, default
-3000; 004 trains 50000), over 5 seeds.
+3000; 004 trains 50000), over 3 seeds (SAMPLED_SCORE_SEEDS; the documented tables ran 5).
 
 Measured per run on 4096 reverse-SDE draws (1000 steps): the total-variation distance between the draws' mode
 frequencies (nearest component by Mahalanobis distance) and the true weights, each mode's standard deviation
 along its principal axes against the truth, and the MMD^2 (Gaussian kernel, bandwidth 0.5) to 4096 held-out
 points. Asserted (means over the seeds): GM + NDSM-CV and GM + NDSM below OU + DSM in TV, and in the plain form
-eps = 1 worse than eps = 0 in MMD. Printed: the table for docs/experiments.md, and the plain GM + NDSM's TV and
-MMD over Delta t_N.
+eps = 1 worse than eps = 0 in MMD. Printed: the table for docs/experiments.md, and (at 50000 iterations or with
+SAMPLED_SCORE_DTN=1) the plain GM + NDSM's TV and MMD over Delta t_N.
 """
 
 import os
@@ -30,7 +30,8 @@ def _cov(sx, sy, angle):
 
 COVS = np.array([_cov(1.0, 0.2, 0.5), _cov(0.6, 0.15, -0.9), _cov(0.3, 0.3, 0.0)])
 ITERATIONS = int(os.environ.get("SAMPLED_SCORE_ITERATIONS", "3000"))
-SEEDS = range(5)
+# 3 seeds in the test command; the documented tables ran 5 (SAMPLED_SCORE_SEEDS=5).
+SEEDS = range(int(os.environ.get("SAMPLED_SCORE_SEEDS", "3")))
 
 
 def _mixture(n, seed):
@@ -88,6 +89,7 @@ def test_mode_balance_against_dsm(client):
             assert job.state == "succeeded", (label, job.status())
             draws = job.sampler().sample(4096, seed=1000 + seed)
             results.setdefault(label, []).append(_measure(draws, held_out))
+            print(f"{label}, seed {seed}: TV {results[label][-1][0]:.4f}, MMD^2 {results[label][-1][2]:.5f}", flush=True)
     print(f"\n004 Sec. 4 in our terms: {ITERATIONS} iterations, {len(SEEDS)} seeds (mean +- standard error)")
     print("| method | TV of mode frequencies | per-mode std / truth | MMD^2 to held-out |")
     print("| --- | --- | --- | --- |")
@@ -97,9 +99,12 @@ def test_mode_balance_against_dsm(client):
         mean, se = a.mean(0), a.std(0, ddof=1) / np.sqrt(len(a))
         stats[label] = mean
         print(f"| {label} | {mean[0]:.4f} +- {se[0]:.4f} | {mean[1]:.3f} +- {se[1]:.3f} | {mean[2]:.5f} +- {se[2]:.5f} |")
-    # Delta t_N (004 Fig. 3), for GM + NDSM with 004's plain network on one seed.
-    print("\nGM + NDSM (plain) over Delta t_N (seed 0): | Delta t_N | TV | MMD^2 |")
-    for dt_last in (1e-2, 1e-3, 1e-4):
+    # Delta t_N (004 Fig. 3), for GM + NDSM with 004's plain network on one seed: printed, not asserted, so
+    # only at 004's length or when asked (SAMPLED_SCORE_DTN=1), not in the test command.
+    sweep = ITERATIONS >= 50000 or os.environ.get("SAMPLED_SCORE_DTN") == "1"
+    if sweep:
+        print("\nGM + NDSM (plain) over Delta t_N (seed 0): | Delta t_N | TV | MMD^2 |")
+    for dt_last in (1e-2, 1e-3, 1e-4) if sweep else ():
         job = client.train(target, "ndsm", steps=ITERATIONS, seed=0, dt_last=dt_last, score_form="plain")
         job.wait()
         tv, _, mmd = _measure(job.sampler().sample(4096, seed=1000), held_out)
