@@ -83,8 +83,8 @@ inline std::vector<double> NearestDistances(const Points& from, const Points& to
   return out;
 }
 
-inline // The q-quantile of sorted values (the nearest rank below).
-double Quantile(const std::vector<double>& sorted, double q) {
+// The q-quantile of sorted values (the nearest rank below).
+inline double Quantile(const std::vector<double>& sorted, double q) {
   return sorted[static_cast<size_t>(q * (sorted.size() - 1))];
 }
 
