@@ -88,7 +88,8 @@ const FlowMethod& SteinKingFlowMethod() {
       {FlowField::kStepSize, FlowField::kOptimizer, FlowField::kBandwidth, FlowField::kDType, FlowField::kMedianPairs},
       {{"basis", "RBF test functions centred on particles drawn each step (default: up to 50; T has d * basis "
                  "entries)"},
-       {"feature_bandwidth", "bandwidth rule of the test functions over the particles (default median-scaled:0.5)"},
+       {"feature_bandwidth", "bandwidth rule of the test functions over the particles (default median-scaled:F with F = "
+                             "min(0.5, 0.025 d): s^2 = F x the median squared distance; 0.05 in 2-D)"},
        {"lambda", "weight of the Fisher matrix in Gamma (default 1e-3)"},
        {"ridge", "added to Gamma's diagonal (default 1e-3)"}},
       CreateSteinKingFlow};

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "tests/experiments/experiment_util.h"
 
 namespace sampled::experiments {
@@ -59,6 +60,7 @@ TEST(FlowDefaultsExperiment, EveryMethodReachesTheNullUntuned) {
   const char* step = std::getenv("SAMPLED_DEFAULTS_STEP");
   const char* optimizer = std::getenv("SAMPLED_DEFAULTS_OPTIMIZER");
   const char* bandwidth = std::getenv("SAMPLED_DEFAULTS_BANDWIDTH");
+  const char* options = std::getenv("SAMPLED_DEFAULTS_OPTIONS");  // method options, e.g. "ridge=0.01,basis=100"
   for (const FlowMethod* method : FlowMethods()) {
     if (only != nullptr && method->name != only) continue;
     for (const bool on_data : {true, false}) {
@@ -72,6 +74,12 @@ TEST(FlowDefaultsExperiment, EveryMethodReachesTheNullUntuned) {
       if (step != nullptr) c.step_size = std::atof(step);
       if (optimizer != nullptr) c.optimizer = optimizer;
       if (bandwidth != nullptr) c.bandwidth = bandwidth;
+      if (options != nullptr) {
+        for (absl::string_view kv : absl::StrSplit(options, ',', absl::SkipEmpty())) {
+          std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+          c.options[p.first] = p.second;
+        }
+      }
       auto flow = CreateFlow(c, on_data ? samples : density);
       ASSERT_TRUE(flow.ok()) << method->name << ": " << flow.status();
       FlowState state = *start;
