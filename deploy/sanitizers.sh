@@ -25,11 +25,11 @@ run_address() {
   # allocator_may_return_null: an allocation past ASan's limit throws std::bad_alloc, as in the plain build
   # (the hardening tests ask for such allocations and expect RESOURCE_EXHAUSTED, not an abort).
   # SAMPLED_SANITIZED: the tests that compare resident memory with the accounted bytes skip themselves.
+  # (The Python suite's timeout is 3600 s in a sanitized build: tests/python/CMakeLists.txt.)
   SAMPLED_SANITIZED=address \
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:detect_odr_violation=0:allocator_may_return_null=1" \
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87:suppressions=$supp/ubsan.supp" \
-  # (The Python suite's timeout is 3600 s in a sanitized build: tests/python/CMakeLists.txt.)
   GOMP_SPINCOUNT=1000 \
     ctest --test-dir build-asan -LE 'slow|paper' -j "$jobs" --output-on-failure
 }

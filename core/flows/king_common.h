@@ -48,7 +48,8 @@ struct KingStatsConfig {
 };
 
 // Reads stats, basis, pairs and feature_bandwidth. `stein` fixes the kind to the Stein family (no stats or
-// pairs options). Options that do not apply to the chosen statistics are refused.
+// pairs options; feature_bandwidth's default then depends on `dim`, king_common.cc). Options that do not
+// apply to the chosen statistics are refused.
 absl::StatusOr<KingStatsConfig> ReadKingStats(OptionReader& options, int64_t dim, bool stein, int64_t default_basis);
 
 // The statistics of one step: RBF basis points drawn (without replacement) from the particles and, for

@@ -1,6 +1,7 @@
 // KiNG, ntKiNG and Stein KiNG: the statistics' Jacobians against finite differences, the closed-form drifts
 // against a direct evaluation of 000 Eq. 9 / Eq. 11 (the full d x d kernel matrices), and small runs.
 #include <cmath>
+#include <map>
 #include <memory>
 
 #include <Eigen/Cholesky>
@@ -10,8 +11,10 @@
 #include "core/common/rng.h"
 #include "core/flows/flow.h"
 #include "core/flows/flow_state.h"
+#include "core/flows/king_common.h"
 #include "core/flows/natural_gradient.h"
 #include "core/flows/ntk_mlp.h"
+#include "core/flows/options.h"
 #include "core/flows/sufficient_statistics.h"
 #include "core/metrics/distances.h"
 #include "core/targets/empirical_target.h"
@@ -75,6 +78,24 @@ TEST(SufficientStatisticsTest, SteinStatisticsHaveMeanZeroUnderTheTarget) {
   const Eigen::RowVectorXd mean = tv.colwise().mean();
   const Eigen::RowVectorXd sd = ((tv.rowwise() - mean).array().square().colwise().mean()).sqrt();
   for (int64_t m = 0; m < tv.cols(); ++m) EXPECT_NEAR(mean(m), 0.0, 5 * sd(m) / std::sqrt(20000.0));
+}
+
+// The Stein family's default test-function width grows with the dimension (king_common.cc): F = 0.025 d,
+// at most KiNG's 0.5; KiNG's own features keep 0.5 in every dimension.
+TEST(SufficientStatisticsTest, SteinDefaultFeatureBandwidthGrowsWithTheDimension) {
+  const std::map<std::string, std::string> none;
+  for (const auto& [d, rule] : std::vector<std::pair<int64_t, std::string>>{
+           {1, "median-scaled:0.025"}, {2, "median-scaled:0.05"}, {10, "median-scaled:0.25"},
+           {20, "median-scaled:0.5"}, {10000, "median-scaled:0.5"}}) {
+    OptionReader stein(none, "stein-king");
+    absl::StatusOr<KingStatsConfig> c = ReadKingStats(stein, d, /*stein=*/true, 50);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->feature_bandwidth.ToString(), rule) << "d = " << d;
+    OptionReader king(none, "king");
+    c = ReadKingStats(king, d, /*stein=*/false, 200);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->feature_bandwidth.ToString(), "median-scaled:0.5") << "d = " << d;
+  }
 }
 
 TEST(SufficientStatisticsTest, PairsAreParsedAndChecked) {

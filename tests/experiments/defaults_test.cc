@@ -7,8 +7,8 @@
 // not asserted: wgf on a density target (its kernel estimate of q's score is that of q smoothed at the
 // bandwidth, so q * N(0, h^2) = p is its fixed point, which has no solution when p is narrower than the kernel:
 // the particles contract; with a smaller median-scaled factor the estimate turns too noisy to step; open in
-// issue 12). SAMPLED_DEFAULTS_METHOD, _STEP, _OPTIMIZER, _BANDWIDTH and _MMD (mmd's velocity) run one
-// method with other settings, to try them.
+// issue 12). SAMPLED_DEFAULTS_METHOD, _STEP, _OPTIMIZER, _BANDWIDTH, _MMD (mmd's velocity) and _OPTIONS
+// (method options, "k=v,k=v") run one method with other settings, to try them.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>

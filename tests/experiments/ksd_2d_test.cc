@@ -39,14 +39,16 @@ const std::map<std::string, std::vector<std::string>> kPaper = {
     {"LD", {"0.107 ± 0.025", "0.099 ± 0.008", "0.152 ± 0.030", "0.107 ± 0.020", "0.116 ± 0.029", "0.139 ± 0.030"}},
     {"HMC", {"0.094 ± 0.020", "0.106 ± 0.020", "0.134 ± 0.034", "0.113 ± 0.020", "0.135 ± 0.010", "0.135 ± 0.033"}}};
 
-double FinalKsd(const Method& m, const std::string& target_name, int seed) {
+double FinalKsd(const Method& m, const std::string& target_name, int seed,
+                const std::map<std::string, std::string>& options = {}) {
   auto target = Family(target_name, 2, {});
   FlowConfig c;
   c.method = m.flow;
   c.step_size = m.step_size;
   if (m.optimizer != nullptr) c.optimizer = m.optimizer;
   if (c.method == "svgd") c.bandwidth = "svgd-median";  // 003's SVGD (Liu & Wang's rule), as the table was run
-  if (std::string(m.flow) == "hmc") c.options = {{"leapfrog", "10"}};
+  c.options = options;
+  if (std::string(m.flow) == "hmc") c.options["leapfrog"] = "10";
   c.seed = seed;
   c.threads = 2;
   auto flow = CreateFlow(c, target);
@@ -114,6 +116,17 @@ TEST(Ksd2dExperiment, TheSixDensities) {
   for (size_t t : {1u, 4u, 5u}) EXPECT_LT(means["Stein KiNG"][t], means["LD"][t]) << kTargets[t];
   for (size_t t : {0u, 3u}) EXPECT_LT(means["Stein KiNG"][t], 1.25 * means["LD"][t]) << kTargets[t];
   EXPECT_GT(means["Stein KiNG"][2], means["LD"][2]);
+  // ridge 0.01 (which splits MoG2's weights more evenly, SteinKingDefaultsOnMog2) approaches the Gaussian and
+  // rosenbrock slower: mean KSD at 500 steps above the default's (2026-12-06: 0.195 and 0.316 against 0.113
+  // and 0.237).
+  const Method ridge{"Stein KiNG, ridge 0.01", "stein-king", 1.0, nullptr};
+  for (size_t t : {0u, 2u}) {
+    std::vector<double> values;
+    for (int seed = 0; seed < 5; ++seed) values.push_back(FinalKsd(ridge, kTargets[t], seed, {{"ridge", "0.01"}}));
+    const double mean = Summarise(values).mean;
+    std::printf("Stein KiNG with ridge 0.01 on %s: %.3f (default %.3f)\n", kTargets[t], mean, means["Stein KiNG"][t]);
+    EXPECT_GT(mean, means["Stein KiNG"][t]) << kTargets[t];
+  }
 }
 
 // Stein KiNG at its defaults on 003's MoG2 (issue 12 item 5; docs/experiments.md "Stein KiNG's defaults"):
@@ -132,10 +145,13 @@ Mog2Result SteinKingOnMog2(int seed, const std::map<std::string, std::string>& o
   c.seed = seed;
   c.threads = 2;
   auto flow = CreateFlow(c, target);
-  EXPECT_TRUE(flow.ok()) << flow.status();
   InitialParticles init;
   init.count = 500;
   auto state = MakeInitialState(init, 2, 900 + seed);
+  if (!flow.ok() || !state.ok()) {
+    ADD_FAILURE() << "stein-king seed " << seed << ": " << (flow.ok() ? state.status() : flow.status());
+    return {1e300, 0, 0};
+  }
   StepStats stats;
   for (int i = 0; i < 1000; ++i) {
     absl::Status s = (*flow)->Step(*state, &stats);
@@ -156,7 +172,8 @@ Mog2Result SteinKingOnMog2(int seed, const std::map<std::string, std::string>& o
 // from exact draws: MMD^2 below the null's largest and the share within 3 sd (0.067) of an exact sample's.
 struct Mog2Summary {
   int good = 0;
-  double mean_mmd2 = 0, min_std = 1e300, max_std = 0;
+  int stalled = 0;  // std below 1.95: mass left between the modes
+  double mean_mmd2 = 0, min_std = 1e300, max_std = 0, max_imbalance = 0;
 };
 
 Mog2Summary RunMog2Seeds(const char* label, const std::map<std::string, std::string>& options, int seeds,
@@ -168,6 +185,8 @@ Mog2Summary RunMog2Seeds(const char* label, const std::map<std::string, std::str
     std::printf("| %d | %.4f | %.3f | %.2f |\n", seed, r.mmd2, r.share, r.std);
     sum.good += r.mmd2 < null_max && std::abs(r.share - 0.5) < 0.067;
     sum.mean_mmd2 += r.mmd2 / seeds;
+    sum.stalled += r.std < 1.95;
+    sum.max_imbalance = std::max(sum.max_imbalance, std::abs(r.share - 0.5));
     sum.min_std = std::min(sum.min_std, r.std);
     sum.max_std = std::max(sum.max_std, r.std);
   }
@@ -186,22 +205,26 @@ TEST(Ksd2dExperiment, SteinKingDefaultsOnMog2) {
   std::printf("\nStein KiNG on MoG2, 500 particles, 1000 steps; null: the largest MMD^2 of 20 exact samples %.4f\n\n",
               null_max);
   // The defaults: every seed spreads over both modes at the target's scale (no stall between them), and
-  // most end indistinguishable from exact draws (9 of 12, 2026-12-06); the others split up to 60/40. A flow
-  // driven by the score sees a mixture's weights only through the particles between its modes.
+  // most end indistinguishable from exact draws (9 of 12, 2026-12-06; asserted with a seed's margin); the
+  // others split up to 60/40 (asserted: within 62/38). A flow driven by the score sees a mixture's weights
+  // only through the particles between its modes.
   const Mog2Summary defaults = RunMog2Seeds("defaults", {}, 12, exact, h, null_max);
-  EXPECT_GE(defaults.good, 9);
+  EXPECT_GE(defaults.good, 8);
   EXPECT_GT(defaults.min_std, 2.0);
   EXPECT_LT(defaults.max_std, 2.2);
-  // ridge 0.01 weights the step toward the plain gradient and splits the particles more evenly (11 of 12),
-  // at the price of a slower approach elsewhere (docs/experiments.md: the Gaussian's KSD at 500 steps 0.195
-  // against 0.113).
+  EXPECT_LT(defaults.max_imbalance, 0.12);
+  // ridge 0.01 weights the step toward the plain gradient and splits the particles more evenly (11 of 12);
+  // TheSixDensities asserts its price, a slower approach on the Gaussian and rosenbrock.
   const Mog2Summary ridge = RunMog2Seeds("ridge 0.01", {{"ridge", "0.01"}}, 12, exact, h, null_max);
-  EXPECT_GE(ridge.good, 11);
+  EXPECT_GE(ridge.good, 10);
+  EXPECT_GE(ridge.good, defaults.good);
   // The old default, test functions as wide as KiNG's features (median-scaled:0.5), satisfies the Stein
-  // identity before q = p: most seeds stall between the modes or off balance (1 of 6 good, mean MMD^2 0.081).
+  // identity before q = p: seeds stall between the modes (3 of 6) or end off balance (1 of 6 good, mean
+  // MMD^2 0.081).
   const Mog2Summary wide = RunMog2Seeds("feature_bandwidth median-scaled:0.5 (the old default)",
                                         {{"feature_bandwidth", "median-scaled:0.5"}}, 6, exact, h, null_max);
   EXPECT_LE(wide.good, 2);
+  EXPECT_GE(wide.stalled, 2);
   EXPECT_GT(wide.mean_mmd2, 5 * null_max);
 }
 

@@ -1,7 +1,7 @@
 """Stein KiNG through the server (docs/experiments.md "Stein KiNG's defaults"; a script, not a test).
 
   SAMPLED_SERVER_BIN=build/server/sampled /usr/bin/python3 tests/experiments/stein_king_mog2.py \
-      '[{}, {"feature_bandwidth": "median-scaled:0.1"}]' [STEPS=1000] [EVERY=250] [SEEDS=1]
+      '[{}, {"feature_bandwidth": "median-scaled:0.1"}]' [STEPS [EVERY [SEEDS]]]   (default 1000 250 1)
 
 For each JSON dict of flow arguments: 500 particles from N(0, I) on 003's MoG2, stepped EVERY steps at a time;
 prints unbiased MMD^2 to 4000 exact draws (kernel exp(-D^2 / median D^2)), the share with x0 > 0, the mean
@@ -49,7 +49,7 @@ def main():
 
         fams = os.environ.get("FAMILIES", "mixture").split(",")
         for fam, cfg in [(f, g) for g in configs for f in fams]:
-            t = c.define_target(fam + json.dumps(cfg), fam, dim=int(os.environ.get("DIM", "2")))
+            t = c.define_target(fam + json.dumps(cfg), fam, dim=2)
             for seed in range(seeds):
                 if fam != "mixture":
                     j = c.start_flow(t, "stein-king", particles=500, steps=steps, seed=seed, **cfg)
