@@ -1,7 +1,6 @@
 #include "core/flows/king_common.h"
 
 #include <algorithm>
-
 #include <cmath>
 #include <limits>
 #include <numeric>

@@ -9,10 +9,12 @@
 // KiNG at 1.
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/metrics/metric.h"
 #include "tests/experiments/experiment_util.h"
@@ -39,6 +41,30 @@ const std::map<std::string, std::vector<std::string>> kPaper = {
     {"LD", {"0.107 ± 0.025", "0.099 ± 0.008", "0.152 ± 0.030", "0.107 ± 0.020", "0.116 ± 0.029", "0.139 ± 0.030"}},
     {"HMC", {"0.094 ± 0.020", "0.106 ± 0.020", "0.134 ± 0.034", "0.113 ± 0.020", "0.135 ± 0.010", "0.135 ± 0.033"}}};
 
+// Runs `steps` steps of `c` on `target` from 500 particles of N(0, I) drawn with `init_seed`: the final
+// particles, or nullopt after reporting a failure (`what` names the run).
+std::optional<Points> RunFromStandardNormal(const FlowConfig& c, std::shared_ptr<const Target> target,
+                                            uint64_t init_seed, int steps, const std::string& what) {
+  auto flow = CreateFlow(c, std::move(target));
+  InitialParticles init;
+  init.count = 500;
+  auto state = MakeInitialState(init, 2, init_seed);
+  if (!flow.ok() || !state.ok()) {
+    ADD_FAILURE() << what << ": " << (flow.ok() ? state.status() : flow.status());
+    return std::nullopt;
+  }
+  EXPECT_TRUE((*flow)->CheckState(*state).ok()) << what;
+  StepStats stats;
+  for (int i = 0; i < steps; ++i) {
+    absl::Status s = (*flow)->Step(*state, &stats);
+    if (!s.ok()) {
+      ADD_FAILURE() << what << ": " << s;
+      return std::nullopt;
+    }
+  }
+  return std::move(state->particles);
+}
+
 double FinalKsd(const Method& m, const std::string& target_name, int seed,
                 const std::map<std::string, std::string>& options = {}) {
   auto target = Family(target_name, 2, {});
@@ -51,21 +77,10 @@ double FinalKsd(const Method& m, const std::string& target_name, int seed,
   if (std::string(m.flow) == "hmc") c.options["leapfrog"] = "10";
   c.seed = seed;
   c.threads = 2;
-  auto flow = CreateFlow(c, target);
-  EXPECT_TRUE(flow.ok()) << flow.status();
-  InitialParticles init;
-  init.count = 500;
-  auto state = MakeInitialState(init, 2, 500 + seed);
-  EXPECT_TRUE((*flow)->CheckState(*state).ok());
-  StepStats stats;
-  for (int i = 0; i < 500; ++i) {
-    absl::Status s = (*flow)->Step(*state, &stats);
-    if (!s.ok()) {
-      ADD_FAILURE() << m.name << " on " << target_name << ": " << s;
-      return std::numeric_limits<double>::infinity();
-    }
-  }
-  auto ksd = KernelSteinDiscrepancyMetric().Compute(state->particles, *target, MetricOptions());
+  const std::optional<Points> y = RunFromStandardNormal(c, target, 500 + seed, 500,
+                                                        absl::StrCat(m.name, " on ", target_name));
+  if (!y) return std::numeric_limits<double>::infinity();
+  auto ksd = KernelSteinDiscrepancyMetric().Compute(*y, *target, MetricOptions());
   EXPECT_TRUE(ksd.ok());
   return *ksd;
 }
@@ -138,33 +153,18 @@ struct Mog2Result {
 };
 
 Mog2Result SteinKingOnMog2(int seed, const std::map<std::string, std::string>& options, const Points& exact, double h) {
-  auto target = Family("mixture", 2, {});
   FlowConfig c;
   c.method = "stein-king";
   c.options = options;
   c.seed = seed;
   c.threads = 2;
-  auto flow = CreateFlow(c, target);
-  InitialParticles init;
-  init.count = 500;
-  auto state = MakeInitialState(init, 2, 900 + seed);
-  if (!flow.ok() || !state.ok()) {
-    ADD_FAILURE() << "stein-king seed " << seed << ": " << (flow.ok() ? state.status() : flow.status());
-    return {1e300, 0, 0};
-  }
-  StepStats stats;
-  for (int i = 0; i < 1000; ++i) {
-    absl::Status s = (*flow)->Step(*state, &stats);
-    if (!s.ok()) {
-      ADD_FAILURE() << "stein-king seed " << seed << ": " << s;
-      return {1e300, 0, 0};
-    }
-  }
-  const Points& y = state->particles;
+  const std::optional<Points> y =
+      RunFromStandardNormal(c, Family("mixture", 2, {}), 900 + seed, 1000, absl::StrCat("stein-king seed ", seed));
+  if (!y) return {1e300, 0, 0};
   Mog2Result r;
-  r.mmd2 = UnbiasedMmd2(y, exact, h);
-  r.share = ((y.col(0) - y.col(1)).array() > 0).cast<double>().mean();
-  r.std = std::sqrt(((y.rowwise() - y.colwise().mean()).array().square().colwise().sum() / (y.rows() - 1)).mean());
+  r.mmd2 = UnbiasedMmd2(*y, exact, h);
+  r.share = ((y->col(0) - y->col(1)).array() > 0).cast<double>().mean();
+  r.std = std::sqrt(((y->rowwise() - y->colwise().mean()).array().square().colwise().sum() / (y->rows() - 1)).mean());
   return r;
 }
 
